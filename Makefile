@@ -1,0 +1,48 @@
+# cifar-workbook: `make run` reproduces the report, `make test` checks the workbook.
+# Both set themselves up: the first call creates .venv and installs into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PARAMS ?=
+FORCE  ?= 0
+YES    ?= 0
+SMOKE_PARAMS := params/smoke.yaml
+# nbval re-executes the smoke-run notebooks and the committed 04, and checks the
+# cells tagged NBVAL_CHECK_OUTPUT (timings, paths and addresses sanitized).
+NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: install run smoke test lab clean help
+
+help:
+	@echo "make run     execute notebooks 01-06 with papermill (report protocol; PARAMS=params/smoke.yaml for a CPU smoke run)"
+	@echo "make smoke   the same on generated data, on the CPU, in about a minute"
+	@echo "make test    pytest, papermill smoke runs and nbval"
+	@echo "make lab     JupyterLab on the notebooks"
+	@echo "make install create $(VENV) and install the workbook into it"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cifar-workbook)" >/dev/null
+	touch $@
+
+run: install
+	$(BIN)/python -m cifar_helpers.run_all $(if $(PARAMS),--params $(PARAMS)) \
+		$(if $(filter 1,$(FORCE)),--force) $(if $(filter 1,$(YES)),--yes)
+
+smoke: install
+	$(MAKE) --no-print-directory run PARAMS=$(SMOKE_PARAMS)
+
+# The smoke run trains from scratch; its checkpoints are then removed so that
+# nbval's re-execution trains again and must reproduce the seeded metrics.
+test: install
+	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_PARAMS) --force
+	rm -rf checkpoints/smoke
+	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb notebooks/04_custom_resnet_architecture.ipynb
+
+clean:
+	rm -rf executed checkpoints/smoke results/smoke figures/smoke .pytest_cache

@@ -1,0 +1,708 @@
+"""CIFAR-10 from whatever copy a machine has: load, check, cache, subset, describe.
+
+`load_cifar10(data_dir)` looks in `data_dir` for, in this order:
+
+1. ``cifar-10-batches-py/``: the official python batches (``data_dir`` may
+   also be that folder itself);
+2. ``cifar-10-python.tar.gz``: the official archive, extracted on first use;
+3. ``train/<class>/*.png|jpg|jpeg`` and ``test/<class>/*``: an image-folder
+   tree such as the JPEG copy in ``shared/cifar10``, with ``data_dir`` its root.
+
+With none there and ``download=True`` it downloads the official archive.
+The decoded arrays are cached in ``data_dir/.cache/cifar10-<key>/`` (.npy files), so
+later loads take a fraction of a second; the cache key is made of the source
+files' names, sizes and modification times, so editing the source rebuilds it.
+
+Every load checks the structure: 32x32 RGB uint8 images (image files in other
+modes are converted to RGB), labels 0..9 and all ten classes in both splits;
+a failure raises `CorruptDatasetError`.
+Counts other than the official 50,000/10,000 (5,000/1,000 per class), and
+batch files whose md5 differs from the official release, still load: each
+load then emits exactly one `CIFAR10Warning`, one line that says it all.
+Images are NHWC uint8 tensors; labels are int64.
+"""
+
+from __future__ import annotations
+
+import codecs
+import concurrent.futures
+import dataclasses
+import functools
+import gzip
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import struct
+import tarfile
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from cifar_helpers import paths
+from cifar_helpers.atomic import atomic_path
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
+ARCHIVE_NAME = "cifar-10-python.tar.gz"
+BATCHES_DIR = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+META_FILE = "batches.meta"
+# Per-file md5 of the official release, as torchvision lists them.
+OFFICIAL_FILE_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+OFFICIAL_TRAIN_PER_CLASS = 5000
+OFFICIAL_TEST_PER_CLASS = 1000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+CACHE_DIR = ".cache"
+_CACHE_FORMAT = 1  # bump when the cache's content or layout changes
+
+
+class CIFAR10Error(RuntimeError):
+    """Base class of this module's errors."""
+
+
+class DatasetNotFoundError(CIFAR10Error, FileNotFoundError):
+    """No CIFAR-10 data in the folder, and none could be downloaded."""
+
+
+class CorruptDatasetError(CIFAR10Error, ValueError):
+    """A file is unreadable, or the data break CIFAR-10's structure."""
+
+
+class CIFAR10Warning(UserWarning):
+    """The data load but differ from the official release (one line per load)."""
+
+
+@dataclasses.dataclass(eq=False)
+class CIFAR10:
+    """The CIFAR-10 arrays: images uint8 N x 32 x 32 x 3 (NHWC), labels int64."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: tuple[str, ...] = CIFAR10_CLASSES
+    source: str = ""
+
+    @functools.cached_property
+    def normalization(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """(mean, std) per channel of the training images, in [0, 1] units."""
+        return channel_stats(self.train_images)
+
+    def subset(self, n_train: int, n_test: int, seed: int = 23) -> "CIFAR10":
+        """See the module function `subset`."""
+        return subset(self, n_train, n_test, seed=seed)
+
+    def __repr__(self) -> str:
+        return (f"CIFAR10(train={len(self.train_labels)}, test={len(self.test_labels)}, "
+                f"source={self.source!r})")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True) -> CIFAR10:
+    """Load CIFAR-10 from `data_dir` (see the module docstring for the layouts).
+
+    `data_dir` None means `paths.default_data_dir()` (`$CIFAR10_DIR`, else
+    `<repo>/data`); a relative path starts at the repository root.
+
+    Raises `DatasetNotFoundError` when no layout is there and no download is
+    possible, `CorruptDatasetError` for unreadable files or broken structure.
+    Emits one `CIFAR10Warning` line when the counts differ from the official
+    ones or the batch files' md5 differ from the official release.
+    """
+    root = paths.data_dir(data_dir)
+    source = _find_source(root, download)
+    cache = root / CACHE_DIR / f"cifar10-{source.key}"
+
+    cached = _read_cache(cache, source)
+    if cached is not None:
+        arrays, description, caveats = cached
+    else:
+        arrays, description, caveats = source.decode()
+        _validate(arrays, source.where)
+        _write_cache(cache, source.key, arrays, description, caveats)
+
+    caveats = caveats + _count_caveats(arrays)
+    if caveats:
+        warnings.warn(f"CIFAR-10 in {source.where}: " + "; ".join(caveats) + ".",
+                      CIFAR10Warning, stacklevel=2)
+    train_x, train_y, test_x, test_y = (torch.from_numpy(a) for a in arrays)
+    return CIFAR10(train_x, train_y, test_x, test_y, CIFAR10_CLASSES, description)
+
+
+@dataclasses.dataclass
+class _Source:
+    layout: str  # "batches" or "images"
+    path: Path
+    key: str
+    # Image folders: (split index, label, class folder, sorted file names) per class folder.
+    image_folders: list[tuple[int, int, str, list[str]]] = dataclasses.field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def decode(self):
+        return _read_batches(self.path) if self.layout == "batches" else _read_image_folder(self)
+
+
+def _find_source(root: Path, download: bool) -> _Source:
+    batches = _batches_dir(root)
+    if batches is None and (root / ARCHIVE_NAME).is_file():
+        batches = _extract_archive(root / ARCHIVE_NAME, root)
+    if batches is not None:
+        stats = {name: (batches / name).stat() for name in _BATCH_FILES}
+        lines = (f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats.items())
+        return _Source("batches", batches, _fingerprint("batches", lines))
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        return _scan_image_folder(root)
+    if not download:
+        raise DatasetNotFoundError(_not_found_message(root, "download=False"))
+    try:
+        _download_archive(root)
+    except Exception as err:  # no network, refused, disk full, ...: all mean "no data"
+        raise DatasetNotFoundError(
+            _not_found_message(root, f"the download from {OFFICIAL_URL} failed: {err}")) from err
+    return _find_source(root, download=False)
+
+
+_BATCH_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
+
+
+def _batches_dir(root: Path) -> Path | None:
+    for folder in (root / BATCHES_DIR, root):
+        if folder.is_dir() and any((folder / n).exists() for n in _BATCH_FILES):
+            missing = [n for n in _BATCH_FILES if not (folder / n).is_file()]
+            if missing:
+                raise CorruptDatasetError(
+                    f"{folder} lacks {', '.join(missing)}. Delete the folder and load again to "
+                    f"re-extract it from {ARCHIVE_NAME} (or re-download it), or put the missing files back.")
+            return folder
+    return None
+
+
+def _not_found_message(root: Path, why: str) -> str:
+    state = "" if root.is_dir() else " (the folder does not exist)"
+    return (
+        f"No CIFAR-10 data in {root}{state}, and {why}.\n"
+        f"Accepted layouts there, searched in this order:\n"
+        f"  1. {BATCHES_DIR}/ with data_batch_1..5, test_batch, batches.meta (the official python batches)\n"
+        f"  2. {ARCHIVE_NAME} (the official archive; extracted on first use)\n"
+        f"  3. train/<class>/*.png|jpg|jpeg and test/<class>/* (an image-folder tree)\n"
+        f"The official archive is {OFFICIAL_URL} (md5 {OFFICIAL_MD5}).\n"
+        f"Offline: download it on another machine and put {ARCHIVE_NAME} in {root}, "
+        f"or set CIFAR10_DIR (or pass data_dir) to a folder holding one of these layouts."
+    )
+
+
+def _download_archive(root: Path) -> Path:
+    """Download the official archive into `root`; a partial download never lands there."""
+    from torchvision.datasets import utils as tv_utils
+
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp:
+        # md5=None: a copy whose checksum differs still loads, with a warning (see _read_batches).
+        tv_utils.download_url(OFFICIAL_URL, tmp, filename=ARCHIVE_NAME, md5=None)
+        os.replace(Path(tmp) / ARCHIVE_NAME, root / ARCHIVE_NAME)
+    return root / ARCHIVE_NAME
+
+
+def _extract_archive(archive: Path, root: Path) -> Path:
+    """Extract the batches folder into a temporary folder, then rename it into place."""
+    target = root / BATCHES_DIR
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                members = [m for m in tar.getmembers()
+                           if m.name.split("/")[0] == BATCHES_DIR and ".." not in m.name.split("/")
+                           and (m.isfile() or m.isdir())]
+                # The "data" filter (Python >= 3.10.12 / 3.11.4) also drops odd permissions.
+                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                tar.extractall(tmp, members=members, **safe)
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise CorruptDatasetError(
+                f"{archive} is corrupt or truncated ({err}). Delete it and load again to "
+                f"re-download it, or replace it with a good copy of {OFFICIAL_URL}.") from err
+        if not (tmp / BATCHES_DIR).is_dir():
+            raise CorruptDatasetError(
+                f"{archive} holds no {BATCHES_DIR}/ folder, so it is not the official CIFAR-10 "
+                f"archive. Replace it with {OFFICIAL_URL}, or delete it.")
+        try:
+            os.rename(tmp / BATCHES_DIR, target)
+        except OSError:
+            if not target.is_dir():  # else another process extracted it first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _fingerprint(layout: str, entries: Iterable[str]) -> str:
+    """The cache key: a hash of "name:size:mtime" lines (cheap to get), never of contents."""
+    text = "\n".join([f"{_CACHE_FORMAT}|{layout}", *entries])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- official batches
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR batches and nothing else: only numpy's array globals are allowed."""
+
+    _reconstruct = np.ndarray.__reduce__(np.empty(0))[0]
+    _allowed = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # bytes in Python 3 protocol-2 pickles
+    }
+
+    def find_class(self, module, name):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"unexpected global {module}.{name}") from None
+
+
+def _unpickle(file: Path) -> dict:
+    try:
+        with open(file, "rb") as handle:
+            obj = _BatchUnpickler(handle, encoding="bytes").load()
+        if not isinstance(obj, dict):
+            raise ValueError(f"holds a {type(obj).__name__}, not a dict")
+    except Exception as err:  # unpickling raises nearly anything on damaged input
+        raise CorruptDatasetError(
+            f"Cannot read {file}: {type(err).__name__}: {err}. It is corrupt or truncated: delete "
+            f"{file.parent} and load again to re-extract it from {ARCHIVE_NAME} (or re-download it), "
+            f"or replace the file with a good copy.") from err
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    batch = _unpickle(file)
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        shape = getattr(data, "shape", None)
+        raise CorruptDatasetError(
+            f"{file}: 'data' must be a uint8 array of N x 3072 (32x32x3 images), got "
+            f"{type(data).__name__} {shape} {getattr(data, 'dtype', '')}. Replace the file with a good copy.")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError):
+        labels = None
+    if labels is None or labels.shape != (len(data),):
+        raise CorruptDatasetError(f"{file}: 'labels' must be {len(data)} integers, one per image. "
+                                  f"Replace the file with a good copy.")
+    # Official layout: each row is channel-planar RGB (1024 R, 1024 G, 1024 B), row-major.
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, labels
+
+
+def _read_batches(folder: Path):
+    meta = _unpickle(folder / META_FILE)
+    names = tuple(n.decode("latin1") if isinstance(n, bytes) else str(n) for n in meta.get("label_names", ()))
+    if names != CIFAR10_CLASSES:
+        raise CorruptDatasetError(
+            f"{folder / META_FILE}: label_names are {names}, not CIFAR-10's {CIFAR10_CLASSES}. "
+            f"Replace the file with a good copy.")
+    train = [_read_batch(folder / n) for n in TRAIN_BATCHES]
+    test_x, test_y = _read_batch(folder / TEST_BATCH)
+    arrays = (np.ascontiguousarray(np.concatenate([x for x, _ in train])),
+              np.concatenate([y for _, y in train]),
+              np.ascontiguousarray(test_x), test_y)
+    differ = [n for n in _BATCH_FILES if _md5(folder / n) != OFFICIAL_FILE_MD5[n]]
+    description = f"official python batches at {folder}"
+    caveats = []
+    if differ:
+        description += "; checksums differ from the official release"
+        caveats.append(f"checksums differ from the official release ({', '.join(differ)})")
+    return arrays, description, caveats
+
+
+def _md5(file: Path) -> str:
+    digest = hashlib.md5()
+    with open(file, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- image folders
+
+
+def _scan_image_folder(root: Path) -> _Source:
+    folders: list[tuple[int, int, str, list[str]]] = []
+    stats: list[str] = []
+    for split_index, split in enumerate(("train", "test")):
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise CorruptDatasetError(
+                f"{root} looks like an image-folder tree but has no {split}/ folder. "
+                f"Add {split}/<class>/ images, or remove the incomplete tree.")
+        for name in sorted(e.name for e in os.scandir(split_dir) if e.is_dir()):
+            if name not in CIFAR10_CLASSES:
+                raise CorruptDatasetError(
+                    f"{split_dir / name}: '{name}' is not a CIFAR-10 class; class folders must be "
+                    f"named {', '.join(CIFAR10_CLASSES)}. Rename or remove it.")
+            class_dir = str(split_dir / name)
+            files = sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_SUFFIXES))
+            stats.append(f"{split}/{name}")
+            # Plain names and stat relative to the folder: 60,000 Path objects would cost seconds.
+            fd = os.open(class_dir, os.O_RDONLY)
+            try:
+                for file in files:
+                    st = os.stat(file, dir_fd=fd)
+                    stats.append(f"{file}:{st.st_size}:{st.st_mtime_ns}")
+            finally:
+                os.close(fd)
+            folders.append((split_index, CIFAR10_CLASSES.index(name), class_dir, files))
+    return _Source("images", root, _fingerprint("images", stats), folders)
+
+
+def _decode_image(file: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(file) as img:
+            size = img.size
+            pixels = np.asarray(img.convert("RGB")) if size == (32, 32) else None
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... on damaged files
+        raise CorruptDatasetError(
+            f"Cannot decode {file}: {type(err).__name__}: {err}. Replace it with a good copy, "
+            f"or delete it.") from err
+    if pixels is None:
+        raise CorruptDatasetError(
+            f"{file} is {size[0]}x{size[1]} pixels; CIFAR-10 images are 32x32. "
+            f"Replace it with a 32x32 copy, or delete it.")
+    return pixels
+
+
+def _read_image_folder(source: _Source):
+    files = [os.path.join(folder, name) for _, _, folder, names in source.image_folders for name in names]
+    images = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
+
+    def decode_range(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            images[i] = _decode_image(files[i])
+
+    # PIL releases the GIL while decoding, so threads help; chunks keep the overhead low.
+    step = 2000
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        jobs = [pool.submit(decode_range, s, min(s + step, len(files))) for s in range(0, len(files), step)]
+        try:
+            for job in jobs:
+                job.result()
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+
+    # The scan lists train folders first, then test ones.
+    labels = np.concatenate([np.full(len(names), label, dtype=np.int64)
+                             for _, label, _, names in source.image_folders] or [np.empty(0, np.int64)])
+    n_train = sum(len(names) for split, _, _, names in source.image_folders if split == 0)
+    arrays = (images[:n_train], labels[:n_train], images[n_train:], labels[n_train:])
+    suffixes = {os.path.splitext(f)[1].lower() for f in files}
+    kinds = "/".join(k for k, s in (("PNG", {".png"}), ("JPEG", {".jpg", ".jpeg"})) if suffixes & s) or "empty"
+    lossy = " (lossy copy)" if suffixes & {".jpg", ".jpeg"} else ""
+    description = f"{kinds} image folder{lossy} at {source.path} (train/<class>/, test/<class>/)"
+    return arrays, description, []
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _validate(arrays, where: str) -> None:
+    """Raise CorruptDatasetError unless the arrays have CIFAR-10's structure (counts aside)."""
+    for split, images, labels in (("train", arrays[0], arrays[1]), ("test", arrays[2], arrays[3])):
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
+            raise CorruptDatasetError(
+                f"{where}: {split} images are {images.dtype} {tuple(images.shape)}, not uint8 N x 32 x 32 x 3.")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise CorruptDatasetError(
+                f"{where}: {len(images)} {split} images but {len(labels)} labels.")
+        bad = labels[(labels < 0) | (labels > 9)]
+        if len(bad):
+            raise CorruptDatasetError(
+                f"{where}: {len(bad)} {split} labels are outside 0..9 (e.g. {int(bad[0])}). "
+                f"Replace the data with a good copy.")
+        counts = np.bincount(labels, minlength=10)
+        missing = [CIFAR10_CLASSES[k] for k in range(10) if counts[k] == 0]
+        if missing:
+            raise CorruptDatasetError(
+                f"{where}: the {split} set has no images of class {', '.join(missing)}; "
+                f"every CIFAR-10 class must appear in train and in test.")
+
+
+def _count_caveats(arrays) -> list[str]:
+    train = np.bincount(arrays[1], minlength=10)
+    test = np.bincount(arrays[3], minlength=10)
+    if (train == OFFICIAL_TRAIN_PER_CLASS).all() and (test == OFFICIAL_TEST_PER_CLASS).all():
+        return []
+
+    def per_class(c: np.ndarray) -> str:
+        return f"{c.min():,}" if c.min() == c.max() else f"{c.min():,}-{c.max():,}"
+
+    return [f"{train.sum():,} training and {test.sum():,} test images ({per_class(train)} and "
+            f"{per_class(test)} per class), not the official 50,000 and 10,000 (5,000 and 1,000 per class)"]
+
+
+# --------------------------------------------------------------------------- cache
+
+_ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def _read_cache(folder: Path, source: _Source):
+    """The cached arrays, or None when there are none or they are unreadable (then warn)."""
+    if not folder.is_dir():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("format") != _CACHE_FORMAT or meta.get("key") != source.key:
+            raise ValueError("it belongs to another source or format")
+        arrays = tuple(np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAY_NAMES)
+        _validate(arrays, str(folder))
+        return arrays, str(meta["source"]), [str(c) for c in meta["caveats"]]
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
+        warnings.warn(f"Ignoring the unreadable cache {folder} ({type(err).__name__}: {err}); "
+                      f"rebuilding it from {source.where}.", CIFAR10Warning, stacklevel=3)
+        return None
+
+
+def _write_cache(folder: Path, key: str, arrays, description: str, caveats: list[str]) -> None:
+    """Write the .npy files into a temporary folder, then rename it into place."""
+    meta = {"format": _CACHE_FORMAT, "key": key, "source": description, "caveats": caveats}
+    tmp = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data folder may be shared
+        for name, array in zip(_ARRAY_NAMES, arrays):
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        for file in tmp.iterdir():
+            with open(file, "rb+") as handle:
+                os.fsync(handle.fileno())
+        shutil.rmtree(folder, ignore_errors=True)  # an unreadable cache of the same key
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():  # else another process just wrote it
+                raise
+        for stale in folder.parent.glob("cifar10-*"):  # one source per data folder: drop old caches
+            if stale != folder:
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    except OSError as err:  # a read-only or full data folder must not stop a load
+        warnings.warn(f"Could not write the cache {folder} ({err}); later loads will decode the "
+                      f"data again.", CIFAR10Warning, stacklevel=3)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- using the data
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and population std of uint8 N x 32 x 32 x 3 images, in [0, 1] units.
+
+    Sums run in int64 over chunks of images, so they are exact and need no
+    float copy of the whole set.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"channel_stats needs uint8 N x H x W x 3 images, got {images.dtype} {tuple(images.shape)}")
+    if len(images) == 0:
+        raise ValueError("channel_stats needs at least one image")
+    total = torch.zeros(3, dtype=torch.int64)
+    squares = torch.zeros(3, dtype=torch.int64)
+    for chunk in images.split(1024):
+        values = chunk.reshape(-1, 3).to(torch.int64)
+        total += values.sum(0)
+        squares += (values * values).sum(0)
+    n = images.numel() // 3
+    means, stds = [], []
+    for s, ss in zip(total.tolist(), squares.tolist()):  # Python ints: exact until the division
+        means.append(s / n / 255)
+        stds.append(((ss * n - s * s) / (n * n)) ** 0.5 / 255)
+    return tuple(means), tuple(stds)
+
+
+def subset(data: CIFAR10, n_train: int, n_test: int, seed: int = 23) -> CIFAR10:
+    """Keep `n_train` training and `n_test` test images, chosen at random with `seed`.
+
+    The choice is class-balanced (classes take turns, in a seeded random
+    order) and the kept images stay in their original order.
+    """
+    picks = []
+    for name, n, labels in (("n_train", n_train, data.train_labels), ("n_test", n_test, data.test_labels)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"subset: {name} must be a positive int, got {n!r}")
+        if n > len(labels):
+            raise ValueError(f"subset: {name}={n} but the data have only {len(labels)} images")
+        picks.append(_balanced_pick(labels, int(n), seed))
+    train, test = picks
+    return CIFAR10(data.train_images[train], data.train_labels[train],
+                   data.test_images[test], data.test_labels[test], data.classes,
+                   f"{len(train)} train / {len(test)} test subset (seed {seed}) of {data.source}")
+
+
+def _balanced_pick(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    one_hot = torch.nn.functional.one_hot(labels[order], num_classes=10)
+    rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1  # position of each image within its class
+    turn = rank * len(labels) + torch.arange(len(labels))  # round-robin over classes
+    return order[turn.argsort()[:n]].sort().values
+
+
+def counts(data: CIFAR10):
+    """A pandas DataFrame of images per class: index the class names, columns train and test."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"train": torch.bincount(data.train_labels, minlength=len(data.classes)).tolist(),
+         "test": torch.bincount(data.test_labels, minlength=len(data.classes)).tolist()},
+        index=pd.Index(data.classes, name="class"))
+
+
+def describe(data: CIFAR10) -> str:
+    """A few lines for a notebook: the source, the totals and the images per class."""
+    table = counts(data)
+    lines = [f"source: {data.source}",
+             f"train: {len(data.train_labels):,} images, test: {len(data.test_labels):,} images"]
+    lines += [f"  {name:<10} {row.train:>6,} {row.test:>6,}" for name, row in table.iterrows()]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- fake data
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Pickles like Python 2 did for the official batches: bytes as Python 2 `str`
+    and arrays through numpy.core.multiarray._reconstruct, so that
+    `encoding="bytes"` and `encoding="latin1"` read them as they read the official files."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_py2_str(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    def _save_ndarray(self, array: np.ndarray) -> None:
+        self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+        self.save((np.ndarray, (0,), b"b"))
+        self.write(pickle.REDUCE)
+        self.save((1, array.shape, array.dtype, False, np.ascontiguousarray(array).tobytes()))
+        self.write(pickle.BUILD)
+
+    dispatch[bytes] = _save_py2_str
+    dispatch[np.ndarray] = _save_ndarray
+
+
+def _write_py2_pickle(file: Path, obj) -> None:
+    with atomic_path(file) as tmp, open(tmp, "wb") as handle:
+        _Py2Pickler(handle, protocol=2).dump(obj)
+
+
+# One colour and one pattern per class, so that a small model learns them fast.
+_FAKE_COLOURS = np.array([
+    [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+    [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]], dtype=np.float64)
+
+
+def _fake_pattern(label: int, phase: np.ndarray) -> np.ndarray:
+    """N x 32 x 32 copies of class `label`'s pattern in [0, 1], each shifted by its phase."""
+    y, x = np.mgrid[0:32, 0:32] / 32.0
+    y, x, p = y[None], x[None], phase[:, None, None]
+    r = np.hypot(x - 0.5, y - 0.5)
+    wave = [
+        lambda: np.sin(2 * np.pi * (3 * y + p)),
+        lambda: np.sin(2 * np.pi * (3 * x + p)),
+        lambda: np.sin(2 * np.pi * (2 * (x + y) + p)),
+        lambda: np.sign(np.sin(2 * np.pi * (2 * x + p)) * np.sin(2 * np.pi * 2 * y)),
+        lambda: np.sin(2 * np.pi * (4 * r + p)),
+        lambda: np.cos(np.pi * np.clip(3 * r + 0.2 * p, 0, 1)),
+        lambda: np.cos(np.pi * (y + 0.2 * p)),
+        lambda: np.cos(np.pi * (x + 0.2 * p)),
+        lambda: np.sin(2 * np.pi * (2 * (x - y) + p)),
+        lambda: np.maximum(np.cos(6 * np.pi * (x - 0.5)), np.cos(6 * np.pi * (y - 0.5))) + 0 * p,
+    ][label]()
+    return np.broadcast_to(wave, (len(phase), 32, 32)) * 0.5 + 0.5
+
+
+def _fake_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = len(labels)
+    phase = rng.uniform(0, 1, n)
+    patterns = np.empty((n, 32, 32))
+    for k in range(10):
+        chosen = labels == k
+        patterns[chosen] = _fake_pattern(k, phase[chosen])
+    colour = _FAKE_COLOURS[labels] + rng.normal(0, 20, (n, 3))
+    images = colour[:, None, None, :] * (0.35 + 0.65 * patterns[..., None])
+    images += rng.normal(0, 24, images.shape)
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def write_fake_cifar10(data_dir: str | os.PathLike, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """Write a small learnable stand-in for CIFAR-10 in the official batch format.
+
+    Creates `data_dir/cifar-10-batches-py/` with data_batch_1..5, test_batch
+    and batches.meta, with the official keys and pickle flavour. Each class
+    has its own colour and pattern plus noise; every class appears in both
+    splits. Returns the batches folder.
+    """
+    for name, n in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 10:
+            raise ValueError(f"write_fake_cifar10: {name} must be an int >= 10 (one image per class), got {n!r}")
+    folder = Path(data_dir) / BATCHES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    def batch(label: str, labels: np.ndarray, first: int) -> dict:
+        images = _fake_images(labels, rng)
+        return {
+            b"batch_label": label.encode(),
+            b"labels": labels.tolist(),
+            b"data": images.transpose(0, 3, 1, 2).reshape(len(labels), 3072),  # channel-planar rows
+            b"filenames": [f"fake_{CIFAR10_CLASSES[y]}_s_{first + i:06d}.png".encode()
+                           for i, y in enumerate(labels.tolist())],
+        }
+
+    train_labels = rng.permutation(np.arange(n_train) % 10)
+    test_labels = rng.permutation(np.arange(n_test) % 10)
+    first = 0
+    for i, part in enumerate(np.array_split(train_labels, len(TRAIN_BATCHES)), start=1):
+        _write_py2_pickle(folder / f"data_batch_{i}", batch(f"training batch {i} of 5", part, first))
+        first += len(part)
+    _write_py2_pickle(folder / TEST_BATCH, batch("testing batch 1 of 1", test_labels, first))
+    _write_py2_pickle(folder / META_FILE, {
+        b"label_names": [c.encode() for c in CIFAR10_CLASSES],
+        b"num_cases_per_batch": int(-(-n_train // len(TRAIN_BATCHES))),
+        b"num_vis": 3072,
+    })
+    return folder

@@ -1,0 +1,68 @@
+"""Choosing the device, with a clear fallback to the CPU, and determinism."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not there; the message says what to do."""
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def select_device(name: str | None = "auto") -> torch.device:
+    """`auto` picks cuda, then mps, then cpu. An explicit device must exist."""
+    choice = (name or "auto").strip().lower()
+    kind = choice.split(":")[0]
+    if kind not in DEVICE_CHOICES:
+        raise DeviceError(f"DEVICE must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {name!r}")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            f"DEVICE={name!r}, but PyTorch sees no CUDA GPU (torch.cuda.is_available() is False). "
+            "Use DEVICE='auto' to fall back to the CPU, or check the NVIDIA driver "
+            "(and `docker run --gpus all` inside Docker)."
+        )
+    if kind == "mps" and not _mps_available():
+        raise DeviceError(f"DEVICE={name!r}, but this PyTorch has no Apple MPS device. Use DEVICE='auto'.")
+    return torch.device(choice)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def describe_device(device: torch.device) -> str:
+    """One line for the notebook: which device trains, and what that means."""
+    if device.type == "cpu":
+        return (f"Training on the CPU: {device_name(device)}. No GPU was found or chosen; "
+                "the report's full protocol takes days here, so use params/smoke.yaml or SUBSET for quick runs.")
+    return f"Training on {device.type}: {device_name(device)}"
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """Deterministic CUDA kernels (slower) or the fastest ones.
+
+    On the CPU the engine is deterministic either way. cuBLAS needs
+    CUBLAS_WORKSPACE_CONFIG before its first handle is made, so it is set here
+    when missing.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic)

@@ -1,0 +1,53 @@
+"""What a protocol costs on this machine, measured from a few real steps.
+
+`make run` uses it to say, before it starts, how long the report's full
+protocol would take without a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .models import build_model
+
+FULL_TRAIN, FULL_TEST = 50_000, 10_000
+
+
+def seconds_per_step(cfg: TrainConfig, device: torch.device, steps: int = 3) -> float:
+    """Median wall seconds of one training step at `cfg.batch_size`, after one warm-up."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, **cfg.model_options).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    inputs = torch.randn(cfg.batch_size, 3, 32, 32, device=device)
+    labels = torch.randint(0, 10, (cfg.batch_size,), device=device)
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def epoch_seconds(cfg: TrainConfig, device: torch.device, n_train: int = FULL_TRAIN) -> float:
+    """Training seconds for one epoch of `n_train` images (evaluation adds a little)."""
+    return seconds_per_step(cfg, device) * math.ceil(n_train / cfg.batch_size)
+
+
+def format_hours(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"

@@ -1,0 +1,85 @@
+"""The report's four models, built by name.
+
+    build_model("custom_resnet", dropout=0.2)
+
+One module per family (dnn, cnn, resnet, custom_resnet), each with a factory
+function of the same name; `summary` counts parameters and multiply-adds and
+traces stage shapes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from torch import nn
+
+from .cnn import CNN, cnn
+from .custom_resnet import Bottleneck, CustomResNet, custom_resnet
+from .dnn import DNN, dnn
+from .resnet import BasicBlock, ResNet, resnet
+from .summary import (
+    bottleneck_claim_holds,
+    compare_blocks,
+    count_macs,
+    count_parameters,
+    model_summary,
+    trace_model,
+)
+
+MODEL_NAMES = ("dnn", "cnn", "resnet", "custom_resnet")
+
+_FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    "dnn": dnn,
+    "cnn": cnn,
+    "resnet": resnet,
+    "custom_resnet": custom_resnet,
+}
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """The options `build_model(name, ...)` accepts, with their defaults."""
+    factory = _factory(name)
+    return {key: p.default for key, p in inspect.signature(factory).parameters.items()}
+
+
+def build_model(name: str, **options: Any) -> nn.Module:
+    """Build one of MODEL_NAMES; `options` go to that model's factory function."""
+    accepted = model_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"model {name!r} got unknown option(s) {', '.join(unknown)}; "
+            f"it accepts: {', '.join(f'{k}={v!r}' for k, v in accepted.items())}"
+        )
+    return _FACTORIES[name](**options)
+
+
+def _factory(name: str) -> Callable[..., nn.Module]:
+    try:
+        return _FACTORIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}") from None
+
+
+__all__ = [
+    "MODEL_NAMES",
+    "build_model",
+    "model_options",
+    "DNN",
+    "CNN",
+    "ResNet",
+    "CustomResNet",
+    "BasicBlock",
+    "Bottleneck",
+    "dnn",
+    "cnn",
+    "resnet",
+    "custom_resnet",
+    "count_parameters",
+    "count_macs",
+    "trace_model",
+    "compare_blocks",
+    "bottleneck_claim_holds",
+    "model_summary",
+]

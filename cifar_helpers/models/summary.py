@@ -1,0 +1,181 @@
+"""Count, trace and compare: the numbers behind notebook 04 and Fig 2.
+
+All counts come from module objects and a forward pass, never from
+formulas typed in by hand, so they follow the models when the models change.
+
+- `count_parameters`: trainable parameters.
+- `count_macs`: multiply-adds of the Conv2d and Linear layers, measured with
+  forward hooks (conv: output elements × in_channels/groups × kh × kw;
+  linear: rows × in_features × out_features). Batch norm, ReLU, pooling and
+  the residual additions are not counted: they cost a few operations per
+  element, small next to the convolutions.
+- `trace_model`: one row per top-level child (stage), with its output shape.
+- `compare_blocks`: a basic block against a bottleneck block with the same
+  input and output channels, to check the report's claim that the
+  bottleneck has one more convolution yet fewer parameters and less
+  computation.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .custom_resnet import Bottleneck
+from .resnet import BasicBlock
+
+IMAGE_SHAPE = (1, 3, 32, 32)
+RESIDUAL_BLOCKS = (BasicBlock, Bottleneck)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(module: nn.Module, input_shape: Sequence[int] = IMAGE_SHAPE) -> int:
+    """Multiply-adds of all Conv2d and Linear layers for one input of `input_shape`.
+
+    The count is for the whole input batch: the default batch of 1 gives the
+    cost per image.
+    """
+    return sum(_layer_macs(module, input_shape).values())
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """(64, 16, 16) -> '64×16×16'."""
+    return "×".join(str(int(n)) for n in shape)
+
+
+def trace_model(model: nn.Module, input_shape: Sequence[int] = IMAGE_SHAPE) -> pd.DataFrame:
+    """One row per top-level child, in the order the forward pass calls them.
+
+    The first row is the input itself. Columns: `stage` (the child's name),
+    `output_shape` per image ('64×16×16'; a vector is just '512'),
+    `blocks` (residual blocks in the stage, 0 if none), `channels` (the first
+    output dimension), `params` and `macs` (per image, Conv2d and Linear only).
+    """
+    children = dict(model.named_children())
+    outputs: list[tuple[str, tuple[int, ...]]] = []
+    handles = [
+        child.register_forward_hook(lambda _m, _i, out, name=name: outputs.append((name, tuple(out.shape[1:]))))
+        for name, child in children.items()
+    ]
+    try:
+        layer_macs = _layer_macs(model, input_shape)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    rows = [dict(stage="input", output_shape=format_shape(input_shape[1:]), blocks=0,
+                 channels=int(input_shape[1]), params=0, macs=0)]
+    batch = int(input_shape[0])
+    for name, shape in outputs:
+        child = children[name]
+        rows.append(
+            dict(
+                stage=name,
+                output_shape=format_shape(shape),
+                blocks=sum(isinstance(m, RESIDUAL_BLOCKS) for m in child.modules()),
+                channels=int(shape[0]),
+                params=count_parameters(child),
+                macs=sum(v for k, v in layer_macs.items() if k == name or k.startswith(name + ".")) // batch,
+            )
+        )
+    return pd.DataFrame(rows, columns=["stage", "output_shape", "blocks", "channels", "params", "macs"])
+
+
+def model_summary(model: nn.Module, input_shape: Sequence[int] = IMAGE_SHAPE) -> str:
+    """A short text summary: the model's name, totals, and the trace table."""
+    table = trace_model(model, input_shape)
+    header = (
+        f"{type(model).__name__}: {count_parameters(model):,} trainable parameters, "
+        f"{int(table['macs'].sum()):,} multiply-adds per {format_shape(input_shape[1:])} input"
+    )
+    return header + "\n" + table.to_string(index=False)
+
+
+def compare_blocks(
+    widths: Sequence[int] = (64, 128, 256, 512),
+    spatial: Sequence[int] = (16, 8, 4, 2),
+    bottleneck_factor: int = 4,
+) -> pd.DataFrame:
+    """Basic block vs bottleneck block, C -> C at stride 1, for each stage width C.
+
+    Both blocks have batch norm after each convolution (the basic block with
+    `batch_norm=True`), so the only difference is the convolutions. Each
+    width is measured at its stage's spatial size in the Custom ResNet.
+    Ratios are bottleneck / basic.
+    """
+    if len(widths) != len(spatial):
+        raise ValueError(f"compare_blocks: give one spatial size per width, got widths={widths}, spatial={spatial}")
+    rows = []
+    for width, size in zip(widths, spatial):
+        basic = BasicBlock(width, width, stride=1, batch_norm=True)
+        bottleneck = Bottleneck(width, width, stride=1, bottleneck_factor=bottleneck_factor, dropout=0.0)
+        shape = (1, width, size, size)
+        row = dict(width=width, spatial=size)
+        for label, block in (("basic", basic), ("bottleneck", bottleneck)):
+            row[f"{label}_convs"] = sum(isinstance(m, nn.Conv2d) for m in block.modules())
+            row[f"{label}_params"] = count_parameters(block)
+            row[f"{label}_macs"] = count_macs(block, shape)
+        row["params_ratio"] = row["bottleneck_params"] / row["basic_params"]
+        row["macs_ratio"] = row["bottleneck_macs"] / row["basic_macs"]
+        rows.append(row)
+    columns = ["width", "spatial"] + [f"{label}_{count}" for count in ("convs", "params", "macs")
+                                      for label in ("basic", "bottleneck")] + ["params_ratio", "macs_ratio"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def bottleneck_claim_holds(table: pd.DataFrame) -> bool:
+    """The report's claim, at every width: more convolutions, yet fewer parameters and fewer MACs."""
+    return bool(
+        (table["bottleneck_convs"] > table["basic_convs"]).all()
+        and (table["bottleneck_params"] < table["basic_params"]).all()
+        and (table["bottleneck_macs"] < table["basic_macs"]).all()
+    )
+
+
+def _layer_macs(model: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
+    """MACs per Conv2d / Linear module (by qualified name) for one forward pass."""
+    macs: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+            if isinstance(module, nn.Conv2d):
+                kh, kw = module.kernel_size
+                count = output.numel() * (module.in_channels // module.groups) * kh * kw
+            else:
+                count = output.numel() * module.in_features
+            macs[name] = macs.get(name, 0) + count
+
+        return record
+
+    handles = [
+        module.register_forward_hook(hook(name))
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear))
+    ]
+    try:
+        _forward_zeros(model, input_shape)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return macs
+
+
+def _forward_zeros(model: nn.Module, input_shape: Sequence[int]) -> None:
+    """One forward pass on zeros in eval mode, without gradients; the model's mode is restored."""
+    reference = next(model.parameters(), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    dtype = reference.dtype if reference is not None and reference.is_floating_point() else torch.float32
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(tuple(input_shape), device=device, dtype=dtype))
+    finally:
+        model.train(was_training)

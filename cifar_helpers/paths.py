@@ -1,0 +1,48 @@
+"""Where things live: the repository root and the default folders.
+
+Notebooks may be started from any working directory (JupyterLab, papermill,
+nbval, Docker), so every relative path is taken from the repository root,
+which is found from this package's own location.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_path(path: str | os.PathLike | None, default: str) -> Path:
+    """Return `path` as an absolute path; relative paths start at the repo root.
+
+    `None` or an empty string selects `default` (itself relative to the root).
+    """
+    chosen = Path(default) if path in (None, "") else Path(os.path.expanduser(str(path)))
+    return chosen if chosen.is_absolute() else REPO_ROOT / chosen
+
+
+def default_data_dir() -> Path:
+    """`$CIFAR10_DIR` when set, else `<repo>/data`."""
+    return repo_path(os.environ.get("CIFAR10_DIR"), "data")
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The data folder a notebook asked for, or the default one."""
+    return default_data_dir() if path in (None, "") else repo_path(path, "data")
+
+
+def require_data_dir(path: str | os.PathLike | None) -> Path:
+    """The notebooks' DATA_DIR: None means the default (created on download);
+    an explicit folder must exist, so a typo fails before any training."""
+    if path in (None, ""):
+        return default_data_dir()
+    folder = data_dir(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"DATA_DIR={str(path)!r} does not exist (looked at {folder}). Create it and put CIFAR-10 "
+            "there (the official archive cifar-10-python.tar.gz, its extracted cifar-10-batches-py/, "
+            "or a train/<class>/ test/<class>/ image tree), or set DATA_DIR=None to use "
+            f"{default_data_dir()} ($CIFAR10_DIR overrides it)."
+        )
+    return folder

@@ -1,0 +1,252 @@
+"""The workbook's figures: training curves, the report's Fig 1 and Fig 4, sample images.
+
+Every function returns a matplotlib Figure and leaves pyplot's list of open
+figures as it found it: notebooks display the returned Figure, and
+`figstyle.save_figure` writes it. Colours come from the Okabe-Ito palette,
+and train and test curves also differ in line style, so the figures read in
+grey scale and for colour-blind readers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Iterator, Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
+
+from cifar_helpers.figstyle import OKABE_ITO, STYLE
+from cifar_helpers.results import MODEL_LABELS, MODEL_NOTEBOOKS, MODEL_ORDER, best_points, history_frame, lr_steps
+
+EPOCH_LABEL = "epoch"
+LOSS_LABEL = "cross-entropy loss"
+ACC_LABEL = "accuracy (%)"
+TEST_ACC_LABEL = "test accuracy (%)"
+
+TRAIN_STYLE = dict(color=OKABE_ITO["blue"], linestyle="-", linewidth=1.6)
+TEST_STYLE = dict(color=OKABE_ITO["vermillion"], linestyle="--", linewidth=1.6)
+BEST_COLOUR = OKABE_ITO["black"]
+STOP_COLOUR = OKABE_ITO["reddish_purple"]
+LR_COLOUR = OKABE_ITO["grey"]  # a reference line, not data
+MODEL_COLOURS = {
+    "dnn": OKABE_ITO["orange"],
+    "cnn": OKABE_ITO["sky_blue"],
+    "resnet": OKABE_ITO["bluish_green"],
+    "custom_resnet": OKABE_ITO["blue"],
+}
+MODEL_LINESTYLES = {"dnn": ":", "cnn": "-.", "resnet": "--", "custom_resnet": "-"}
+
+# A diverged run's loss can reach 1e10: cap the loss axis at this many times
+# the first epoch's loss so that the rest of the curve stays readable.
+LOSS_CAP_FACTOR = 2.0
+
+
+@contextlib.contextmanager
+def _styled_figure(**kwargs: Any) -> Iterator[Figure]:
+    """A constrained-layout Figure, built under the workbook style, not kept by pyplot."""
+    with mpl.rc_context(STYLE):
+        fig = plt.figure(layout="constrained", **kwargs)
+        plt.close(fig)  # pyplot forgets it; the Figure still draws, displays and saves
+        yield fig
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(array), array, np.nan)
+
+
+def _not_run_yet(ax: Axes, model: str) -> None:
+    ax.text(0.5, 0.5, f"not run yet:\n{MODEL_NOTEBOOKS[model]}", transform=ax.transAxes, ha="center", va="center", color="0.35")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _drop_line(ax: Axes, x: float, y: float) -> None:
+    """A dotted line from the point down to the x axis: shows the epoch without crossing legends.
+
+    Call it after the curves are drawn: it fixes the y limits they set."""
+    bottom, top = ax.get_ylim()
+    ax.plot([x, x], [bottom, y], color=BEST_COLOUR, linestyle=":", linewidth=0.9)
+    ax.set_ylim(bottom, top)
+
+
+def _loss_panel(ax: Axes, result: Mapping[str, Any]) -> None:
+    """Train and test loss, the lowest test loss marked, the axis capped if the loss diverged."""
+    frame = history_frame(result)
+    epochs = frame["epoch"].to_numpy()
+    train, test = _finite(frame["train_loss"]), _finite(frame["test_loss"])
+    ax.plot(epochs, train, label="train", **TRAIN_STYLE)
+    ax.plot(epochs, test, label="test", **TEST_STYLE)
+    best = best_points(result)
+    _drop_line(ax, best.loss_epoch, best.test_loss)
+    ax.plot([best.loss_epoch], [best.test_loss], marker="o", markersize=6, linestyle="none", color=BEST_COLOUR,
+            label=f"lowest test loss: {best.test_loss:.4f} (epoch {best.loss_epoch})")
+
+    not_finite = ~(np.isfinite(frame["train_loss"]) & np.isfinite(frame["test_loss"]))
+    if not_finite.any():
+        first = int(epochs[not_finite.to_numpy().argmax()])
+        ax.axvline(first, color=STOP_COLOUR, linestyle="-", linewidth=0.9, label=f"loss not finite from epoch {first}")
+    first_losses = [value for value in (train[0], test[0]) if np.isfinite(value)]
+    cap = LOSS_CAP_FACTOR * max(first_losses) if first_losses else math.inf
+    if np.nanmax(np.concatenate([train, test])) > cap:
+        ax.set_ylim(0, cap)
+        ax.plot([], [], linestyle="none", label=f"loss above {cap:.2f} not shown")
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlim(0.5, epochs[-1] + 0.5)
+    ax.set_xlabel(EPOCH_LABEL)
+    ax.set_ylabel(LOSS_LABEL)
+
+
+def _accuracy_panel(ax: Axes, result: Mapping[str, Any]) -> None:
+    frame = history_frame(result)
+    epochs = frame["epoch"].to_numpy()
+    ax.plot(epochs, _finite(frame["train_acc_pct"]), label="train", **TRAIN_STYLE)
+    ax.plot(epochs, _finite(frame["test_acc_pct"]), label="test", **TEST_STYLE)
+    best = best_points(result)
+    _drop_line(ax, best.acc_epoch, best.test_acc * 100)
+    ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=6, linestyle="none", color=BEST_COLOUR,
+            label=f"highest test accuracy: {best.test_acc * 100:.2f}% (epoch {best.acc_epoch})")
+    ax.set_xlim(0.5, epochs[-1] + 0.5)
+    ax.set_xlabel(EPOCH_LABEL)
+    ax.set_ylabel(ACC_LABEL)
+
+
+def plot_history(result: Mapping[str, Any]) -> Figure:
+    """Loss and accuracy curves of one run, side by side, best epochs marked."""
+    model = result["model"]
+    with _styled_figure(figsize=(11, 4.2)) as fig:
+        loss_ax, acc_ax = fig.subplots(1, 2)
+        _loss_panel(loss_ax, result)
+        _accuracy_panel(acc_ax, result)
+        loss_ax.set_title("loss")
+        acc_ax.set_title("accuracy")
+        loss_ax.legend(loc="best", framealpha=0.95)
+        acc_ax.legend(loc="best", framealpha=0.95)
+        parameters = result.get("num_parameters")
+        detail = f", {parameters:,} parameters" if isinstance(parameters, int) else ""
+        fig.suptitle(f"{MODEL_LABELS[model]}: {len(result['history'])} epochs{detail}")
+    return fig
+
+
+def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """The report's Fig 1: train and test loss of (A) DNN, (B) CNN and (C) ResNet."""
+    models = ("dnn", "cnn", "resnet")
+    with _styled_figure(figsize=(14, 4.4)) as fig:
+        axes = fig.subplots(1, len(models))
+        for letter, model, ax in zip("ABC", models, axes):
+            ax.set_title(f"({letter}) {MODEL_LABELS[model]}")
+            if model in results:
+                _loss_panel(ax, results[model])
+                ax.legend(loc="best", framealpha=0.95)
+            else:
+                _not_run_yet(ax, model)
+                ax.set_xlabel(EPOCH_LABEL)
+                ax.set_ylabel(LOSS_LABEL)
+        fig.suptitle("Fig 1. Loss curves per model")
+    return fig
+
+
+def fig4_custom_resnet_loss(result: Mapping[str, Any] | None) -> Figure:
+    """The report's Fig 4: Custom ResNet train and test loss with the best epoch,
+    the early-stopping point (or the final epoch) and the learning-rate steps."""
+    with _styled_figure(figsize=(9, 5)) as fig:
+        ax = fig.subplots()
+        ax.set_title("Fig 4. Custom ResNet loss curve")
+        if result is None:
+            _not_run_yet(ax, "custom_resnet")
+            ax.set_xlabel(EPOCH_LABEL)
+            ax.set_ylabel(LOSS_LABEL)
+            return fig
+        _loss_panel(ax, result)
+        stop_epoch = int(result.get("stop_epoch") or len(result["history"]))
+        stop_label = f"early stop (epoch {stop_epoch})" if result.get("stopped_early") else f"final epoch {stop_epoch} (no early stop)"
+        ax.axvline(stop_epoch, color=STOP_COLOUR, linestyle="-.", linewidth=1.4, label=stop_label)
+        _mark_lr_steps(ax, result)
+        ax.set_xlim(0.5, stop_epoch + max(1.5, 0.02 * stop_epoch))  # keep the stop line off the frame
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    return fig
+
+
+def _mark_lr_steps(ax: Axes, result: Mapping[str, Any]) -> None:
+    """Vertical lines at the first epoch of each new learning rate, each labelled with that rate."""
+    rates = [row["lr"] for row in result["history"]]
+    steps = lr_steps(result)
+    on_top = blended_transform_factory(ax.transData, ax.transAxes)
+    for index, epoch in enumerate(steps):
+        ax.axvline(epoch, color=LR_COLOUR, linestyle=(0, (1, 2)), linewidth=1.1,
+                   label=f"learning-rate step (from {rates[0]:g})" if index == 0 else None)
+        ax.annotate(f"lr {rates[epoch - 1]:g}", xy=(epoch, 0.98), xycoords=on_top, xytext=(-2, 0), textcoords="offset points",
+                    rotation=90, ha="right", va="top", fontsize="small", color=LR_COLOUR)
+
+
+def accuracy_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """Test accuracy (%) of every model with results, on one plot, highest accuracy marked."""
+    with _styled_figure(figsize=(9, 5)) as fig:
+        ax = fig.subplots()
+        present = [model for model in MODEL_ORDER if model in results]
+        for model in present:
+            frame = history_frame(results[model])
+            best = best_points(results[model])
+            colour = MODEL_COLOURS[model]
+            ax.plot(frame["epoch"], _finite(frame["test_acc_pct"]), color=colour, linestyle=MODEL_LINESTYLES[model],
+                    linewidth=1.6, label=f"{MODEL_LABELS[model]} (best {best.test_acc * 100:.2f}%, epoch {best.acc_epoch})")
+            ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=6, linestyle="none",
+                    color=colour, markeredgecolor=BEST_COLOUR)
+        absent = [MODEL_LABELS[model] for model in MODEL_ORDER if model not in results]
+        title = "Test accuracy per model"
+        if absent:
+            title += f" (not run yet: {', '.join(absent)})"
+        ax.set_title(title)
+        ax.set_xlabel(EPOCH_LABEL)
+        ax.set_ylabel(TEST_ACC_LABEL)
+        if present:
+            ax.legend(loc="lower right")
+        else:
+            ax.text(0.5, 0.5, "no results yet", transform=ax.transAxes, ha="center", va="center", color="0.35")
+    return fig
+
+
+def sample_mosaic(images: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int, seed: int, pad: int = 2) -> np.ndarray:
+    """`per_class` random images of each class, one class per row, on a white background."""
+    count, height, width, channels = images.shape
+    rng = np.random.default_rng(seed)
+    mosaic = np.full((num_classes * (height + pad) + pad, per_class * (width + pad) + pad, channels), 255, dtype=np.uint8)
+    for row in range(num_classes):
+        members = np.flatnonzero(labels == row)
+        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
+        for column, index in enumerate(chosen):
+            top, left = pad + row * (height + pad), pad + column * (width + pad)
+            mosaic[top : top + height, left : left + width] = images[index]
+    return mosaic
+
+
+def sample_grid(images_uint8_nhwc: Any, labels: Any, classes: Sequence[str], per_class: int = 8, seed: int = 23) -> Figure:
+    """A grid of sample images: one row per class, named on the left."""
+    images = np.asarray(images_uint8_nhwc)
+    labels = np.asarray(labels).reshape(-1)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        hint = " (this looks like NCHW: use images.permute(0, 2, 3, 1))" if images.ndim == 4 and images.shape[1] in (1, 3) else ""
+        raise ValueError(f"sample_grid expects images shaped (N, H, W, 3 or 1), got {images.shape}{hint}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"sample_grid expects uint8 images (0-255), got {images.dtype}")
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    mosaic = sample_mosaic(images, labels, len(classes), per_class, seed)
+    height = images.shape[1]
+    with _styled_figure(figsize=(0.7 * per_class + 1.4, 0.7 * len(classes) + 0.6)) as fig:
+        ax = fig.subplots()
+        ax.imshow(mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic, cmap="gray", interpolation="nearest")
+        ax.set_yticks([2 + row * (height + 2) + height / 2 for row in range(len(classes))], list(classes))
+        ax.set_xticks([])
+        ax.tick_params(length=0)
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(f"{per_class} random images per class (seed {seed})")
+    return fig

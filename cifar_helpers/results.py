@@ -1,0 +1,455 @@
+"""Read the training results and build the report's Table 1 from them.
+
+The training engine writes one JSON file per model, `<results_dir>/<model>.json`
+(accuracies as fractions in [0, 1]). This module loads whichever of them
+exist, compares them with the numbers the report printed, and writes Table 1
+as CSV, Markdown and a LaTeX tabular. Accuracies are shown as percent.
+
+Every number here is computed from the history of each run: "best" values
+are taken from the per-epoch history, not from the summary fields the engine
+also stores, so the table and the curves can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, NamedTuple
+
+import pandas as pd
+
+from cifar_helpers.atomic import atomic_write_text
+
+SCHEMA_VERSION = 1
+
+MODEL_ORDER = ("dnn", "cnn", "resnet", "custom_resnet")
+MODEL_LABELS = {"dnn": "DNN", "cnn": "CNN", "resnet": "ResNet", "custom_resnet": "Custom ResNet"}
+MODEL_NOTEBOOKS = {
+    "dnn": "notebooks/01_dnn.ipynb",
+    "cnn": "notebooks/02_cnn.ipynb",
+    "resnet": "notebooks/03_resnet.ipynb",
+    "custom_resnet": "notebooks/05_custom_resnet.ipynb",
+}
+
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds")
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One row of the report's Table 1, as printed (accuracy in percent)."""
+
+    test_loss: float
+    acc_pct: float
+    epoch: int
+    note: str = ""
+
+
+# The report's own numbers, the only place they are written down.
+# Source: seed/report.txt, Table 1 ("최종 실험 결과") for loss and accuracy and
+# sections 2.2.1-2.2.3 and 3.3 for the epochs; restated in shared/PROTOCOL.md.
+REPORT_TABLE1: dict[str, ReportRow] = {
+    "dnn": ReportRow(1.3459, 52.64, 17, "loss diverged after epoch 17"),
+    # Table 1 says 77.17%, the text of section 2.2.2 says 77.14%; we compare with the table.
+    "cnn": ReportRow(0.6787, 77.17, 67, "section 2.2.2 gives 77.14%"),
+    "resnet": ReportRow(0.5801, 80.85, 11, "test loss rose after epoch 11 (overfitting)"),
+    "custom_resnet": ReportRow(0.3053, 90.47, 62, "lowest loss and highest accuracy in the same epoch"),
+}
+
+TABLE1_COLUMNS = (
+    "Model",
+    "Best Test Loss",
+    "Best Accuracy (%)",
+    "Best Epoch",
+    "Best-Acc Epoch",
+    "Parameters",
+    "Train time (s)",
+    "Report Loss",
+    "Report Acc (%)",
+    "Report Epoch",
+    "Δ Loss",
+    "Δ Acc (pts)",
+)
+
+TABLE1_NOTES = (
+    "Best Test Loss is the lowest test loss of any epoch; Best Epoch is that epoch.",
+    "Best Accuracy is the highest test accuracy of any epoch; Best-Acc Epoch is that epoch.",
+    "The 10,000 test images serve as the validation set, as in the report.",
+    "Train time is the sum of the per-epoch training time (train_seconds); evaluation time is not included.",
+    "Report columns: seed/report.txt Table 1 (epochs from sections 2.2 and 3.3); CNN's text gives 77.14%.",
+    "Δ = ours minus the report: a negative Δ Loss and a positive Δ Acc mean ours is better.",
+)
+
+
+class ResultsSkippedWarning(UserWarning):
+    """A result file was found but not used."""
+
+
+class LoadedResults(dict):
+    """`{model: result}` in MODEL_ORDER, plus `skipped`: `{file name: reason}`."""
+
+    def __init__(self, results: Mapping[str, dict] | None = None, skipped: Mapping[str, str] | None = None):
+        super().__init__(results or {})
+        self.skipped: dict[str, str] = dict(skipped or {})
+
+
+class Missing(NamedTuple):
+    model: str
+    notebook: str
+
+
+@dataclass(frozen=True)
+class BestPoints:
+    """The epochs of lowest test loss and highest test accuracy (1-based)."""
+
+    loss_epoch: int
+    test_loss: float
+    acc_at_loss_epoch: float
+    acc_epoch: int
+    test_acc: float
+    loss_at_acc_epoch: float
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_result(result: Any, model: str) -> str | None:
+    """Why `result` (the content of `<model>.json`) cannot be used, or None when it can."""
+    if not isinstance(result, dict):
+        return f"expected a JSON object, got {type(result).__name__}"
+    schema = result.get("schema")
+    if schema != SCHEMA_VERSION:
+        return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or rerun {MODEL_NOTEBOOKS[model]}"
+    if result.get("model") != model:
+        return f"file is named for {model!r} but its 'model' field is {result.get('model')!r}"
+    if result.get("complete") is not True:
+        return f"incomplete: training has not finished ('complete' is {result.get('complete')!r}); finish or rerun {MODEL_NOTEBOOKS[model]}"
+    history = result.get("history")
+    if not isinstance(history, list) or not history:
+        return "'history' is missing or empty"
+    for index, row in enumerate(history):
+        if not isinstance(row, dict):
+            return f"history[{index}] is not an object"
+        absent = [key for key in HISTORY_KEYS if not _is_number(row.get(key))]
+        if absent:
+            return f"history[{index}] lacks numeric {', '.join(absent)}"
+        if row["epoch"] != index + 1:
+            return f"history[{index}] has epoch {row['epoch']!r}, expected {index + 1} (epochs are 1-based and consecutive)"
+    stop_epoch = result.get("stop_epoch")
+    if stop_epoch is not None and stop_epoch != len(history):
+        return f"stop_epoch is {stop_epoch!r} but the history has {len(history)} epochs"
+    if not any(math.isfinite(row["test_loss"]) for row in history):
+        return "no epoch has a finite test loss"
+    return None
+
+
+def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> LoadedResults:
+    """Load `<results_dir>/<model>.json` for each known model; never raises on a partial set.
+
+    Unreadable, incomplete or invalid files, and JSON files that are not named
+    after a model, are skipped; their reasons are in `.skipped` and, unless
+    `warn=False`, in one ResultsSkippedWarning.
+    """
+    results_dir = Path(results_dir)
+    loaded: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    if not results_dir.is_dir():
+        if warn:
+            warnings.warn(f"results folder {results_dir} does not exist: no model has been trained yet", ResultsSkippedWarning, stacklevel=2)
+        return LoadedResults()
+    for path in sorted(results_dir.glob("*.json")):
+        model = path.stem
+        if model not in MODEL_ORDER:
+            skipped[path.name] = f"not a model result (known models: {', '.join(MODEL_ORDER)})"
+            continue
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            skipped[path.name] = f"unreadable ({type(error).__name__}: {error}); rerun {MODEL_NOTEBOOKS[model]}"
+            continue
+        reason = validate_result(result, model)
+        if reason is not None:
+            skipped[path.name] = reason
+            continue
+        loaded[model] = result
+    if skipped and warn:
+        lines = "\n".join(f"  {name}: {reason}" for name, reason in skipped.items())
+        warnings.warn(f"skipped {len(skipped)} file(s) in {results_dir}:\n{lines}", ResultsSkippedWarning, stacklevel=2)
+    return LoadedResults({model: loaded[model] for model in MODEL_ORDER if model in loaded}, skipped)
+
+
+def missing_models(results: Mapping[str, dict]) -> list[Missing]:
+    """The models without a usable result, each with the notebook that produces it."""
+    return [Missing(model, MODEL_NOTEBOOKS[model]) for model in MODEL_ORDER if model not in results]
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def history_frame(result: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per epoch; adds `train_acc_pct` and `test_acc_pct` (percent)."""
+    frame = pd.DataFrame(list(result["history"]))
+    frame["epoch"] = frame["epoch"].astype(int)
+    for split in ("train", "test"):
+        frame[f"{split}_acc_pct"] = frame[f"{split}_acc"] * 100.0
+    return frame
+
+
+def best_points(result: Mapping[str, Any]) -> BestPoints:
+    """Lowest test loss and highest test accuracy; non-finite epochs are ignored, ties go to the earliest epoch."""
+    frame = history_frame(result)
+    finite_loss = frame[frame["test_loss"].map(math.isfinite)]
+    finite_acc = frame[frame["test_acc"].map(math.isfinite)]
+    loss_row = frame.loc[finite_loss["test_loss"].idxmin()]
+    acc_row = frame.loc[finite_acc["test_acc"].idxmax()]
+    return BestPoints(
+        loss_epoch=int(loss_row["epoch"]),
+        test_loss=float(loss_row["test_loss"]),
+        acc_at_loss_epoch=float(loss_row["test_acc"]),
+        acc_epoch=int(acc_row["epoch"]),
+        test_acc=float(acc_row["test_acc"]),
+        loss_at_acc_epoch=float(acc_row["test_loss"]),
+    )
+
+
+def lr_steps(result: Mapping[str, Any]) -> list[int]:
+    """The epochs whose learning rate differs from the epoch before."""
+    rates = [row["lr"] for row in result["history"]]
+    return [index + 1 for index in range(1, len(rates)) if not math.isclose(rates[index], rates[index - 1], rel_tol=1e-9)]
+
+
+def train_seconds(result: Mapping[str, Any]) -> float:
+    return float(sum(row["train_seconds"] for row in result["history"]))
+
+
+# ----------------------------------------------------------------------------- Table 1
+
+
+def _round(value: float, digits: int) -> float:
+    rounded = round(value, digits)
+    return 0.0 if rounded == 0 else rounded  # no "-0.00"
+
+
+def table1(results: Mapping[str, dict]) -> pd.DataFrame:
+    """Table 1 for the models with results, in MODEL_ORDER, beside the report's numbers.
+
+    Losses are rounded to 4 decimals and accuracies (percent) to 2, the
+    report's precision; the Δ columns are differences of those rounded values,
+    so they agree with what the table shows. Notes are in `df.attrs["notes"]`.
+    """
+    rows = []
+    for model in MODEL_ORDER:
+        if model not in results:
+            continue
+        result = results[model]
+        best = best_points(result)
+        report = REPORT_TABLE1[model]
+        loss = _round(best.test_loss, 4)
+        acc = _round(best.test_acc * 100.0, 2)
+        parameters = result.get("num_parameters")
+        rows.append(
+            {
+                "Model": MODEL_LABELS[model],
+                "Best Test Loss": loss,
+                "Best Accuracy (%)": acc,
+                "Best Epoch": best.loss_epoch,
+                "Best-Acc Epoch": best.acc_epoch,
+                "Parameters": parameters if _is_number(parameters) else pd.NA,
+                "Train time (s)": train_seconds(result),
+                "Report Loss": report.test_loss,
+                "Report Acc (%)": report.acc_pct,
+                "Report Epoch": report.epoch,
+                "Δ Loss": _round(loss - report.test_loss, 4),
+                "Δ Acc (pts)": _round(acc - report.acc_pct, 2),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
+    frame["Parameters"] = frame["Parameters"].astype("Int64")
+    frame.attrs["notes"] = list(TABLE1_NOTES)
+    return frame
+
+
+def format_duration(seconds: float) -> str:
+    """42 s, 12 min 05 s, 3 h 07 min."""
+    if not _is_number(seconds) or not math.isfinite(seconds):
+        return "n/a"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def _format_cell(column: str, value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if column == "Model":
+        return str(value)
+    if column == "Parameters":
+        return f"{int(value):,}"
+    if column == "Train time (s)":
+        return format_duration(float(value))
+    if column in ("Best Epoch", "Best-Acc Epoch", "Report Epoch"):
+        return str(int(value))
+    if column in ("Best Test Loss", "Report Loss"):
+        return f"{value:.4f}"
+    if column == "Δ Loss":
+        return f"{value:+.4f}"
+    if column == "Δ Acc (pts)":
+        return f"{value:+.2f}"
+    return f"{value:.2f}"  # accuracies in percent
+
+
+def _display_header(column: str) -> str:
+    return "Train time" if column == "Train time (s)" else column
+
+
+def formatted_table1(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as strings, the way the Markdown and LaTeX files show it."""
+    shown = pd.DataFrame({_display_header(c): [_format_cell(c, v) for v in df[c]] for c in df.columns})
+    shown.attrs["notes"] = list(df.attrs.get("notes", TABLE1_NOTES))
+    return shown
+
+
+def table1_markdown(df: pd.DataFrame) -> str:
+    shown = formatted_table1(df)
+    align = ["---" if column == "Model" else "---:" for column in shown.columns]
+    lines = [
+        "| " + " | ".join(shown.columns) + " |",
+        "|" + "|".join(align) + "|",
+        *("| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)),
+    ]
+    notes = [f"- {note}" for note in shown.attrs["notes"]]
+    return "\n".join(["Table 1. Best test loss and accuracy per model.", "", *lines, "", *notes]) + "\n"
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "Δ": r"$\Delta$",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
+
+
+def _latex_cell(cell: str) -> str:
+    """Escaped, with a typeset minus sign on negative numbers."""
+    escaped = latex_escape(cell)
+    return "$-$" + escaped[1:] if escaped[:1] == "-" and escaped[1:2].isdigit() else escaped
+
+
+def table1_latex(df: pd.DataFrame) -> str:
+    """A `tabular` fragment that needs no LaTeX package: `\\input{table1.tex}` inside a table.
+
+    Twelve columns are wide: in a narrow layout wrap it in `\\resizebox` (graphicx)."""
+    shown = formatted_table1(df)
+    spec = "".join("l" if column == "Model" else "r" for column in shown.columns)
+    body = [" & ".join(_latex_cell(cell) for cell in row) + r" \\" for row in shown.itertuples(index=False)]
+    lines = [
+        "% Table 1, generated by cifar_helpers.results.write_table1; do not edit by hand.",
+        *(f"% {latex_escape(note)}" for note in shown.attrs["notes"]),
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\hline",
+        " & ".join(latex_escape(column) for column in shown.columns) + r" \\",
+        r"\hline",
+        *body,
+        r"\hline",
+        r"\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_table1(df: pd.DataFrame, results_dir: str | os.PathLike) -> list[Path]:
+    """Write `table1.csv` (raw numbers), `table1.md` and `table1.tex` atomically."""
+    results_dir = Path(results_dir)
+    return [
+        atomic_write_text(results_dir / "table1.csv", df.to_csv(index=False)),
+        atomic_write_text(results_dir / "table1.md", table1_markdown(df)),
+        atomic_write_text(results_dir / "table1.tex", table1_latex(df)),
+    ]
+
+
+# ----------------------------------------------------------------------------- prose
+
+
+def _join(items: Iterable[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def summary_paragraph(results: Mapping[str, dict]) -> str:
+    """A short paragraph on the ranking by best accuracy and the gaps, built from the results.
+
+    Every number it states comes from `table1(results)` (or is a difference of
+    two of its values); the report's numbers are attributed to the report.
+    """
+    missing = missing_models(results)
+    missing_text = ""
+    if missing:
+        missing_text = "Not run yet: " + _join(f"{MODEL_LABELS[m.model]} ({m.notebook})" for m in missing) + "."
+    table = table1(results)
+    if table.empty:
+        return "No model has results yet. " + missing_text
+
+    rows = {row["Model"]: row for _, row in table.iterrows()}
+    ranked = sorted(rows.values(), key=lambda row: -row["Best Accuracy (%)"])  # stable: ties keep MODEL_ORDER
+    sentences = []
+    if len(ranked) == 1:
+        row = ranked[0]
+        sentences.append(
+            f"Only {row['Model']} has results: best test accuracy {row['Best Accuracy (%)']:.2f}% "
+            f"(epoch {row['Best-Acc Epoch']}) and lowest test loss {row['Best Test Loss']:.4f} (epoch {row['Best Epoch']})."
+        )
+    else:
+        sentences.append(
+            "Ranked by best test accuracy: "
+            + _join(f"{row['Model']} {row['Best Accuracy (%)']:.2f}% (epoch {row['Best-Acc Epoch']})" for row in ranked)
+            + "."
+        )
+        gaps = [
+            f"{upper['Model']} leads {lower['Model']} by {_round(upper['Best Accuracy (%)'] - lower['Best Accuracy (%)'], 2):.2f} points"
+            for upper, lower in zip(ranked, ranked[1:])
+        ]
+        sentences.append(_join(gaps) + ".")
+        lowest_loss = min(ranked, key=lambda row: row["Best Test Loss"])
+        sentences.append(f"The lowest test loss is {lowest_loss['Model']}'s {lowest_loss['Best Test Loss']:.4f} (epoch {lowest_loss['Best Epoch']}).")
+
+    comparisons = [f"{row['Model']} {row['Δ Acc (pts)']:+.2f}" for row in table.to_dict("records")]
+    sentences.append(
+        "Against the report, best accuracy differs by " + _join(comparisons) + " points (ours minus the report's)."
+    )
+    if len(ranked) > 1:
+        by_label = {MODEL_LABELS[m]: m for m in MODEL_ORDER}
+        report_order = sorted(ranked, key=lambda row: -REPORT_TABLE1[by_label[row["Model"]]].acc_pct)
+        if [row["Model"] for row in report_order] == [row["Model"] for row in ranked]:
+            sentences.append("The ranking is the report's.")
+        else:
+            sentences.append("The report ranks them " + _join(row["Model"] for row in report_order) + ".")
+    subsets = [MODEL_LABELS[m] for m in MODEL_ORDER if m in results and (results[m].get("params") or {}).get("subset")]
+    if subsets:
+        sentences.append(f"{_join(subsets)} trained on a subset of the data (a smoke run), so those numbers are not comparable with the report.")
+    if missing_text:
+        sentences.append(missing_text)
+    return " ".join(sentences)

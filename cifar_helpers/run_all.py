@@ -1,0 +1,253 @@
+"""Execute the workbook's notebooks in order with papermill: `make run`.
+
+    python -m cifar_helpers.run_all [--params params/smoke.yaml] [--force]
+
+- Runs 01 to 06 in order into `executed/`, with a log per notebook.
+- A failing notebook stops the run with its name and error.
+- A training notebook whose results are complete for the same parameters is
+  skipped (unless --force); an interrupted one resumes from its checkpoint.
+- Without a GPU, the report's full protocol would take days: it says so up
+  front, with an estimate measured on this machine, and stops unless --yes.
+
+A parameter file (YAML) holds notebook parameters (UPPERCASE keys, given to
+every notebook that declares them), per-notebook overrides under
+`notebooks:`, and runner settings under `workbook:`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .atomic import atomic_write_json
+from .paths import REPO_ROOT, repo_path
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+NOTEBOOKS = (  # (notebook, model it trains or None)
+    ("01_dnn", "dnn"),
+    ("02_cnn", "cnn"),
+    ("03_resnet", "resnet"),
+    ("04_custom_resnet_architecture", None),
+    ("05_custom_resnet", "custom_resnet"),
+    ("06_analysis", None),
+)
+CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
+
+
+class RunError(RuntimeError):
+    """Stops `make run`; the message says what failed and where to look."""
+
+
+@dataclass
+class Profile:
+    params: dict[str, Any]
+    per_notebook: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    name: str
+
+    def for_notebook(self, notebook: str, declared: set[str]) -> dict[str, Any]:
+        merged = {**self.params, **self.per_notebook.get(notebook, {})}
+        return {k: v for k, v in merged.items() if k in declared}
+
+
+def load_profile(path: str | os.PathLike | None) -> Profile:
+    if not path:
+        return Profile({}, {}, {}, "report protocol (notebook defaults)")
+    file = repo_path(path, "params")
+    if not file.is_file():
+        raise RunError(f"parameter file {file} not found; see params/ for the profiles")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RunError(f"parameter file {file} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RunError(f"parameter file {file} must hold a mapping of NAME: value")
+    per_notebook = raw.pop("notebooks", None) or {}
+    settings = raw.pop("workbook", None) or {}
+    unknown_nb = set(per_notebook) - {name for name, _ in NOTEBOOKS}
+    if unknown_nb:
+        raise RunError(f"{file}: unknown notebook(s) under notebooks: {sorted(unknown_nb)}")
+    return Profile(raw, per_notebook, settings, str(file.relative_to(REPO_ROOT) if file.is_relative_to(REPO_ROOT) else file))
+
+
+def declared_parameters(notebook_path: Path) -> dict[str, Any]:
+    """The notebook's `parameters` cell: name -> default (as papermill reads it)."""
+    import papermill
+
+    return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
+
+
+def _hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _results_file(params: dict[str, Any], model: str) -> Path:
+    return repo_path(params.get("RESULTS_DIR"), "results") / f"{model}.json"
+
+
+def is_complete(state_file: Path, params: dict[str, Any], model: str) -> bool:
+    """True when this notebook finished with these parameters and its results are intact."""
+    try:
+        state = json.loads(state_file.read_text())
+        result = json.loads(_results_file(params, model).read_text())
+    except (OSError, ValueError):
+        return False
+    return (state.get("params_hash") == _hash(params) and result.get("complete") is True
+            and result.get("fingerprint") == state.get("fingerprint"))
+
+
+def discard_checkpoints(params: dict[str, Any], model: str) -> None:
+    """--force retrains from scratch: the model's checkpoints would otherwise resume."""
+    folder = repo_path(params.get("CHECKPOINT_DIR"), "checkpoints") / model
+    for name in ("last.pt", "best.pt"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def make_fake_data(settings: dict[str, Any]) -> None:
+    fake = settings.get("fake_data")
+    if not fake:
+        return
+    from .data import write_fake_cifar10
+
+    target = repo_path(fake["dir"], "data/fake")
+    if not (target / "cifar-10-batches-py").is_dir():
+        print(f"Writing generated CIFAR-10-format data to {target}")
+        write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0))
+
+
+def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool) -> None:
+    """Refuse to start a days-long CPU run silently: estimate it and ask for --yes."""
+    import torch
+
+    from .config import TrainConfig
+    from .estimate import epoch_seconds, format_hours
+
+    on_cpu = [(nb, model, p) for nb, model, p in jobs
+              if model and (p.get("DEVICE", "auto") == "cpu" or not torch.cuda.is_available())]
+    if not on_cpu:
+        return
+    total, lines = 0.0, []
+    for notebook, model, params in on_cpu:
+        if params.get("SUBSET") is not None or str(params.get("DATA_DIR") or "").endswith("fake"):
+            continue  # small runs: no estimate needed
+        cfg = TrainConfig.for_model(model, batch_size=params.get("BATCH_SIZE", 64))
+        per_epoch = epoch_seconds(cfg, torch.device("cpu"))
+        epochs = params.get("EPOCHS", cfg.epochs)
+        total += per_epoch * epochs
+        lines.append(f"  {notebook:<18} ~{format_hours(per_epoch)} per epoch x {epochs} epochs"
+                     f" = {format_hours(per_epoch * epochs)}")
+    if total <= CPU_LIMIT_SECONDS:
+        return
+    report = "\n".join(lines)
+    message = (f"No GPU: the report's full protocol would train on the CPU.\n"
+               f"Estimated from one timed step per model on this machine:\n{report}\n"
+               f"  total               ~{format_hours(total)} (upper bound for the Custom ResNet, "
+               "which stops early)\n"
+               "Use `make smoke` (generated data, about a minute), `make run PARAMS=params/fast.yaml` on a GPU, "
+               "or SUBSET for a quick look. To start the full run on the CPU anyway: `make run YES=1`.")
+    if not assume_yes:
+        raise RunError(message)
+    print(message.replace("To start", "Starting anyway (YES=1). To start"))
+
+
+class _Tee:
+    """A file-like object that writes to the notebook's log and to the console."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = NOTEBOOK_DIR / f"{notebook}.ipynb"
+    output = executed_dir / f"{notebook}.ipynb"
+    log_path = executed_dir / f"{notebook}.log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            papermill.execute_notebook(
+                str(source), str(output), parameters=params, kernel_name="python3",
+                progress_bar=False, stdout_file=_Tee(log, sys.stdout), stderr_file=_Tee(log, sys.stderr),
+                cwd=str(NOTEBOOK_DIR),
+            )
+        except PapermillExecutionError as exc:
+            raise RunError(
+                f"notebooks/{notebook}.ipynb failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                f"  log: {log_path}\n  notebook with outputs: {output}"
+            ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", help="YAML parameter file, e.g. params/smoke.yaml")
+    parser.add_argument("--force", action="store_true",
+                        help="retrain from scratch, even where results are complete or a checkpoint exists")
+    parser.add_argument("--yes", action="store_true", help="start a long CPU run without asking")
+    parser.add_argument("--only", help="comma-separated notebook names or prefixes (e.g. 01,06)")
+    parser.add_argument("--executed-dir", default=None, help="where executed notebooks and logs go")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    os.environ.setdefault("CIFAR_PROGRESS", "lines")
+    try:
+        profile = load_profile(args.params)
+        executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
+        state_dir = executed_dir / ".state"
+        chosen = [(nb, model) for nb, model in NOTEBOOKS
+                  if not args.only or any(nb.startswith(p.strip()) for p in args.only.split(","))]
+        if not chosen:
+            raise RunError(f"--only {args.only!r} matches none of {[nb for nb, _ in NOTEBOOKS]}")
+        jobs = []
+        for notebook, model in chosen:
+            declared = declared_parameters(NOTEBOOK_DIR / f"{notebook}.ipynb")
+            given = profile.for_notebook(notebook, set(declared))
+            jobs.append((notebook, model, given, {**declared, **given}))
+        print(f"Running {len(jobs)} notebooks with {profile.name} into {executed_dir}")
+        make_fake_data(profile.settings)
+        check_cpu_cost([(nb, model, full) for nb, model, _, full in jobs], args.yes)
+        for index, (notebook, model, given, full) in enumerate(jobs, 1):
+            state_file = state_dir / f"{notebook}.json"
+            prefix = f"[{index}/{len(jobs)}] {notebook}"
+            if model and not args.force and is_complete(state_file, full, model):
+                print(f"{prefix}: skipped, results complete for these parameters (FORCE=1 re-runs it)")
+                continue
+            if model and args.force:
+                discard_checkpoints(full, model)
+            print(f"{prefix}: running (log: {executed_dir / (notebook + '.log')})", flush=True)
+            executed_dir.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            run_notebook(notebook, given, executed_dir)
+            if model:
+                result = json.loads(_results_file(full, model).read_text())
+                atomic_write_json(state_file, {"params_hash": _hash(full), "params": full,
+                                               "fingerprint": result.get("fingerprint")})
+            print(f"{prefix}: done in {time.perf_counter() - started:.0f} s")
+    except RunError as exc:
+        print(f"\nmake run stopped: {exc}", file=sys.stderr)
+        return 1
+    print("All notebooks ran. Figures are in FIGURES_DIR, Table 1 in RESULTS_DIR (see 06_analysis).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

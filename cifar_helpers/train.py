@@ -1,0 +1,325 @@
+"""The training engine: the report's protocols, fast on a GPU, exact on resume.
+
+`train_model(config, data)` trains one model and returns its results record,
+which is also written to `<results_dir>/<model>.json`. Per epoch it records
+train/test loss and accuracy, the learning rate, and the training and
+evaluation seconds apart. Metrics stay on the device during an epoch and are
+read once at its end, so a step makes no host sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from . import checkpoint
+from .atomic import atomic_write_json
+from .batches import DeviceData
+from .config import TrainConfig
+from .data import channel_stats, subset
+from .device import configure_determinism, describe_device, device_name, select_device
+from .models import build_model, count_parameters
+from .paths import REPO_ROOT, repo_path
+from .progress import batch_progress, format_epoch, progress_mode
+
+RESULTS_SCHEMA = 1
+
+
+@dataclass
+class EarlyStopping:
+    """Tracks the best test loss (and best accuracy); stops after `patience` bad epochs."""
+
+    patience: int | None
+    best_loss: float = math.inf
+    best_loss_epoch: int = 0
+    best_acc: float = -1.0
+    best_acc_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+
+    def update(self, epoch: int, test_loss: float, test_acc: float) -> bool:
+        """Record an epoch; return True when its test loss is a new best."""
+        if test_acc > self.best_acc:
+            self.best_acc, self.best_acc_epoch = test_acc, epoch
+        improved = test_loss < self.best_loss
+        if improved:
+            self.best_loss, self.best_loss_epoch, self.bad_epochs = test_loss, epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = self.patience is not None and self.bad_epochs >= self.patience
+        return improved
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+@dataclass
+class TrainingState:
+    """Everything that changes from epoch to epoch and must survive a restart."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    early: EarlyStopping
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+    def state_dict(self, fingerprint: str, config: dict) -> dict[str, Any]:
+        return {
+            "fingerprint": fingerprint,
+            "config": config,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "early_stopping": self.early.state_dict(),
+            "history": self.history,
+            "rng": checkpoint.rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.early.load_state_dict(state["early_stopping"])
+        self.history = list(state["history"])
+        checkpoint.set_rng_state(state["rng"])
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    # Fused kernels update all parameters in a few launches; CUDA only.
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, **fused)
+    # Adam with L2 weight decay (not AdamW), as the report's Adam(weight_decay=5e-4).
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    return None
+
+
+class EagerStep:
+    """One optimisation step; loss and correct counts are summed on the device."""
+
+    def __init__(self, model, optimizer, amp: bool, device: torch.device):
+        self.model, self.optimizer = model, optimizer
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+    def __call__(self, inputs, labels, loss_sum, correct) -> None:
+        with self.autocast:
+            logits = self.model(inputs)
+            loss = F.cross_entropy(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        loss_sum += loss.detach().float() * labels.shape[0]
+        correct += (logits.argmax(1) == labels).sum()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_one_epoch(step, data: DeviceData, cfg: TrainConfig, epoch: int, mode: str) -> tuple[float, float, float]:
+    """Returns (mean train loss, train accuracy, wall seconds)."""
+    step.model.train()
+    device = data.device
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    batches = data.train_batches(cfg.seed, epoch, cfg.batch_size, cfg.augment)
+    n_batches = math.ceil(data.n_train / cfg.batch_size)
+    for inputs, labels in batch_progress(batches, n_batches, f"epoch {epoch}", mode):
+        step(inputs, labels, loss_sum, correct)
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    return loss_sum.item() / data.n_train, correct.item() / data.n_train, seconds
+
+
+@torch.no_grad()
+def evaluate(model, data: DeviceData, cfg: TrainConfig) -> tuple[float, float, float]:
+    """Returns (mean test loss, test accuracy, wall seconds), in large batches."""
+    model.eval()
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), dtype=torch.int64, device=data.device)
+    with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+        for inputs, labels in data.test_batches(cfg.eval_batch_size):
+            logits = model(inputs)
+            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
+            correct += (logits.argmax(1) == labels).sum()
+    _synchronize(data.device)
+    seconds = time.perf_counter() - start
+    return loss_sum.item() / data.n_test, correct.item() / data.n_test, seconds
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _config_diff(old: dict, new: dict) -> str:
+    keys = sorted(set(old) | set(new))
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    return "; ".join(changed) or "same parameters, other device or data"
+
+
+def _oom_message(cfg: TrainConfig) -> str:
+    return (f"CUDA ran out of memory training {cfg.model} with BATCH_SIZE={cfg.batch_size} and "
+            f"EVAL_BATCH_SIZE={cfg.eval_batch_size}. Lower EVAL_BATCH_SIZE (evaluation batches are the "
+            "largest), then BATCH_SIZE, set AMP=True, or use SUBSET; close other GPU programs; "
+            "or train with DEVICE='cpu'. Completed epochs are safe in the checkpoint and resume.")
+
+
+def train_model(
+    cfg: TrainConfig,
+    data,
+    *,
+    device: str | torch.device = "auto",
+    results_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: str | None = None,
+    log: Callable[[str], None] = print,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> dict[str, Any]:
+    """Train `cfg.model` on `data` (a CIFAR10 from `load_cifar10`) and return its record.
+
+    Resumes from `checkpoint_dir/<model>/last.pt` when it was made with the
+    same parameters; one made with other parameters is moved aside, never
+    mixed in. `on_epoch_end(epoch, row)` runs after each epoch's checkpoint.
+    """
+    device = device if isinstance(device, torch.device) else select_device(device)
+    results_dir = repo_path(results_dir, "results")
+    ckpt_dir = repo_path(checkpoint_dir, "checkpoints") / cfg.model
+    mode = progress or progress_mode()
+    configure_determinism(cfg.deterministic)
+    if cfg.subset is not None:
+        data = subset(data, *cfg.subset, seed=cfg.seed)
+    mean, std = channel_stats(data.train_images)
+    context = {"device": device.type, "data": data.source, "n_train": len(data.train_labels),
+               "n_test": len(data.test_labels)}
+    fingerprint = cfg.fingerprint(**context)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, **cfg.model_options).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model, device)
+    state = TrainingState(model, optimizer, make_scheduler(cfg, optimizer), EarlyStopping(cfg.patience))
+    device_data = DeviceData(data.train_images, data.train_labels, data.test_images, data.test_labels,
+                             mean, std, device, channels_last=device.type == "cuda")
+    step = EagerStep(model, optimizer, cfg.amp, device)
+
+    log(describe_device(device))
+    log(f"{cfg.model}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
+        f"{device_data.n_test:,} test images; run {fingerprint}")
+    last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
+    if last_path.exists():
+        saved = checkpoint.load(last_path)
+        if saved.get("fingerprint") == fingerprint:
+            state.load_state_dict(saved)
+            log(f"Resuming from {last_path} after epoch {state.epoch}.")
+        else:
+            old_fingerprint = str(saved.get("fingerprint", "unknown"))
+            moved = [checkpoint.archive_stale(p, old_fingerprint) for p in (last_path, best_path) if p.exists()]
+            log(f"The checkpoint in {ckpt_dir} was made with other parameters "
+                f"({_config_diff(saved.get('config', {}), cfg.to_dict())}); "
+                f"kept it as {', '.join(p.name for p in moved)} and starting fresh.")
+
+    started = time.perf_counter()
+    try:
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            if state.early.stopped:
+                break
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss, train_acc, train_seconds = train_one_epoch(step, device_data, cfg, epoch, mode)
+            test_loss, test_acc, eval_seconds = evaluate(model, device_data, cfg)
+            if state.scheduler is not None:
+                state.scheduler.step()
+            row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                       test_acc=test_acc, lr=lr, train_seconds=train_seconds, eval_seconds=eval_seconds)
+            state.history.append(row)
+            if state.early.update(epoch, test_loss, test_acc):
+                checkpoint.save(model.state_dict(), best_path)
+            checkpoint.save(state.state_dict(fingerprint, cfg.to_dict()), last_path)
+            log(format_epoch(row, cfg.epochs))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise RuntimeError(_oom_message(cfg)) from exc
+
+    if state.early.stopped:
+        log(f"Early stopping after epoch {state.epoch}: no lower test loss for {cfg.patience} epochs.")
+    restored = None
+    if best_path.exists() and state.early.best_loss_epoch:
+        model.load_state_dict(checkpoint.load(best_path))
+        loss, acc, _ = evaluate(model, device_data, cfg)
+        restored = {"epoch": state.early.best_loss_epoch, "test_loss": loss, "test_acc": acc}
+        log(f"Restored the best weights (epoch {state.early.best_loss_epoch}): "
+            f"test loss {loss:.4f}, accuracy {100 * acc:.2f}%.")
+
+    record = _results_record(cfg, state, fingerprint, model, device, data.source, restored,
+                             time.perf_counter() - started)
+    atomic_write_json(results_dir / f"{cfg.model}.json", record)
+    log(f"Results written to {results_dir / (cfg.model + '.json')}")
+    return record
+
+
+def _best(history: list[dict], key: str, pick) -> dict[str, Any] | None:
+    finite = [r for r in history if math.isfinite(r[key])]
+    if not finite:
+        return None
+    row = pick(finite, key=lambda r: r[key])
+    return {"epoch": row["epoch"], "test_loss": row["test_loss"], "test_acc": row["test_acc"]}
+
+
+def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, restored, seconds) -> dict:
+    history = state.history
+    return {
+        "schema": RESULTS_SCHEMA,
+        "model": cfg.model,
+        "complete": True,
+        "fingerprint": fingerprint,
+        "params": cfg.to_dict(),
+        "num_parameters": count_parameters(model),
+        "device": device.type,
+        "device_name": device_name(device),
+        "data_source": source,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__},
+        "git_commit": _git_commit(),
+        "history": history,
+        "best_loss": _best(history, "test_loss", min),
+        "best_acc": _best(history, "test_acc", max),
+        "restored_best": restored,
+        "stopped_early": state.early.stopped,
+        "stop_epoch": state.epoch,
+        "total_seconds": sum(r["train_seconds"] + r["eval_seconds"] for r in history),
+        "wall_seconds_this_session": seconds,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }

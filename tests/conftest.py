@@ -1,0 +1,28 @@
+"""Shared fixtures: small generated data sets in the official on-disk format."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+from cifar_helpers.data import CIFAR10Warning, load_cifar10, write_fake_cifar10
+
+# Batch-run output (one line per epoch) for every engine call in the tests.
+os.environ.setdefault("CIFAR_PROGRESS", "lines")
+
+
+@pytest.fixture(scope="session")
+def fake_data_dir(tmp_path_factory):
+    """400 train / 200 test learnable images in cifar-10-batches-py format."""
+    folder = tmp_path_factory.mktemp("fake-cifar10")
+    write_fake_cifar10(folder, 400, 200, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fake_data(fake_data_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CIFAR10Warning)  # checksums and counts differ by design
+        return load_cifar10(fake_data_dir, download=False)

@@ -1,0 +1,86 @@
+"""papermill runs the training notebooks with tiny parameters; we assert on what they recorded."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import papermill as pm
+import pytest
+
+from cifar_helpers.config import TrainConfig
+from cifar_helpers.paths import REPO_ROOT
+from cifar_helpers.train import train_model
+
+NOTEBOOKS = {"dnn": "01_dnn", "cnn": "02_cnn", "resnet": "03_resnet", "custom_resnet": "05_custom_resnet"}
+TINY = {"EPOCHS": 2, "DEVICE": "cpu", "SUBSET": [200, 100]}
+
+
+def run(notebook, tmp_path, **params):
+    out = tmp_path / f"{notebook}.ipynb"
+    # cwd elsewhere on purpose: paths must resolve from the repository root.
+    pm.execute_notebook(str(REPO_ROOT / "notebooks" / f"{notebook}.ipynb"), str(out), parameters=params,
+                        kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    return out
+
+
+@pytest.fixture(scope="module")
+def notebook_runs(fake_data_dir, tmp_path_factory):
+    """Each training notebook once, with the tiny parameters."""
+    tmp = tmp_path_factory.mktemp("notebooks")
+    runs = {}
+    for model, notebook in NOTEBOOKS.items():
+        params = dict(TINY, DATA_DIR=str(fake_data_dir), RESULTS_DIR=str(tmp / "results"),
+                      CHECKPOINT_DIR=str(tmp / "ckpt"))
+        run(notebook, tmp, **params)
+        runs[model] = json.loads((tmp / "results" / f"{model}.json").read_text())
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", list(NOTEBOOKS))
+def test_notebook_records_a_complete_run(notebook_runs, model):
+    result = notebook_runs[model]
+    assert result["model"] == model and result["complete"] is True
+    assert len(result["history"]) == 2 and result["params"]["subset"] == [200, 100]
+    assert result["params"]["seed"] == 23 and result["params"]["batch_size"] == 64
+    for row in result["history"]:
+        assert math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])
+    for key in ("num_parameters", "device_name", "data_source", "versions", "best_loss", "best_acc",
+                "stopped_early", "total_seconds"):
+        assert key in result
+    expected_protocol = TrainConfig.for_model(model).to_dict()
+    for key in ("optimizer", "lr", "weight_decay", "augment", "scheduler", "patience"):
+        assert result["params"][key] == expected_protocol[key]
+
+
+@pytest.mark.slow
+def test_a_notebook_learns_the_fake_data_above_chance(notebook_runs):
+    # The DNN learns the generated classes in two epochs; chance is 10%.
+    assert notebook_runs["dnn"]["best_acc"]["test_acc"] > 0.3
+
+
+@pytest.mark.slow
+def test_notebook_and_library_give_identical_histories(notebook_runs, fake_data, tmp_path):
+    """The notebook (its own kernel process) and a direct call agree to the last bit."""
+    cfg = TrainConfig.for_model("custom_resnet", epochs=2, subset=[200, 100])
+    direct = train_model(cfg, fake_data, device="cpu", results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c",
+                         log=lambda line: None)
+    strip = lambda h: [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in h]  # noqa: E731
+    assert strip(direct["history"]) == strip(notebook_runs["custom_resnet"]["history"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params, message", [
+    ({"EPOCHS": 0}, "EPOCHS must be a whole number >= 1"),
+    ({"BATCH_SIZE": -1}, "BATCH_SIZE must be a whole number >= 1"),
+    ({"DATA_DIR": "/nonexistent/cifar"}, "does not exist"),
+    ({"DEVICE": "tpu"}, "DEVICE must be one of"),
+])
+def test_bad_parameters_fail_before_training(params, message, tmp_path, fake_data_dir):
+    given = dict(TINY, DATA_DIR=str(fake_data_dir), RESULTS_DIR=str(tmp_path / "results"),
+                 CHECKPOINT_DIR=str(tmp_path / "ckpt"))
+    given.update(params)
+    with pytest.raises(pm.PapermillExecutionError, match=message):
+        run("01_dnn", tmp_path, **given)
+    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "results").exists()

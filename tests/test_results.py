@@ -1,0 +1,345 @@
+"""Loading results, Table 1 and the summary paragraph, on fabricated histories."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cifar_helpers.results import (
+    MODEL_LABELS,
+    MODEL_NOTEBOOKS,
+    MODEL_ORDER,
+    REPORT_TABLE1,
+    TABLE1_COLUMNS,
+    Missing,
+    ResultsSkippedWarning,
+    best_points,
+    format_duration,
+    formatted_table1,
+    history_frame,
+    latex_escape,
+    load_results,
+    lr_steps,
+    missing_models,
+    summary_paragraph,
+    table1,
+    write_table1,
+)
+
+# ----------------------------------------------------------------------------- fabricated results
+# (test_plots.py imports these too)
+
+
+def make_result(
+    model: str,
+    *,
+    epochs: int = 40,
+    best_loss_epoch: int = 20,
+    best_loss: float = 0.5,
+    best_acc_epoch: int | None = None,
+    best_acc: float = 0.8,
+    lr: float = 0.1,
+    step_size: int | None = None,
+    gamma: float = 0.1,
+    stopped_early: bool = False,
+    seconds_per_epoch: float = 10.0,
+    num_parameters: int = 1000,
+) -> dict:
+    """A complete result whose test loss is lowest (`best_loss`) at `best_loss_epoch`
+    and whose test accuracy is highest (`best_acc`) at `best_acc_epoch`
+    (default: the same epoch). With `step_size`, lr drops by `gamma` every
+    `step_size` epochs, so it changes at epochs step_size+1, 2*step_size+1, ...
+    """
+    best_acc_epoch = best_loss_epoch if best_acc_epoch is None else best_acc_epoch
+    history = []
+    for epoch in range(1, epochs + 1):
+        rate = lr * gamma ** ((epoch - 1) // step_size) if step_size else lr
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": 2.3 / epoch,
+                "train_acc": min(0.99, 0.3 + 0.02 * epoch),
+                # V shapes: strictly larger away from the chosen epoch.
+                "test_loss": best_loss + 0.02 * abs(epoch - best_loss_epoch),
+                "test_acc": best_acc - 0.005 * abs(epoch - best_acc_epoch),
+                "lr": rate,
+                "train_seconds": seconds_per_epoch,
+                "eval_seconds": 1.0,
+            }
+        )
+    return {
+        "schema": 1,
+        "model": model,
+        "complete": True,
+        "fingerprint": "synthetic",
+        "params": {"model": model, "epochs": epochs, "subset": None, "step_size": step_size, "gamma": gamma},
+        "num_parameters": num_parameters,
+        "device": "cpu",
+        "device_name": "test",
+        "data_source": "synthetic",
+        "versions": {"python": "3", "torch": "2", "torchvision": "0"},
+        "git_commit": None,
+        "history": history,
+        "best_loss": {"epoch": best_loss_epoch, "test_loss": best_loss, "test_acc": history[best_loss_epoch - 1]["test_acc"]},
+        "best_acc": {"epoch": best_acc_epoch, "test_loss": history[best_acc_epoch - 1]["test_loss"], "test_acc": best_acc},
+        "stopped_early": stopped_early,
+        "stop_epoch": epochs,
+        "total_seconds": epochs * (seconds_per_epoch + 1.0),
+        "finished_at": "2026-01-01T00:00:00+00:00",
+    }
+
+
+# Distinct minima per model; custom_resnet stops early and has lr steps.
+SPECS = {
+    "dnn": dict(epochs=30, best_loss_epoch=17, best_loss=1.3, best_acc_epoch=19, best_acc=0.5312, seconds_per_epoch=3.0, num_parameters=1_738_890),
+    "cnn": dict(epochs=50, best_loss_epoch=45, best_loss=0.7, best_acc=0.7789, seconds_per_epoch=5.5, num_parameters=62_006),
+    "resnet": dict(epochs=25, best_loss_epoch=11, best_loss=0.6, best_acc=0.8123, seconds_per_epoch=9.25, num_parameters=272_474),
+    "custom_resnet": dict(
+        epochs=77, best_loss_epoch=62, best_loss=0.3, best_acc=0.9105, lr=0.001, step_size=30,
+        stopped_early=True, seconds_per_epoch=60.0, num_parameters=2_000_000,
+    ),
+}
+
+
+def all_results(models=MODEL_ORDER) -> dict[str, dict]:
+    return {model: make_result(model, **SPECS[model]) for model in models}
+
+
+def write_results(folder: Path, results: dict[str, dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for model, result in results.items():
+        (folder / f"{model}.json").write_text(json.dumps(result), encoding="utf-8")
+    return folder
+
+
+# ----------------------------------------------------------------------------- the fabricator itself
+
+
+def test_fabricated_history_has_the_requested_minima_and_lr_steps():
+    result = make_result("custom_resnet", **SPECS["custom_resnet"])
+    frame = history_frame(result)
+    assert len(frame) == 77 and list(frame["epoch"]) == list(range(1, 78))
+    assert frame["test_loss"].idxmin() + 1 == 62 and frame["test_loss"].min() == pytest.approx(0.3)
+    assert lr_steps(result) == [31, 61]
+    assert frame["test_acc_pct"].max() == pytest.approx(91.05)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def test_load_results_reads_a_full_set_in_model_order(tmp_path):
+    folder = write_results(tmp_path, {model: all_results()[model] for model in reversed(MODEL_ORDER)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean folder warns about nothing
+        results = load_results(folder)
+    assert list(results) == list(MODEL_ORDER)
+    assert results.skipped == {}
+    assert missing_models(results) == []
+
+
+def test_load_results_skips_bad_files_with_reasons(tmp_path):
+    good = all_results(["dnn"])
+    incomplete = make_result("resnet", **SPECS["resnet"]) | {"complete": False}
+    wrong_model = make_result("cnn", **SPECS["cnn"])
+    newer = make_result("custom_resnet", **SPECS["custom_resnet"]) | {"schema": 2}
+    write_results(tmp_path, good | {"resnet": incomplete, "custom_resnet": newer})
+    (tmp_path / "cnn.json").write_text('{"schema": 1, "model": "cnn", "hist', encoding="utf-8")
+    (tmp_path / "table1.json").write_text(json.dumps(wrong_model), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not json at all", encoding="utf-8")
+
+    with pytest.warns(ResultsSkippedWarning, match="skipped 4 file"):
+        results = load_results(tmp_path)
+
+    assert list(results) == ["dnn"]
+    assert set(results.skipped) == {"cnn.json", "resnet.json", "custom_resnet.json", "table1.json"}
+    assert "unreadable" in results.skipped["cnn.json"] and "02_cnn" in results.skipped["cnn.json"]
+    assert "incomplete" in results.skipped["resnet.json"] and "03_resnet" in results.skipped["resnet.json"]
+    assert "schema" in results.skipped["custom_resnet.json"]
+    assert "not a model result" in results.skipped["table1.json"]
+    assert missing_models(results) == [
+        Missing("cnn", "notebooks/02_cnn.ipynb"),
+        Missing("resnet", "notebooks/03_resnet.ipynb"),
+        Missing("custom_resnet", "notebooks/05_custom_resnet.ipynb"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda r: r | {"model": "cnn"}, "'model' field is 'cnn'"),
+        (lambda r: r | {"history": []}, "'history' is missing or empty"),
+        (lambda r: r | {"history": r["history"][:3] + r["history"][4:]}, "expected 4"),
+        (lambda r: r | {"history": [dict(r["history"][0], test_loss=None)] + r["history"][1:]}, "lacks numeric test_loss"),
+        (lambda r: r | {"stop_epoch": 99}, "stop_epoch is 99"),
+        (lambda r: r | {"history": [dict(row, test_loss=math.nan) for row in r["history"]]}, "no epoch has a finite test loss"),
+        (lambda r: [r], "expected a JSON object"),
+    ],
+)
+def test_load_results_names_what_is_invalid(tmp_path, damage, reason):
+    (tmp_path / "dnn.json").write_text(json.dumps(damage(make_result("dnn", **SPECS["dnn"]))), encoding="utf-8")
+    results = load_results(tmp_path, warn=False)
+    assert dict(results) == {}
+    assert reason in results.skipped["dnn.json"]
+
+
+def test_load_results_on_a_missing_folder_warns_and_returns_nothing(tmp_path):
+    with pytest.warns(ResultsSkippedWarning, match="does not exist"):
+        results = load_results(tmp_path / "nowhere")
+    assert dict(results) == {} and [m.model for m in missing_models(results)] == list(MODEL_ORDER)
+
+
+def test_best_points_ignore_non_finite_epochs_and_prefer_the_earliest_tie():
+    result = make_result("dnn", epochs=10, best_loss_epoch=4, best_loss=1.0)
+    result["history"][7]["test_loss"] = -math.inf  # a diverged epoch must not win
+    result["history"][8]["test_loss"] = math.nan
+    result["history"][5]["test_loss"] = 1.0  # tie with epoch 4
+    best = best_points(result)
+    assert (best.loss_epoch, best.test_loss) == (4, 1.0)
+    assert best.acc_epoch == 4 and best.test_acc == pytest.approx(0.8)
+
+
+# ----------------------------------------------------------------------------- Table 1
+
+
+def test_report_numbers_are_the_reports():
+    assert {m: (r.test_loss, r.acc_pct, r.epoch) for m, r in REPORT_TABLE1.items()} == {
+        "dnn": (1.3459, 52.64, 17),
+        "cnn": (0.6787, 77.17, 67),
+        "resnet": (0.5801, 80.85, 11),
+        "custom_resnet": (0.3053, 90.47, 62),
+    }
+    assert "77.14" in REPORT_TABLE1["cnn"].note
+    assert list(MODEL_LABELS.values()) == ["DNN", "CNN", "ResNet", "Custom ResNet"]
+    assert [Path(MODEL_NOTEBOOKS[m]).stem for m in MODEL_ORDER] == ["01_dnn", "02_cnn", "03_resnet", "05_custom_resnet"]
+
+
+def test_table1_values_are_the_fabricated_minima_beside_the_report():
+    df = table1(all_results())
+    assert list(df.columns) == list(TABLE1_COLUMNS)
+    assert list(df["Model"]) == [MODEL_LABELS[m] for m in MODEL_ORDER]
+    for model, row in zip(MODEL_ORDER, df.to_dict("records")):
+        spec, report = SPECS[model], REPORT_TABLE1[model]
+        loss, acc = round(spec["best_loss"], 4), round(spec["best_acc"] * 100, 2)
+        assert row["Best Test Loss"] == pytest.approx(loss)
+        assert row["Best Accuracy (%)"] == pytest.approx(acc)
+        assert row["Best Epoch"] == spec["best_loss_epoch"]
+        assert row["Best-Acc Epoch"] == spec.get("best_acc_epoch", spec["best_loss_epoch"])
+        assert row["Parameters"] == spec["num_parameters"]
+        assert row["Train time (s)"] == pytest.approx(spec["epochs"] * spec["seconds_per_epoch"])
+        assert (row["Report Loss"], row["Report Acc (%)"], row["Report Epoch"]) == (report.test_loss, report.acc_pct, report.epoch)
+        assert row["Δ Loss"] == pytest.approx(loss - report.test_loss, abs=1e-9)
+        assert row["Δ Acc (pts)"] == pytest.approx(acc - report.acc_pct, abs=1e-9)
+    assert any("train_seconds" in note for note in df.attrs["notes"])
+
+
+def test_table1_has_rows_only_for_present_models():
+    df = table1(all_results(["resnet", "dnn"]))
+    assert list(df["Model"]) == ["DNN", "ResNet"]
+    assert table1({}).empty and list(table1({}).columns) == list(TABLE1_COLUMNS)
+
+
+def test_format_duration_is_human_readable():
+    assert [format_duration(s) for s in (42.4, 725, 3 * 3600 + 7 * 60 + 20, math.nan)] == ["42 s", "12 min 05 s", "3 h 07 min", "n/a"]
+
+
+def test_write_table1_writes_csv_md_and_tex(tmp_path):
+    df = table1(all_results())
+    paths = write_table1(df, tmp_path / "out")
+    assert [p.name for p in paths] == ["table1.csv", "table1.md", "table1.tex"]
+    assert all(p.is_file() for p in paths)
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+    back = pd.read_csv(paths[0])
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+
+    md = paths[1].read_text(encoding="utf-8").splitlines()
+    header = next(i for i, line in enumerate(md) if line.startswith("| Model |"))
+    assert md[header].count("|") == len(TABLE1_COLUMNS) + 1 and "| Train time |" in md[header]
+    assert re.fullmatch(r"\|---(\|---:)+\|", md[header + 1])
+    rows = md[header + 2 : header + 2 + len(df)]
+    assert rows[3].startswith("| Custom ResNet | 0.3000 | 91.05 | 62 | 62 | 2,000,000 | 1 h 17 min |")
+    assert any("train_seconds" in line for line in md)
+
+    tex = paths[2].read_text(encoding="utf-8")
+    body = [line for line in tex.splitlines() if not line.startswith("%")]
+    assert body[0].startswith(r"\begin{tabular}{l") and body[-1] == r"\end{tabular}"
+    assert tex.isascii(), "the fragment must compile without inputenc"
+    assert r"Best Accuracy (\%)" in tex and r"$\Delta$ Acc (pts)" in tex
+    assert r"& $-$0.0459 &" in tex  # DNN's Δ Loss, 1.3000 - 1.3459, with a typeset minus
+    assert all(not re.search(r"(?<!\\)[%_#]", line) for line in body), "unescaped LaTeX special in the tabular"
+    rows = [line for line in body if line.endswith(r"\\")]
+    assert all(len(re.findall(r"(?<!\\)&", line)) == len(TABLE1_COLUMNS) - 1 for line in rows)
+    assert len(rows) == len(df) + 1
+    assert tex.count("{") - tex.count(r"\{") == tex.count("}") - tex.count(r"\}")
+
+
+def test_latex_escape_covers_the_specials():
+    assert latex_escape("50% of a_b & c#1 $x$ {y} ~^\\") == (
+        r"50\% of a\_b \& c\#1 \$x\$ \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
+    )
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
+
+
+def _numbers_in(text: str) -> list[str]:
+    text = re.sub(r"notebooks/\S+\.ipynb", "", text)
+    return NUMBER.findall(text)
+
+
+def _allowed_numbers(results) -> set[str]:
+    """Every number the paragraph may state: the table's values as shown, and gaps between accuracies."""
+    shown = formatted_table1(table1(results))
+    allowed = {cell for column in shown.columns for cell in shown[column]}
+    accuracies = [round(SPECS[m]["best_acc"] * 100, 2) for m in results]
+    allowed |= {f"{abs(a - b):.2f}" for a in accuracies for b in accuracies}
+    return allowed
+
+
+def test_summary_states_the_ranking_and_only_computed_numbers():
+    results = all_results()
+    text = summary_paragraph(results)
+
+    ranking = text.split("Ranked by best test accuracy:")[1].split("). ")[0]
+    positions = [ranking.index(label) for label in ("Custom ResNet 91.05%", "ResNet 81.23%", "CNN 77.89%", "DNN 53.12%")]
+    assert positions == sorted(positions)
+    assert "Custom ResNet leads ResNet by 9.82 points" in text
+    assert "The ranking is the report's." in text
+    assert "Not run yet" not in text
+    numbers = _numbers_in(text)
+    assert numbers and set(numbers) <= _allowed_numbers(results)
+
+
+def test_summary_says_when_the_ranking_differs_from_the_report():
+    results = all_results(["dnn", "cnn"])
+    results["dnn"] = make_result("dnn", **(SPECS["dnn"] | {"best_acc": 0.9}))
+    text = summary_paragraph(results)
+    assert "DNN 90.00%" in text and "The report ranks them CNN and DNN." in text
+
+
+@pytest.mark.parametrize("present", [(), ("cnn",), ("dnn", "custom_resnet"), ("dnn", "cnn", "resnet")])
+def test_summary_handles_partial_sets_and_names_the_missing_notebooks(present):
+    results = all_results(present)
+    text = summary_paragraph(results)
+    for model in MODEL_ORDER:
+        assert (MODEL_NOTEBOOKS[model] in text) == (model not in present)
+    assert set(_numbers_in(text)) <= _allowed_numbers(results)
+    if not present:
+        assert text.startswith("No model has results yet.")
+    if len(present) == 1:
+        assert text.startswith("Only CNN has results: best test accuracy 77.89% (epoch 45)")
+
+
+def test_summary_flags_subset_runs():
+    results = all_results(["dnn"])
+    results["dnn"]["params"]["subset"] = 512
+    assert "subset of the data" in summary_paragraph(results)

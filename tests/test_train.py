@@ -1,0 +1,269 @@
+"""The training engine: protocols, batches, determinism, resume, early stopping, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from cifar_helpers import checkpoint
+from cifar_helpers.batches import DeviceData, crop_flip, crop_flip_indices, epoch_generator, PAD
+from cifar_helpers.config import ConfigError, TrainConfig
+from cifar_helpers.device import DeviceError, select_device
+from cifar_helpers.paths import require_data_dir
+from cifar_helpers.train import EarlyStopping, train_model
+
+TIMING_KEYS = ("train_seconds", "eval_seconds")
+
+
+def without_timings(history):
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+
+
+def quiet_train(cfg, data, tmp_path, name="run", **kwargs):
+    lines = []
+    record = train_model(cfg, data, device="cpu", results_dir=tmp_path / name / "results",
+                         checkpoint_dir=tmp_path / name / "ckpt", log=lines.append, **kwargs)
+    return record, lines
+
+
+# ----------------------------------------------------------------------------- protocols and parameters
+
+def test_report_protocols_are_the_defaults():
+    lecture = TrainConfig.for_model("cnn")
+    assert (lecture.optimizer, lecture.lr, lecture.momentum, lecture.weight_decay) == ("sgd", 0.1, 0.9, 5e-4)
+    assert (lecture.batch_size, lecture.epochs, lecture.augment, lecture.patience, lecture.seed) == (64, 100, False, None, 23)
+    custom = TrainConfig.for_model("custom_resnet")
+    assert (custom.optimizer, custom.lr, custom.weight_decay, custom.batch_size) == ("adam", 1e-3, 5e-4, 64)
+    assert (custom.epochs, custom.scheduler, custom.step_size, custom.gamma, custom.patience) == (300, "step", 30, 0.1, 15)
+    assert custom.augment is True and custom.model_options == {"dropout": 0.1}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": 0}, "EPOCHS must be a whole number >= 1"),
+    ({"batch_size": -1}, "BATCH_SIZE must be a whole number >= 1"),
+    ({"batch_size": 64.0}, "BATCH_SIZE"),
+    ({"lr": -0.1}, "LR must be a positive number"),
+    ({"lr": float("nan")}, "LR must be a positive number"),
+    ({"gamma": 0}, "GAMMA must be in (0, 1]"),
+    ({"patience": 0}, "PATIENCE must be None"),
+    ({"subset": 5}, "SUBSET must keep at least 10"),
+    ({"subset": "all"}, "SUBSET must be None, an int or [n_train, n_test]"),
+    ({"augment": "yes"}, "AUGMENT must be True or False"),
+    ({"model_options": {"dropout": 1.5}}, "DROPOUT must be in [0, 1)"),
+])
+def test_nonsense_parameters_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        TrainConfig.for_model("custom_resnet", **overrides)
+
+
+def test_unknown_model_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown model 'vgg'.*dnn, cnn, resnet, custom_resnet"):
+        TrainConfig.for_model("vgg")
+
+
+def test_missing_data_dir_fails_before_training(tmp_path):
+    with pytest.raises(FileNotFoundError, match="DATA_DIR=.*does not exist.*DATA_DIR=None"):
+        require_data_dir(tmp_path / "nowhere")
+
+
+def test_device_choice_and_errors():
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type in ("cuda", "mps", "cpu")
+    with pytest.raises(DeviceError, match="DEVICE must be one of"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA GPU.*DEVICE='auto'"):
+            select_device("cuda")
+
+
+def test_fingerprint_changes_with_every_parameter():
+    base = TrainConfig.for_model("dnn")
+    assert base.fingerprint(device="cpu") == TrainConfig.for_model("dnn").fingerprint(device="cpu")
+    assert base.fingerprint(device="cpu") != base.fingerprint(device="cuda")
+    assert base.fingerprint() != TrainConfig.for_model("dnn", lr=0.05).fingerprint()
+
+
+# ----------------------------------------------------------------------------- batches
+
+def small_device_data(n_train=100, n_test=30):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n_train, 32, 32, 3), dtype=torch.uint8, generator=g)
+    test = torch.randint(0, 256, (n_test, 32, 32, 3), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n_train) % 10
+    return DeviceData(images, labels, test, torch.arange(n_test) % 10, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"))
+
+
+def test_an_epoch_sees_every_image_once_last_partial_batch_included():
+    data = small_device_data()
+    batches = list(data.train_batches(seed=23, epoch=1, batch_size=64, augment=False))
+    assert [len(labels) for _, labels in batches] == [64, 36]
+    seen = torch.cat([inputs for inputs, _ in batches])
+    expected = data.normalize(data.train_images)
+    # same images, in a new order: match each seen image to its source
+    matches = (seen[:, None] == expected[None]).flatten(2).all(-1)
+    assert matches.sum(1).tolist() == [1] * 100 and matches.sum(0).tolist() == [1] * 100
+
+
+def test_shuffle_depends_only_on_seed_and_epoch():
+    data = small_device_data()
+    first = data.epoch_inputs(23, 1, augment=True)[1]
+    assert torch.equal(first, small_device_data().epoch_inputs(23, 1, augment=True)[1])
+    assert not torch.equal(first, data.epoch_inputs(23, 2, augment=True)[1])
+
+
+def test_crop_flip_matches_a_per_image_reference():
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=g)
+    padded = torch.nn.functional.pad(images, (PAD,) * 4)
+    gen = epoch_generator(5, 3)
+    rows, cols = crop_flip_indices(20, 32, gen)
+    index = torch.randperm(20, generator=g)
+    out = crop_flip(padded, index, rows, cols)
+    for i in range(20):
+        top, left = rows[i, 0].item(), min(cols[i, 0].item(), cols[i, -1].item())
+        crop = padded[index[i], :, top:top + 32, left:left + 32]
+        flipped = cols[i, 0] > cols[i, -1]
+        assert torch.equal(out[i], crop.flip(-1) if flipped else crop)
+    # offsets cover 0..2*PAD and both flip states appear
+    assert rows[:, 0].min() >= 0 and rows[:, 0].max() <= 2 * PAD
+
+
+def test_normalization_is_mean_std():
+    data = small_device_data()
+    x = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    assert torch.allclose(data.normalize(x), torch.full((1, 3, 2, 2), (1.0 - 0.5) / 0.25))
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_training_records_everything_and_writes_results(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("cnn", epochs=2, lr=0.02)
+    record, lines = quiet_train(cfg, fake_data, tmp_path)
+    on_disk = json.loads((tmp_path / "run" / "results" / "cnn.json").read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    assert len(record["history"]) == 2 and record["stop_epoch"] == 2 and record["complete"] is True
+    for row in record["history"]:
+        assert set(row) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                            "train_seconds", "eval_seconds"}
+        assert all(math.isfinite(v) for v in row.values())
+    assert record["params"]["batch_size"] == 64 and record["num_parameters"] > 0
+    assert record["device"] == "cpu" and record["versions"]["torch"] == torch.__version__
+    assert "official python batches" in record["data_source"]
+    assert record["best_loss"]["test_loss"] == min(r["test_loss"] for r in record["history"])
+    assert record["restored_best"]["test_loss"] == record["best_loss"]["test_loss"]
+    assert sum(line.startswith("epoch ") for line in lines) == 2
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+
+
+def test_learns_the_fake_data_above_chance(fake_data, tmp_path):
+    record, _ = quiet_train(TrainConfig.for_model("dnn", epochs=2, lr=0.01), fake_data, tmp_path)
+    assert record["best_acc"]["test_acc"] > 0.3  # chance is 0.1
+
+
+def test_two_runs_give_identical_histories(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("custom_resnet", epochs=2, subset=[120, 60], step_size=1)
+    first, _ = quiet_train(cfg, fake_data, tmp_path, "a")
+    second, _ = quiet_train(cfg, fake_data, tmp_path, "b")
+    assert without_timings(first["history"]) == without_timings(second["history"])
+    assert first["fingerprint"] == second["fingerprint"]
+
+
+def test_early_stopping_counts_epochs_without_a_lower_test_loss():
+    early = EarlyStopping(patience=3)
+    losses = [3.0, 2.0, 2.5, 1.5, 1.6, 1.5, 1.8]
+    stops = [early.update(epoch, loss, 0.5) or early.stopped for epoch, loss in enumerate(losses, 1)]
+    assert early.best_loss_epoch == 4 and early.best_loss == 1.5
+    assert stops.index(True) == 0 and early.stopped  # improved at 1; stopped after epoch 7
+    assert [EarlyStopping(3).stopped] == [False]
+
+
+def test_early_stopping_on_a_plateau_stops_and_restores_best(fake_data, tmp_path):
+    # lr far below float32 resolution: the weights never change, the test loss is flat.
+    cfg = TrainConfig.for_model("dnn", epochs=20, lr=1e-30, weight_decay=0.0, patience=3)
+    record, lines = quiet_train(cfg, fake_data, tmp_path)
+    assert record["stopped_early"] is True
+    assert record["best_loss"]["epoch"] == 1 and record["stop_epoch"] == 1 + 3
+    assert record["restored_best"] == {"epoch": 1, "test_loss": record["best_loss"]["test_loss"],
+                                       "test_acc": record["best_loss"]["test_acc"]}
+    assert any("Early stopping after epoch 4" in line for line in lines)
+
+
+def test_step_lr_changes_the_recorded_lr(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("custom_resnet", epochs=3, step_size=2, gamma=0.5, subset=[60, 20])
+    record, _ = quiet_train(cfg, fake_data, tmp_path)
+    assert [r["lr"] for r in record["history"]] == pytest.approx([1e-3, 1e-3, 5e-4])
+
+
+def test_checkpoints_are_loadable_with_weights_only(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("dnn", epochs=1, lr=0.01)
+    quiet_train(cfg, fake_data, tmp_path)
+    folder = tmp_path / "run" / "ckpt" / "dnn"
+    last = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "epoch", "early_stopping", "rng", "history", "fingerprint"} <= set(last)
+    assert last["epoch"] == 1
+    best = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
+    assert set(best) == set(last["model"])
+
+
+def test_a_checkpoint_with_other_parameters_is_kept_aside_not_mixed_in(fake_data, tmp_path):
+    quiet_train(TrainConfig.for_model("dnn", epochs=1, lr=0.01), fake_data, tmp_path)
+    other = TrainConfig.for_model("dnn", epochs=2, lr=0.02)
+    record, lines = quiet_train(other, fake_data, tmp_path)
+    assert any("made with other parameters" in line and "lr: 0.01 -> 0.02" in line for line in lines)
+    assert list((tmp_path / "run" / "ckpt" / "dnn").glob("last.stale-*.pt"))
+    fresh, _ = quiet_train(other, fake_data, tmp_path, "fresh")
+    assert without_timings(record["history"]) == without_timings(fresh["history"])
+
+
+def test_a_corrupt_checkpoint_says_what_to_do(fake_data, tmp_path):
+    folder = tmp_path / "run" / "ckpt" / "dnn"
+    folder.mkdir(parents=True)
+    (folder / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="Delete it"):
+        quiet_train(TrainConfig.for_model("dnn", epochs=1), fake_data, tmp_path)
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, warnings
+    from cifar_helpers.config import TrainConfig
+    from cifar_helpers.data import load_cifar10
+    from cifar_helpers.train import train_model
+    warnings.simplefilter("ignore")
+    data_dir, out, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    cfg = TrainConfig.for_model("custom_resnet", epochs=4, step_size=2, subset=[100, 40])
+    def maybe_die(epoch, row):
+        if epoch == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)  # a real crash: no cleanup runs
+    train_model(cfg, load_cifar10(data_dir, download=False), device="cpu", results_dir=out + "/results",
+                checkpoint_dir=out + "/ckpt", on_epoch_end=maybe_die)
+""")
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_history(fake_data_dir, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(RESUME_SCRIPT)
+
+    def run(out, kill_after):
+        return subprocess.run([sys.executable, str(script), str(fake_data_dir), str(tmp_path / out), str(kill_after)],
+                              capture_output=True, text=True, timeout=600)
+
+    killed = run("resumed", kill_after=2)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "resumed" / "results" / "custom_resnet.json").exists()
+    resumed = run("resumed", kill_after=0)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming from" in resumed.stdout and "after epoch 2" in resumed.stdout
+    straight = run("straight", kill_after=0)
+    assert straight.returncode == 0, straight.stderr
+
+    load = lambda out: json.loads((tmp_path / out / "results" / "custom_resnet.json").read_text())  # noqa: E731
+    assert without_timings(load("resumed")["history"]) == without_timings(load("straight")["history"])
+    assert len(load("resumed")["history"]) == 4
