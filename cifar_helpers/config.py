@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .models import MODEL_NAMES
+from .steps import STEP_MODES
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("none", "step")
@@ -63,6 +64,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     eval_batch_size: int = 1000
     deterministic: bool = False
+    step_mode: str = "eager"  # see cifar_helpers.steps.STEP_MODES
 
     def __post_init__(self) -> None:
         validate(self)
@@ -145,4 +147,5 @@ def validate(cfg: TrainConfig) -> None:
     dropout = cfg.model_options.get("dropout")
     need(dropout is None or (isinstance(dropout, (int, float)) and 0 <= dropout < 1),
          f"DROPOUT must be in [0, 1), got {dropout!r}")
+    need(cfg.step_mode in STEP_MODES, f"STEP_MODE must be one of {STEP_MODES}, got {cfg.step_mode!r}")
     normalize_subset(cfg.subset)

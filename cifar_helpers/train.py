@@ -31,6 +31,7 @@ from .device import configure_determinism, describe_device, device_name, select_
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, repo_path
 from .progress import batch_progress, format_epoch, progress_mode
+from .steps import make_step
 
 RESULTS_SCHEMA = 1
 
@@ -117,24 +118,6 @@ def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     return None
-
-
-class EagerStep:
-    """One optimisation step; loss and correct counts are summed on the device."""
-
-    def __init__(self, model, optimizer, amp: bool, device: torch.device):
-        self.model, self.optimizer = model, optimizer
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-
-    def __call__(self, inputs, labels, loss_sum, correct) -> None:
-        with self.autocast:
-            logits = self.model(inputs)
-            loss = F.cross_entropy(logits, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        loss_sum += loss.detach().float() * labels.shape[0]
-        correct += (logits.argmax(1) == labels).sum()
 
 
 def _synchronize(device: torch.device) -> None:
@@ -233,7 +216,7 @@ def train_model(
     state = TrainingState(model, optimizer, make_scheduler(cfg, optimizer), EarlyStopping(cfg.patience))
     device_data = DeviceData(data.train_images, data.train_labels, data.test_images, data.test_labels,
                              mean, std, device, channels_last=device.type == "cuda")
-    step = EagerStep(model, optimizer, cfg.amp, device)
+    step = make_step(cfg.step_mode, model, optimizer, cfg.amp, device)
 
     log(describe_device(device))
     log(f"{cfg.model}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
