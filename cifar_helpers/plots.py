@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from cifar_helpers.figstyle import OKABE_ITO, STYLE
@@ -100,6 +101,7 @@ def _loss_panel(ax: Axes, result: Mapping[str, Any]) -> None:
         ax.set_ylim(bottom=0)
     ax.set_xlim(0.5, epochs[-1] + 0.5)
     ax.set_xlabel(EPOCH_LABEL)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(LOSS_LABEL)
 
 
@@ -114,6 +116,7 @@ def _accuracy_panel(ax: Axes, result: Mapping[str, Any]) -> None:
             label=f"highest test accuracy: {best.test_acc * 100:.2f}% (epoch {best.acc_epoch})")
     ax.set_xlim(0.5, epochs[-1] + 0.5)
     ax.set_xlabel(EPOCH_LABEL)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(ACC_LABEL)
 
 
@@ -147,6 +150,7 @@ def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
             else:
                 _not_run_yet(ax, model)
                 ax.set_xlabel(EPOCH_LABEL)
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
                 ax.set_ylabel(LOSS_LABEL)
         fig.suptitle("Fig 1. Loss curves per model")
     return fig
@@ -161,6 +165,7 @@ def fig4_custom_resnet_loss(result: Mapping[str, Any] | None) -> Figure:
         if result is None:
             _not_run_yet(ax, "custom_resnet")
             ax.set_xlabel(EPOCH_LABEL)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
             ax.set_ylabel(LOSS_LABEL)
             return fig
         _loss_panel(ax, result)
@@ -204,6 +209,7 @@ def accuracy_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
             title += f" (not run yet: {', '.join(absent)})"
         ax.set_title(title)
         ax.set_xlabel(EPOCH_LABEL)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(TEST_ACC_LABEL)
         if present:
             ax.legend(loc="lower right")

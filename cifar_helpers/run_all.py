@@ -117,7 +117,7 @@ def make_fake_data(settings: dict[str, Any]) -> None:
     fake = settings.get("fake_data")
     if not fake:
         return
-    from .data import write_fake_cifar10
+    from .fake_data import write_fake_cifar10
 
     target = repo_path(fake["dir"], "data/fake")
     if not (target / "cifar-10-batches-py").is_dir():

@@ -19,8 +19,9 @@ from cifar_helpers import data as D
 from cifar_helpers import paths
 from cifar_helpers.data import (
     CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, CIFAR10Error, CIFAR10Warning, CorruptDatasetError,
-    DatasetNotFoundError, channel_stats, counts, describe, load_cifar10, subset, write_fake_cifar10,
+    DatasetNotFoundError, channel_stats, counts, describe, load_cifar10, subset,
 )
+from cifar_helpers.fake_data import write_fake_cifar10
 
 N_TRAIN, N_TEST = 200, 50
 
