@@ -267,3 +267,22 @@ def test_resume_after_a_kill_gives_the_uninterrupted_history(fake_data_dir, tmp_
     load = lambda out: json.loads((tmp_path / out / "results" / "custom_resnet.json").read_text())  # noqa: E731
     assert without_timings(load("resumed")["history"]) == without_timings(load("straight")["history"])
     assert len(load("resumed")["history"]) == 4
+
+
+def test_cuda_out_of_memory_becomes_a_message_that_says_what_to_lower(fake_data, tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("cifar_helpers.train.train_one_epoch", out_of_memory)
+    with pytest.raises(RuntimeError, match="ran out of memory.*Lower EVAL_BATCH_SIZE.*BATCH_SIZE.*AMP=True"):
+        quiet_train(TrainConfig.for_model("dnn", epochs=1), fake_data, tmp_path)
+
+
+def test_progress_is_one_line_per_epoch_outside_an_interactive_kernel(monkeypatch):
+    from cifar_helpers.progress import batch_progress, progress_mode
+
+    monkeypatch.delenv("CIFAR_PROGRESS", raising=False)
+    assert progress_mode() == "lines"  # pytest is no Jupyter kernel
+    monkeypatch.setenv("CIFAR_PROGRESS", "bar")
+    assert progress_mode() == "bar"
+    assert list(batch_progress(iter([1, 2, 3]), 3, "epoch 1", "lines")) == [1, 2, 3]

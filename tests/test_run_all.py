@@ -1,0 +1,103 @@
+"""`make run`: parameter profiles, skipping, the CPU estimate, and a failing notebook."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cifar_helpers import run_all
+from cifar_helpers.run_all import Profile, RunError, check_cpu_cost, is_complete, load_profile
+
+
+def test_profile_applies_only_declared_parameters_with_per_notebook_overrides(tmp_path):
+    file = tmp_path / "p.yaml"
+    file.write_text("EPOCHS: 2\nFIGURES_DIR: f\nworkbook: {fake_data: null}\n"
+                    "notebooks:\n  05_custom_resnet: {EPOCHS: 4, PATIENCE: 2}\n")
+    profile = load_profile(file)
+    assert profile.for_notebook("01_dnn", {"EPOCHS", "LR"}) == {"EPOCHS": 2}
+    assert profile.for_notebook("05_custom_resnet", {"EPOCHS", "PATIENCE"}) == {"EPOCHS": 4, "PATIENCE": 2}
+    assert profile.for_notebook("06_analysis", {"FIGURES_DIR", "RESULTS_DIR"}) == {"FIGURES_DIR": "f"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("EPOCHS: [1, 2", "not valid YAML"),
+    ("- 1\n- 2\n", "must hold a mapping"),
+    ("notebooks: {07_vgg: {EPOCHS: 1}}\n", "unknown notebook"),
+])
+def test_bad_profiles_are_refused(tmp_path, text, message):
+    file = tmp_path / "p.yaml"
+    file.write_text(text)
+    with pytest.raises(RunError, match=message):
+        load_profile(file)
+    with pytest.raises(RunError, match="not found"):
+        load_profile(tmp_path / "missing.yaml")
+
+
+def test_the_smoke_profile_names_parameters_the_notebooks_declare():
+    profile = load_profile("params/smoke.yaml")
+    declared = set()
+    for notebook, _ in run_all.NOTEBOOKS:
+        declared |= set(run_all.declared_parameters(run_all.NOTEBOOK_DIR / f"{notebook}.ipynb"))
+    assert set(profile.params) <= declared
+    for overrides in profile.per_notebook.values():
+        assert set(overrides) <= declared
+
+
+def test_complete_means_same_parameters_and_an_intact_results_file(tmp_path):
+    params = {"EPOCHS": 2, "RESULTS_DIR": str(tmp_path)}
+    state = tmp_path / "state.json"
+    assert not is_complete(state, params, "dnn")
+    state.write_text(json.dumps({"params_hash": run_all._hash(params), "fingerprint": "abc"}))
+    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "abc"}))
+    assert is_complete(state, params, "dnn")
+    assert not is_complete(state, {**params, "EPOCHS": 3}, "dnn")
+    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "other run"}))
+    assert not is_complete(state, params, "dnn")
+    (tmp_path / "dnn.json").write_text("{truncated")
+    assert not is_complete(state, params, "dnn")
+
+
+def test_a_days_long_cpu_run_is_refused_with_an_estimate(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device: 600.0)
+    jobs = [("01_dnn", "dnn", {"EPOCHS": 100, "DEVICE": "auto", "SUBSET": None, "DATA_DIR": None}),
+            ("06_analysis", None, {})]
+    with pytest.raises(RunError) as error:
+        check_cpu_cost(jobs, assume_yes=False)
+    text = str(error.value)
+    assert "No GPU" in text and "10 min per epoch x 100 epochs = 16.7 h" in text
+    assert "make smoke" in text and "params/fast.yaml" in text and "YES=1" in text
+    check_cpu_cost(jobs, assume_yes=True)  # --yes starts it anyway, and says so
+    assert "Starting anyway" in capsys.readouterr().out
+
+
+def test_small_cpu_runs_need_no_estimate(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda *a: pytest.fail("no estimate needed"))
+    check_cpu_cost([("01_dnn", "dnn", {"EPOCHS": 100, "SUBSET": [500, 100]}),
+                    ("02_cnn", "cnn", {"EPOCHS": 2, "DATA_DIR": "data/fake"})], assume_yes=False)
+
+
+def test_estimate_times_a_real_step():
+    import torch
+
+    from cifar_helpers.config import TrainConfig
+    from cifar_helpers.estimate import epoch_seconds, format_hours
+
+    seconds = epoch_seconds(TrainConfig.for_model("dnn", batch_size=8), torch.device("cpu"), n_train=80)
+    assert seconds > 0
+    assert [format_hours(s) for s in (30, 600, 36_000, 864_000)] == ["30 s", "10 min", "10.0 h", "10.0 days"]
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_stops_the_run_with_its_name_and_error(tmp_path, fake_data_dir, capsys):
+    params = tmp_path / "bad.yaml"
+    params.write_text(f"DATA_DIR: {fake_data_dir}\nDEVICE: cpu\nEPOCHS: 0\n"
+                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
+    code = run_all.main(["--params", str(params), "--only", "01,02", "--executed-dir", str(tmp_path / "executed")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "notebooks/01_dnn.ipynb failed in cell" in err and "ConfigError: EPOCHS must be" in err
+    assert (tmp_path / "executed" / "01_dnn.log").exists()
+    assert not (tmp_path / "executed" / "02_cnn.ipynb").exists()  # the run stopped at the failure
