@@ -12,13 +12,14 @@ SMOKE_PARAMS := params/smoke.yaml
 # cells tagged NBVAL_CHECK_OUTPUT (timings, paths and addresses sanitized).
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install run smoke test lab clean help
+.PHONY: install run smoke test lab docker-test clean help
 
 help:
 	@echo "make run     execute notebooks 01-06 with papermill (report protocol; PARAMS=params/smoke.yaml for a CPU smoke run)"
 	@echo "make smoke   the same on generated data, on the CPU, in about a minute"
 	@echo "make test    pytest, papermill smoke runs and nbval"
 	@echo "make lab     JupyterLab on the notebooks"
+	@echo "make docker-test  build the Docker image with buildah and run the smoke profile in it (slow, root)"
 	@echo "make install create $(VENV) and install the workbook into it"
 
 install: $(VENV)/.installed
@@ -43,6 +44,14 @@ test: install
 	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_PARAMS) --force
 	rm -rf checkpoints/smoke
 	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb notebooks/04_custom_resnet_architecture.ipynb
+
+lab: install
+	$(BIN)/jupyter lab --LabApp.default_url=/lab/tree/notebooks
+
+# Builds the image with buildah on a local stand-in for the PyTorch base and runs the
+# README's Docker commands in it (root; ~10 min the first time, ~3 min after).
+docker-test:
+	bash docker/test-image.sh
 
 clean:
 	rm -rf executed checkpoints/smoke results/smoke figures/smoke .pytest_cache

@@ -91,14 +91,14 @@ def test_environment_yml_names_every_runtime_dependency_with_pyprojects_range():
 
 def test_environment_yml_takes_cuda_pytorch_from_conda_forge_and_installs_the_workbook_with_pip():
     environment = conda_environment()
-    assert environment["channels"][0] == "conda-forge"
+    assert environment["channels"][0] == "conda-forge", "conda-forge comes first: it has current CUDA builds"
     assert "pytorch" not in environment["channels"], "the pytorch channel stopped at 2.5.1"
     assert "pytorch-gpu" in conda_specs(), "pytorch-gpu selects conda-forge's CUDA build"
     python = Version(conda_specs()["python"].lstrip("="))
-    assert python in SpecifierSet(pyproject()["project"]["requires-python"])
+    assert python in SpecifierSet(pyproject()["project"]["requires-python"]), f"python={python} is outside requires-python"
     pip_sections = [entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict)]
     assert pip_sections == [["-e ."]], "the pip section installs the workbook itself, editable, and nothing else"
-    assert "pip" in conda_specs()
+    assert "pip" in conda_specs(), "list pip itself before the pip section"
 
 
 def hadolint() -> str:
@@ -120,8 +120,8 @@ def test_hadolint_fails_on_a_bad_dockerfile(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM ubuntu\nRUN apt-get install curl\n")
     result = subprocess.run([hadolint(), "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert "DL3008" in result.stdout  # unpinned apt-get install
+    assert result.returncode != 0, "hadolint passed a Dockerfile with an unpinned apt-get install"
+    assert "DL3008" in result.stdout, result.stdout
 
 
 def test_every_hadolint_ignore_in_the_dockerfile_says_why():
@@ -137,20 +137,23 @@ def test_dockerfile_takes_the_base_image_as_an_argument_defaulting_to_pytorchs_c
     base_args = [args for name, args in instructions[:first_from] if name == "ARG" and args.startswith("BASE_IMAGE=")]
     assert base_args, "declare ARG BASE_IMAGE=... before FROM"
     default = base_args[0].split("=", 1)[1]
-    assert re.fullmatch(r"pytorch/pytorch:\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime", default), default
-    assert instructions[first_from][1] == "${BASE_IMAGE}"
+    assert re.fullmatch(r"pytorch/pytorch:\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime", default), (
+        f"BASE_IMAGE defaults to {default}, not an official pytorch/pytorch CUDA runtime image")
+    assert instructions[first_from][1] == "${BASE_IMAGE}", f"FROM {instructions[first_from][1]}: use FROM ${{BASE_IMAGE}}"
 
 
 def test_dockerfile_runs_as_a_non_root_user_in_workbook_with_deterministic_cublas():
     instructions = dockerfile_instructions()
     users = [args for name, args in instructions if name == "USER"]
     assert users, "the image must switch to a non-root USER"
-    assert users[-1].split(":")[0] not in {"root", "0"}
-    assert ("WORKDIR", "/workbook") in instructions
+    assert users[-1].split(":")[0] not in {"root", "0"}, f"the image ends as USER {users[-1]}: use a non-root user"
+    assert ("WORKDIR", "/workbook") in instructions, "the working directory must be /workbook"
     env = " ".join(args for name, args in instructions if name == "ENV")
-    assert re.search(r"(^|\s)CUBLAS_WORKSPACE_CONFIG=:4096:8(\s|$)", env)
-    uid_default = next(args for name, args in instructions if name == "ARG" and args.startswith("WORKBOOK_UID="))
-    assert users[-1] == "${WORKBOOK_UID}" and uid_default != "WORKBOOK_UID=0"
+    assert re.search(r"(^|\s)CUBLAS_WORKSPACE_CONFIG=:4096:8(\s|$)", env), (
+        "set ENV CUBLAS_WORKSPACE_CONFIG=:4096:8 so that deterministic mode works with cuBLAS")
+    uid_args = [args for name, args in instructions if name == "ARG" and args.startswith("WORKBOOK_UID=")]
+    assert uid_args and uid_args[0] != "WORKBOOK_UID=0", "ARG WORKBOOK_UID needs a non-root default"
+    assert users[-1] == "${WORKBOOK_UID}", f"USER {users[-1]}: expected the numeric ${{WORKBOOK_UID}}"
 
 
 def test_dockerfile_keeps_the_base_images_torch_and_runs_all_notebooks_by_default():
@@ -161,7 +164,7 @@ def test_dockerfile_keeps_the_base_images_torch_and_runs_all_notebooks_by_defaul
     assert "md.version(name)" in run_text and "'torch', 'torchvision'" in run_text
     assert "ipykernel install" in run_text and "--name python3" in run_text
     cmd = [args for name, args in instructions if name == "CMD"]
-    assert cmd and "cifar_helpers.run_all" in cmd[-1]
+    assert cmd and "cifar_helpers.run_all" in cmd[-1], "the default command runs all notebooks (cifar_helpers.run_all)"
 
 
 def test_dockerignore_leaves_out_data_environments_outputs_and_caches():
@@ -169,7 +172,8 @@ def test_dockerignore_leaves_out_data_environments_outputs_and_caches():
     patterns = {line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")}
     missing = sorted(DOCKERIGNORED - patterns)
     assert not missing, f".dockerignore should leave out {missing}"
-    assert not {"results", "figures", "notebooks", "params", "cifar_helpers"} & patterns
+    needed = {"results", "figures", "notebooks", "params", "cifar_helpers"} & patterns
+    assert not needed, f".dockerignore leaves out {sorted(needed)}, which the image needs"
 
 
 def test_docker_test_script_is_executable_valid_bash():
