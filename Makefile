@@ -12,13 +12,14 @@ SMOKE_PARAMS := params/smoke.yaml
 # cells tagged NBVAL_CHECK_OUTPUT (timings, paths and addresses sanitized).
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install run smoke test lab docker-test clean help
+.PHONY: install run smoke test lab bench docker-test clean help
 
 help:
 	@echo "make run     execute notebooks 01-06 with papermill (report protocol; PARAMS=params/smoke.yaml for a CPU smoke run)"
 	@echo "make smoke   the same on generated data, on the CPU, in about a minute"
 	@echo "make test    pytest, papermill smoke runs and nbval"
 	@echo "make lab     JupyterLab on the notebooks"
+	@echo "make bench   plain PyTorch loop vs the engine, seconds per epoch (a subset on the CPU)"
 	@echo "make docker-test  build the Docker image with buildah and run the smoke profile in it (slow, root)"
 	@echo "make install create $(VENV) and install the workbook into it"
 
@@ -47,6 +48,10 @@ test: install
 
 lab: install
 	$(BIN)/jupyter lab --LabApp.default_url=/lab/tree/notebooks
+
+# Plain DataLoader loop vs the engine in one process; on the CPU a subset (it says so).
+bench: install
+	$(BIN)/python benchmarks/epoch_speed.py --suite
 
 # Builds the image with buildah on a local stand-in for the PyTorch base and runs the
 # README's Docker commands in it (root; ~10 min the first time, ~3 min after).

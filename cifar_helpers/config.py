@@ -18,7 +18,9 @@ from .models import MODEL_NAMES
 from .steps import STEP_MODES
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULERS = ("none", "step")
+# "onecycle": linear warm-up over the first `warmup_fraction` of all steps, then
+# linear decay to zero; stepped per batch (the fast profile, params/fast.yaml).
+SCHEDULERS = ("none", "step", "onecycle")
 
 # Report section 2.1: the lecture models (DNN, CNN, ResNet).
 LECTURE_PROTOCOL: dict[str, Any] = dict(
@@ -52,10 +54,12 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
+    nesterov: bool = False  # SGD only
     weight_decay: float = 5e-4
     scheduler: str = "none"
     step_size: int = 30
     gamma: float = 0.1
+    warmup_fraction: float = 0.2  # onecycle only
     patience: int | None = None
     augment: bool = False
     seed: int = 23
@@ -137,6 +141,12 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.scheduler in SCHEDULERS, f"SCHEDULER must be one of {SCHEDULERS}, got {cfg.scheduler!r}")
     need(_is_int(cfg.step_size) and cfg.step_size >= 1, f"STEP_SIZE must be a whole number >= 1, got {cfg.step_size!r}")
     need(_positive_number(cfg.gamma) and cfg.gamma <= 1, f"GAMMA must be in (0, 1], got {cfg.gamma!r}")
+    need(isinstance(cfg.nesterov, bool), f"NESTEROV must be True or False, got {cfg.nesterov!r}")
+    need(not cfg.nesterov or (cfg.optimizer == "sgd" and cfg.momentum > 0),
+         f"NESTEROV=True needs OPTIMIZER='sgd' and MOMENTUM > 0, got {cfg.optimizer!r} with momentum {cfg.momentum!r}")
+    need(isinstance(cfg.warmup_fraction, (int, float)) and not isinstance(cfg.warmup_fraction, bool)
+         and 0 <= cfg.warmup_fraction < 1,
+         f"WARMUP_FRACTION must be in [0, 1), got {cfg.warmup_fraction!r}")
     need(cfg.patience is None or (_is_int(cfg.patience) and cfg.patience >= 1),
          f"PATIENCE must be None (no early stopping) or a whole number >= 1, got {cfg.patience!r}")
     need(isinstance(cfg.augment, bool), f"AUGMENT must be True or False, got {cfg.augment!r}")

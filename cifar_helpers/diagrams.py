@@ -29,6 +29,7 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 from torch import nn
 
 from .figstyle import OKABE_ITO, STYLE, save_figure, shade, tint
+from .models.layers import GlobalAvgPool
 from .models.summary import IMAGE_SHAPE, RESIDUAL_BLOCKS, count_parameters, format_shape, trace_model
 
 __all__ = ["draw_custom_resnet", "draw_architecture", "draw_bottleneck_block", "describe_module", "save_figure"]
@@ -73,6 +74,8 @@ def describe_module(module: nn.Module, short: bool = False) -> str:
         return f"Dropout, p = {module.p:g}"
     if isinstance(module, nn.Linear):
         return f"linear {module.in_features}→{module.out_features}"
+    if isinstance(module, GlobalAvgPool):
+        return "global average pool"
     if isinstance(module, nn.AdaptiveAvgPool2d):
         return "global average pool" if module.output_size in (1, (1, 1)) else f"adaptive avg pool {module.output_size}"
     if isinstance(module, nn.MaxPool2d):
@@ -100,7 +103,7 @@ def _kind(module: nn.Module) -> str:
     for types, kind in (
         (nn.Conv2d, "conv"),
         (nn.Linear, "linear"),
-        ((nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AvgPool2d), "pool"),
+        ((GlobalAvgPool, nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AvgPool2d), "pool"),
         (nn.BatchNorm2d, "norm"),
         (nn.Dropout, "dropout"),
         (nn.ReLU, "activation"),

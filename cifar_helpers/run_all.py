@@ -11,7 +11,8 @@
 
 A parameter file (YAML) holds notebook parameters (UPPERCASE keys, given to
 every notebook that declares them), per-notebook overrides under
-`notebooks:`, and runner settings under `workbook:`.
+`notebooks:`, and runner settings under `workbook:` (`fake_data` to generate
+a data set first, `only` to run a subset of the notebooks).
 """
 
 from __future__ import annotations
@@ -213,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         profile = load_profile(args.params)
         executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
         state_dir = executed_dir / ".state"
+        only = args.only or ",".join(profile.settings.get("only", []))
         chosen = [(nb, model) for nb, model in NOTEBOOKS
-                  if not args.only or any(nb.startswith(p.strip()) for p in args.only.split(","))]
+                  if not only or any(nb.startswith(p.strip()) for p in only.split(","))]
         if not chosen:
-            raise RunError(f"--only {args.only!r} matches none of {[nb for nb, _ in NOTEBOOKS]}")
+            raise RunError(f"--only {only!r} matches none of {[nb for nb, _ in NOTEBOOKS]}")
         jobs = []
         for notebook, model in chosen:
             declared = declared_parameters(NOTEBOOK_DIR / f"{notebook}.ipynb")

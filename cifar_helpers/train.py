@@ -10,6 +10,7 @@ read once at its end, so a step makes no host sync.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import platform
 import subprocess
@@ -31,7 +32,7 @@ from .device import configure_determinism, describe_device, device_name, select_
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, repo_path
 from .progress import batch_progress, format_epoch, progress_mode
-from .steps import make_step
+from .steps import make_step, optimizer_options
 
 RESULTS_SCHEMA = 1
 
@@ -105,18 +106,31 @@ class TrainingState:
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    # Fused kernels update all parameters in a few launches; CUDA only.
-    fused = {"fused": True} if device.type == "cuda" else {}
+    # Fused kernels update all parameters in a few launches; graph modes also need a device-tensor lr.
+    options = optimizer_options(cfg.step_mode, cfg.optimizer, device, cfg.lr)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, **fused)
+        return torch.optim.SGD(model.parameters(), momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay, **options)
     # Adam with L2 weight decay (not AdamW), as the report's Adam(weight_decay=5e-4).
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.Adam(model.parameters(), weight_decay=cfg.weight_decay, **options)
 
 
-def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+def onecycle_factor(step: int, total: int, warmup_fraction: float) -> float:
+    """lr multiplier at 0-based `step` of `total`: linear up to 1 over the warm-up, then linear down towards 0."""
+    warmup = round(warmup_fraction * total)
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / (total - warmup + 1))
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int = 1):
+    """StepLR is stepped per epoch; onecycle per batch (`steps_per_epoch` batches an epoch)."""
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.scheduler == "onecycle":
+        total = cfg.epochs * steps_per_epoch
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, functools.partial(onecycle_factor, total=total, warmup_fraction=cfg.warmup_fraction))
     return None
 
 
@@ -125,8 +139,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_one_epoch(step, data: DeviceData, cfg: TrainConfig, epoch: int, mode: str) -> tuple[float, float, float]:
-    """Returns (mean train loss, train accuracy, wall seconds)."""
+def train_one_epoch(step, data: DeviceData, cfg: TrainConfig, epoch: int, mode: str,
+                    after_step: Callable[[], None] | None = None) -> tuple[float, float, float]:
+    """Returns (mean train loss, train accuracy, wall seconds); `after_step` runs after every batch."""
     step.model.train()
     device = data.device
     start = time.perf_counter()
@@ -136,6 +151,8 @@ def train_one_epoch(step, data: DeviceData, cfg: TrainConfig, epoch: int, mode: 
     n_batches = math.ceil(data.n_train / cfg.batch_size)
     for inputs, labels in batch_progress(batches, n_batches, f"epoch {epoch}", mode):
         step(inputs, labels, loss_sum, correct)
+        if after_step is not None:
+            after_step()
     _synchronize(device)
     seconds = time.perf_counter() - start
     return loss_sum.item() / data.n_train, correct.item() / data.n_train, seconds
@@ -213,7 +230,10 @@ def train_model(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model, device)
-    state = TrainingState(model, optimizer, make_scheduler(cfg, optimizer), EarlyStopping(cfg.patience))
+    steps_per_epoch = math.ceil(len(data.train_labels) / cfg.batch_size)
+    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+    per_batch = scheduler.step if cfg.scheduler == "onecycle" else None
+    state = TrainingState(model, optimizer, scheduler, EarlyStopping(cfg.patience))
     device_data = DeviceData(data.train_images, data.train_labels, data.test_images, data.test_labels,
                              mean, std, device, channels_last=device.type == "cuda")
     step = make_step(cfg.step_mode, model, optimizer, cfg.amp, device)
@@ -239,10 +259,10 @@ def train_model(
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             if state.early.stopped:
                 break
-            lr = optimizer.param_groups[0]["lr"]
-            train_loss, train_acc, train_seconds = train_one_epoch(step, device_data, cfg, epoch, mode)
+            lr = float(optimizer.param_groups[0]["lr"])  # a device tensor in graph modes
+            train_loss, train_acc, train_seconds = train_one_epoch(step, device_data, cfg, epoch, mode, per_batch)
             test_loss, test_acc, eval_seconds = evaluate(model, device_data, cfg)
-            if state.scheduler is not None:
+            if state.scheduler is not None and per_batch is None:
                 state.scheduler.step()
             row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=test_acc, lr=lr, train_seconds=train_seconds, eval_seconds=eval_seconds)

@@ -10,7 +10,7 @@ Layer by layer, for one 3×32×32 image (defaults):
     layer2   4 Bottlenecks, 128 channels, the first stride 2  -> 128×8×8
     layer3   6 Bottlenecks, 256 channels, the first stride 2  -> 256×4×4
     layer4   3 Bottlenecks, 512 channels, the first stride 2  -> 512×2×2
-    pool     AdaptiveAvgPool2d(1)                             -> 512×1×1
+    pool     GlobalAvgPool (mean over H, W)                   -> 512×1×1
     fc       Linear(512, 10)                                  -> 10 logits
 
 Bottleneck(in, out, stride), inner width = out // bottleneck_factor:
@@ -38,6 +38,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .layers import GlobalAvgPool
 
 
 class Bottleneck(nn.Module):
@@ -112,7 +114,7 @@ class CustomResNet(nn.Module):
                 stage.append(Bottleneck(in_channels, width, stride, bottleneck_factor, dropout))
                 in_channels = width
             self.add_module(name, nn.Sequential(*stage))
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.fc = nn.Linear(in_channels, num_classes)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import GlobalAvgPool
+
 
 class BasicBlock(nn.Module):
     """Two 3×3 convolutions with a skip connection added before the last ReLU."""
@@ -82,7 +84,7 @@ class ResNet(nn.Module):
             stage += [BasicBlock(width, width) for _ in range(count - 1)]
             self.add_module(self.stage_names[index - 1], nn.Sequential(*stage))
             in_channels = width
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.fc = nn.Linear(in_channels, num_classes)
         self._init_weights()
 

@@ -1,0 +1,140 @@
+"""Run notebook 05's training with a parameter profile and time it: the fast-profile check.
+
+    python benchmarks/fast_profile.py [--params params/fast.yaml] [--data-dir DIR] [--set NAME=VALUE ...]
+
+Executes the notebook's own `parameters` cell and the cell that builds the
+config (so the mapping from NAME to TrainConfig is the notebook's), applies
+the profile's values for 05 and any `--set`, then trains from scratch (the
+profile's checkpoints are removed first) and reports the best test accuracy
+and the wall seconds from the start of training (model, data to the device,
+graph capture, every epoch, evaluation and checkpoints included) against the
+issue's target: >= 90.5% in < 60 s on one H100 with the JPEG copy. Needs no
+Jupyter, so it runs on a machine with torch alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+
+from cifar_helpers.atomic import atomic_write_json  # noqa: E402
+from cifar_helpers.data import CIFAR10Warning, load_cifar10  # noqa: E402
+from cifar_helpers.paths import repo_path  # noqa: E402
+from cifar_helpers.run_all import load_profile  # noqa: E402
+from cifar_helpers.train import train_model  # noqa: E402
+
+NOTEBOOK = REPO_ROOT / "notebooks" / "05_custom_resnet.ipynb"
+TARGET_ACC, TARGET_SECONDS = 0.905, 60.0
+
+
+def notebook_cells(path: Path = NOTEBOOK) -> tuple[str, str]:
+    """The source of the `parameters` cell and of the code cell after it (the config)."""
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    source = lambda cell: "".join(cell["source"])  # noqa: E731
+    for index, cell in enumerate(cells):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return source(cell), source(cells[index + 1])
+    raise RuntimeError(f"{path} has no cell tagged 'parameters'")
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isupper():
+        raise argparse.ArgumentTypeError(f"--set takes NAME=VALUE with an UPPERCASE name, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value  # a bare string
+
+
+def build_config(profile_path: str | None, settings: dict) -> dict:
+    """Run the notebook's parameter and config cells with the profile and `settings` applied."""
+    params_source, config_source = notebook_cells()
+    namespace: dict = {}
+    exec(params_source, namespace)  # noqa: S102 - the repository's own notebook
+    declared = {k for k in namespace if k.isupper()}
+    profile = load_profile(profile_path)
+    values = {**profile.for_notebook("05_custom_resnet", declared), **settings}
+    unknown = sorted(set(values) - declared)
+    if unknown:
+        raise SystemExit(f"notebook 05 declares no parameter(s) {unknown}; it has {sorted(declared)}")
+    namespace.update(values)
+    exec(config_source, namespace)  # noqa: S102
+    return namespace
+
+
+def summarize(record: dict, wall: float) -> dict:
+    history = record["history"]
+    best = record["best_acc"]
+    return {
+        "best_test_acc": best["test_acc"], "best_acc_epoch": best["epoch"],
+        "final_test_acc": history[-1]["test_acc"], "epochs": len(history),
+        "wall_seconds_from_start_of_training": wall,
+        "train_seconds": sum(r["train_seconds"] for r in history),
+        "eval_seconds": sum(r["eval_seconds"] for r in history),
+        "first_epoch_train_seconds": history[0]["train_seconds"],
+        "later_epoch_train_seconds": (sorted(r["train_seconds"] for r in history[1:])[len(history[1:]) // 2]
+                                      if len(history) > 1 else None),
+        "device": record["device_name"], "torch": record["versions"]["torch"],
+        "data": record["data_source"], "params": record["params"],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params/fast.yaml", help="profile file (YAML), as for make run")
+    parser.add_argument("--data-dir", default=None, help="sets DATA_DIR")
+    parser.add_argument("--device", default=None, help="sets DEVICE")
+    parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[],
+                        metavar="NAME=VALUE", help="any other notebook parameter, e.g. EPOCHS=2")
+    parser.add_argument("--json", default=None, help="write the summary and history here")
+    args = parser.parse_args(argv)
+    settings = dict(args.settings)
+    if args.data_dir is not None:
+        settings["DATA_DIR"] = args.data_dir
+    if args.device is not None:
+        settings["DEVICE"] = args.device
+
+    ns = build_config(args.params, settings)
+    config, device = ns["config"], ns["device"]
+    print(f"profile {args.params} + {settings or 'no overrides'}:\n  {config}", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CIFAR10Warning)
+        data = load_cifar10(ns["DATA_DIR"], download=False)
+    checkpoints = repo_path(ns["CHECKPOINT_DIR"], "checkpoints") / config.model
+    shutil.rmtree(checkpoints, ignore_errors=True)  # a fresh run: a resumed one would time nothing
+
+    started = time.perf_counter()
+    record = train_model(config, data, device=device, results_dir=ns["RESULTS_DIR"],
+                         checkpoint_dir=ns["CHECKPOINT_DIR"])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    summary = summarize(record, time.perf_counter() - started)
+
+    full = len(data.train_labels) == 50_000 and config.subset is None
+    verdict = ("PASS" if summary["best_test_acc"] >= TARGET_ACC and summary["wall_seconds_from_start_of_training"]
+               < TARGET_SECONDS else "MISS") if full and device.type == "cuda" else "n/a (not full data on a GPU)"
+    print(f"best test accuracy {100 * summary['best_test_acc']:.2f}% (epoch {summary['best_acc_epoch']}), "
+          f"final {100 * summary['final_test_acc']:.2f}%, {summary['epochs']} epochs, "
+          f"{summary['wall_seconds_from_start_of_training']:.1f} s wall from the start of training "
+          f"({summary['train_seconds']:.1f} s training, {summary['eval_seconds']:.1f} s evaluation); "
+          f"target >= {100 * TARGET_ACC:.1f}% in < {TARGET_SECONDS:.0f} s: {verdict}")
+    summary["verdict"] = verdict
+    if args.json:
+        atomic_write_json(Path(args.json), {**summary, "history": record["history"]})
+    return summary
+
+
+if __name__ == "__main__":
+    main()

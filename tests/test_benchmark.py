@@ -1,0 +1,81 @@
+"""The benchmarks run (on the CPU, a tiny subset); their timings are never asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_epoch_speed_times_plain_and_engine_on_a_cpu_subset(fake_data_dir, tmp_path, capsys):
+    epoch_speed = load("epoch_speed")
+    markdown, results = tmp_path / "RESULTS.md", tmp_path / "rows.json"
+    rows = epoch_speed.main(["--device", "cpu", "--models", "dnn", "--subset", "64", "--epochs", "1",
+                             "--warmup", "0", "--plain-warmup-steps", "1", "--workers", "1",
+                             "--data-dir", str(fake_data_dir), "--markdown", str(markdown), "--json", str(results)])
+    out = capsys.readouterr().out
+    assert [(r.model, r.loop) for r in rows] == [("dnn", "plain"), ("dnn", "engine:eager")]
+    assert all(r.seconds > 0 and r.n_train == 64 for r in rows)
+    assert "SUBSET on the CPU: 64 of the training images" in out
+    assert "| dnn | plain |" in out and "| dnn | engine:eager |" in out and "1.00x" in out
+    text = markdown.read_text()
+    assert text.startswith("# Benchmark results") and "## CPU, subset" in text and "torch " in text
+    assert "commit: " in text and "| dnn | engine:eager |" in text
+    saved = json.loads(results.read_text())
+    assert [row["loop"] for row in saved["rows"]] == ["plain", "engine:eager"]
+
+
+def test_epoch_speed_rejects_what_cannot_run(fake_data_dir):
+    epoch_speed = load("epoch_speed")
+    with pytest.raises(SystemExit):
+        epoch_speed.main(["--models", "vgg"])
+    with pytest.raises(SystemExit):
+        epoch_speed.main(["--modes", "cuda_graph+fp8"])
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        epoch_speed.main(["--device", "cpu", "--models", "dnn", "--modes", "cuda_graph", "--no-plain",
+                          "--subset", "20", "--data-dir", str(fake_data_dir)])
+
+
+def test_suite_estimate_adds_up_the_report_epochs():
+    epoch_speed = load("epoch_speed")
+    rows = [epoch_speed.Row(model, "engine:eager", 64, 50_000, 10_000, [1.0], 0.5, 0.9)
+            for model in epoch_speed.REPORT_EPOCHS]
+    (intro, line) = epoch_speed.suite_estimate(rows)
+    total_min = sum(epochs * 1.5 for epochs in epoch_speed.REPORT_EPOCHS.values()) / 60
+    assert "engine:eager" in line and f"~{total_min:.0f} min" in line
+
+
+def test_op_counts_fused_optimizer_is_one_launch():
+    op_counts = load("op_counts")
+    rows = {r["optimizer"]: r for r in op_counts.op_count_table(["dnn"], ["for-loop", "fused"], batch_size=2)}
+    assert rows["fused"]["launch_optimizer"] <= 2 < rows["for-loop"]["launch_optimizer"]
+    assert rows["fused"]["launch_forward"] == rows["for-loop"]["launch_forward"] > 0
+    assert rows["fused"]["launch_backward"] > 0 and rows["fused"]["launch_metrics"] == 2
+
+
+def test_fast_profile_builds_notebook_05s_config_from_the_profile():
+    # Training itself is covered by test_steps (onecycle, nesterov); here, the notebook's own cells
+    # turn params/fast.yaml into the config, so the profile and the notebook cannot drift apart.
+    fast_profile = load("fast_profile")
+    ns = fast_profile.build_config("params/fast.yaml", {"DEVICE": "cpu", "STEP_MODE": "auto"})
+    config = ns["config"]
+    assert (config.batch_size, config.optimizer, config.nesterov, config.scheduler) == (512, "sgd", True, "onecycle")
+    assert config.model_options == {"dropout": 0.1} and config.augment is True and config.amp is True
+    assert config.patience is None and ns["RESULTS_DIR"] == "results/fast"
+    report = fast_profile.build_config(None, {"DEVICE": "cpu"})["config"]
+    assert (report.optimizer, report.scheduler, report.batch_size, report.step_mode) == ("adam", "step", 64, "eager")
+    with pytest.raises(SystemExit, match="declares no parameter"):
+        fast_profile.build_config("params/fast.yaml", {"LABEL_SMOOTHING": 0.1})
