@@ -450,6 +450,11 @@ def summary_paragraph(results: Mapping[str, dict]) -> str:
     subsets = [MODEL_LABELS[m] for m in MODEL_ORDER if m in results and (results[m].get("params") or {}).get("subset")]
     if subsets:
         sentences.append(f"{_join(subsets)} trained on a subset of the data (a smoke run), so those numbers are not comparable with the report.")
+    sources = sorted({results[m].get("data_source") or "an unrecorded source" for m in MODEL_ORDER if m in results})
+    if len(sources) == 1:
+        sentences.append(f"Data: {sources[0]}.")
+    elif sources:
+        sentences.append("The runs read different data: " + _join(sources) + ".")
     if missing_text:
         sentences.append(missing_text)
     return " ".join(sentences)

@@ -343,3 +343,10 @@ def test_summary_flags_subset_runs():
     results = all_results(["dnn"])
     results["dnn"]["params"]["subset"] = 512
     assert "subset of the data" in summary_paragraph(results)
+
+
+def test_summary_names_the_data_the_runs_read():
+    results = all_results()
+    assert "Data: synthetic." in summary_paragraph(results)
+    results["dnn"] = {**results["dnn"], "data_source": "JPEG image folder (lossy copy) at /x"}
+    assert "The runs read different data: JPEG image folder (lossy copy) at /x and synthetic." in summary_paragraph(results)
