@@ -16,6 +16,7 @@ from .config import TrainConfig
 from .models import build_model
 
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
+SMALL_RUN_IMAGES = 4 * FULL_TRAIN  # up to four full epochs of images: minutes, not days, on a CPU
 
 
 def seconds_per_step(cfg: TrainConfig, device: torch.device, steps: int = 3) -> float:

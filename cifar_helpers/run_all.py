@@ -18,6 +18,7 @@ a data set first, `only` to run a subset of the notebooks).
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import logging
@@ -82,10 +83,18 @@ def load_profile(path: str | os.PathLike | None) -> Profile:
 
 
 def declared_parameters(notebook_path: Path) -> dict[str, Any]:
-    """The notebook's `parameters` cell: name -> default (as papermill reads it)."""
+    """The notebook's `parameters` cell: name -> default value.
+
+    papermill reports each default as its source text ('"results"', 'None',
+    '64'); the cell holds plain literals only, so each is evaluated here.
+    """
     import papermill
 
-    return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
+    declared = papermill.inspect_notebook(str(notebook_path))
+    try:
+        return {name: ast.literal_eval(info["default"]) for name, info in declared.items()}
+    except (ValueError, SyntaxError) as exc:
+        raise RunError(f"{notebook_path.name}: the parameters cell must hold plain literals only ({exc})") from exc
 
 
 def _hash(params: dict[str, Any]) -> str:
@@ -114,33 +123,49 @@ def discard_checkpoints(params: dict[str, Any], model: str) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def make_fake_data(settings: dict[str, Any]) -> None:
+def make_fake_data(settings: dict[str, Any]) -> dict[Path, int]:
+    """Write the profile's generated data set if missing; return {its folder: training images}."""
     fake = settings.get("fake_data")
     if not fake:
-        return
+        return {}
     from .fake_data import write_fake_cifar10
 
     target = repo_path(fake["dir"], "data/fake")
     if not (target / "cifar-10-batches-py").is_dir():
         print(f"Writing generated CIFAR-10-format data to {target}")
         write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0))
+    return {target: fake["n_train"]}
 
 
-def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool) -> None:
-    """Refuse to start a days-long CPU run silently: estimate it and ask for --yes."""
+def _planned_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
+    """Training images a notebook will see: epochs x (SUBSET, a known small data set, or all 50,000)."""
+    from .estimate import FULL_TRAIN
+
+    subset = params.get("SUBSET")
+    if subset is not None:
+        n_train = subset if isinstance(subset, int) else subset[0]
+    else:
+        n_train = data_sizes.get(repo_path(params.get("DATA_DIR"), "data"), FULL_TRAIN)
+    return int(params.get("EPOCHS") or 1) * n_train
+
+
+def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
+                   data_sizes: dict[Path, int] | None = None) -> None:
+    """Refuse to start a days-long CPU run silently: estimate it and ask for --yes.
+
+    `data_sizes` maps data folders of known (small) size to their training images.
+    """
     import torch
 
     from .config import TrainConfig
-    from .estimate import epoch_seconds, format_hours
+    from .estimate import SMALL_RUN_IMAGES, epoch_seconds, format_hours
 
     on_cpu = [(nb, model, p) for nb, model, p in jobs
               if model and (p.get("DEVICE", "auto") == "cpu" or not torch.cuda.is_available())]
-    if not on_cpu:
-        return
     total, lines = 0.0, []
     for notebook, model, params in on_cpu:
-        if params.get("SUBSET") is not None or str(params.get("DATA_DIR") or "").endswith("fake"):
-            continue  # small runs: no estimate needed
+        if _planned_images(params, data_sizes or {}) <= SMALL_RUN_IMAGES:
+            continue  # a few epochs' worth of images cannot take days
         cfg = TrainConfig.for_model(model, batch_size=params.get("BATCH_SIZE", 64))
         per_epoch = epoch_seconds(cfg, torch.device("cpu"))
         epochs = params.get("EPOCHS", cfg.epochs)
@@ -225,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             given = profile.for_notebook(notebook, set(declared))
             jobs.append((notebook, model, given, {**declared, **given}))
         print(f"Running {len(jobs)} notebooks with {profile.name} into {executed_dir}")
-        make_fake_data(profile.settings)
-        check_cpu_cost([(nb, model, full) for nb, model, _, full in jobs], args.yes)
+        data_sizes = make_fake_data(profile.settings)
+        check_cpu_cost([(nb, model, full) for nb, model, _, full in jobs], args.yes, data_sizes)
         for index, (notebook, model, given, full) in enumerate(jobs, 1):
             state_file = state_dir / f"{notebook}.json"
             prefix = f"[{index}/{len(jobs)}] {notebook}"

@@ -27,7 +27,7 @@ from . import checkpoint
 from .atomic import atomic_write_json
 from .batches import DeviceData
 from .config import TrainConfig
-from .data import channel_stats, subset
+from .data import subset
 from .device import configure_determinism, describe_device, device_name, select_device
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, repo_path
@@ -220,7 +220,7 @@ def train_model(
     configure_determinism(cfg.deterministic)
     if cfg.subset is not None:
         data = subset(data, *cfg.subset, seed=cfg.seed)
-    mean, std = channel_stats(data.train_images)
+    mean, std = data.normalization  # of the training images actually used
     context = {"device": device.type, "data": data.source, "n_train": len(data.train_labels),
                "n_test": len(data.test_labels)}
     fingerprint = cfg.fingerprint(**context)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from cifar_helpers import run_all
+from cifar_helpers.paths import REPO_ROOT
 from cifar_helpers.run_all import Profile, RunError, check_cpu_cost, is_complete, load_profile
 
 
@@ -76,7 +77,17 @@ def test_small_cpu_runs_need_no_estimate(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda *a: pytest.fail("no estimate needed"))
     check_cpu_cost([("01_dnn", "dnn", {"EPOCHS": 100, "SUBSET": [500, 100]}),
-                    ("02_cnn", "cnn", {"EPOCHS": 2, "DATA_DIR": "data/fake"})], assume_yes=False)
+                    ("02_cnn", "cnn", {"EPOCHS": 3, "DATA_DIR": None}),
+                    ("03_resnet", "resnet", {"EPOCHS": 100, "DATA_DIR": "data/fake"})],
+                   assume_yes=False, data_sizes={REPO_ROOT / "data/fake": 400})
+
+
+def test_a_long_run_on_a_known_small_data_set_is_still_estimated(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device: 3600.0)
+    with pytest.raises(RunError, match="No GPU"):
+        check_cpu_cost([("03_resnet", "resnet", {"EPOCHS": 1000, "DATA_DIR": "data/fake"})],
+                       assume_yes=False, data_sizes={REPO_ROOT / "data/fake": 400})
 
 
 def test_estimate_times_a_real_step():
@@ -101,3 +112,40 @@ def test_a_failing_notebook_stops_the_run_with_its_name_and_error(tmp_path, fake
     assert "notebooks/01_dnn.ipynb failed in cell" in err and "ConfigError: EPOCHS must be" in err
     assert (tmp_path / "executed" / "01_dnn.log").exists()
     assert not (tmp_path / "executed" / "02_cnn.ipynb").exists()  # the run stopped at the failure
+
+
+def test_declared_defaults_are_values_not_source_text():
+    defaults = run_all.declared_parameters(run_all.NOTEBOOK_DIR / "05_custom_resnet.ipynb")
+    assert defaults["RESULTS_DIR"] == "results" and defaults["DATA_DIR"] is None and defaults["SUBSET"] is None
+    assert defaults["EPOCHS"] == 300 and defaults["LR"] == 0.001 and defaults["AUGMENT"] is True
+
+
+def test_the_report_protocol_without_a_gpu_is_estimated_and_refused(monkeypatch, capsys):
+    """`make run` with the notebooks' own defaults, on a machine without a GPU."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device: 120.0)
+    monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("nothing may start"))
+    assert run_all.main([]) == 1
+    err = capsys.readouterr().err
+    assert "No GPU" in err and "01_dnn" in err and "05_custom_resnet" in err and "make smoke" in err
+
+
+@pytest.mark.slow
+def test_a_rerun_skips_complete_results_and_force_retrains(tmp_path, fake_data_dir, capsys):
+    params = tmp_path / "tiny.yaml"
+    params.write_text(f"DATA_DIR: {fake_data_dir}\nDEVICE: cpu\nEPOCHS: 1\nSUBSET: [100, 50]\n"
+                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
+    argv = ["--params", str(params), "--only", "01", "--executed-dir", str(tmp_path / "executed")]
+    assert run_all.main(argv) == 0
+    first = json.loads((tmp_path / "results" / "dnn.json").read_text())
+    assert "01_dnn: done" in capsys.readouterr().out
+    assert run_all.main(argv) == 0
+    assert "01_dnn: skipped, results complete" in capsys.readouterr().out
+    assert run_all.main(argv + ["--force"]) == 0
+    out = capsys.readouterr().out
+    assert "01_dnn: done" in out
+    log = (tmp_path / "executed" / "01_dnn.log").read_text()
+    assert "Resuming" not in log and "epoch 1/1" in log  # retrained from scratch
+    again = json.loads((tmp_path / "results" / "dnn.json").read_text())
+    strip = lambda r: [{k: v for k, v in row.items() if not k.endswith("seconds")} for row in r["history"]]  # noqa: E731
+    assert strip(again) == strip(first)
