@@ -50,7 +50,7 @@ def describe_device(device: torch.device) -> str:
     """One line for the notebook: which device trains, and what that means."""
     if device.type == "cpu":
         return (f"Training on the CPU: {device_name(device)}. No GPU was found or chosen; "
-                "the report's full protocol takes days here, so use params/smoke.yaml or SUBSET for quick runs.")
+                "the report's full protocol takes many hours here, so use params/smoke.yaml or SUBSET for quick runs.")
     return f"Training on {device.type}: {device_name(device)}"
 
 

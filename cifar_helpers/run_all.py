@@ -6,7 +6,7 @@
 - A failing notebook stops the run with its name and error.
 - A training notebook whose results are complete for the same parameters is
   skipped (unless --force); an interrupted one resumes from its checkpoint.
-- Without a GPU, the report's full protocol would take days: it says so up
+- Without a GPU, the report's full protocol would take many hours: it says so up
   front, with an estimate measured on this machine, and stops unless --yes.
 
 A parameter file (YAML) holds notebook parameters (UPPERCASE keys, given to
@@ -151,7 +151,7 @@ def _planned_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
 
 def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
                    data_sizes: dict[Path, int] | None = None) -> None:
-    """Refuse to start a days-long CPU run silently: estimate it and ask for --yes.
+    """Refuse to start an hours-long CPU run silently: estimate it and ask for --yes.
 
     `data_sizes` maps data folders of known (small) size to their training images.
     """
@@ -165,7 +165,7 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
     total, lines = 0.0, []
     for notebook, model, params in on_cpu:
         if _planned_images(params, data_sizes or {}) <= SMALL_RUN_IMAGES:
-            continue  # a few epochs' worth of images cannot take days
+            continue  # a few epochs' worth of images take minutes, not hours
         cfg = TrainConfig.for_model(model, batch_size=params.get("BATCH_SIZE", 64))
         per_epoch = epoch_seconds(cfg, torch.device("cpu"))
         epochs = params.get("EPOCHS", cfg.epochs)
@@ -176,7 +176,7 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
         return
     report = "\n".join(lines)
     message = (f"No GPU: the report's full protocol would train on the CPU.\n"
-               f"Estimated from one timed step per model on this machine:\n{report}\n"
+               f"Estimated from a few timed training steps per model on this machine:\n{report}\n"
                f"  total               ~{format_hours(total)} (upper bound for the Custom ResNet, "
                "which stops early)\n"
                "Use `make smoke` (generated data, about a minute), `make run PARAMS=params/fast.yaml` on a GPU, "
