@@ -10,29 +10,29 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 
 from .config import TrainConfig
 from .models import build_model
+from .steps import make_step
+from .train import make_optimizer
 
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 SMALL_RUN_IMAGES = 4 * FULL_TRAIN  # up to four full epochs of images: minutes, not days, on a CPU
 
 
 def seconds_per_step(cfg: TrainConfig, device: torch.device, steps: int = 3) -> float:
-    """Median wall seconds of one training step at `cfg.batch_size`, after one warm-up."""
+    """Median wall seconds of one eager engine step (the protocol's optimizer) at `cfg.batch_size`, after one warm-up."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, **cfg.model_options).to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    step = make_step("eager", model, make_optimizer(cfg, model, device), cfg.amp, device)
     inputs = torch.randn(cfg.batch_size, 3, 32, 32, device=device)
     labels = torch.randint(0, 10, (cfg.batch_size,), device=device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
-        loss = F.cross_entropy(model(inputs), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step(inputs, labels, loss_sum, correct)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)

@@ -32,6 +32,7 @@ from .device import configure_determinism, describe_device, device_name, select_
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, repo_path
 from .progress import batch_progress, format_epoch, progress_mode
+from .results import best_points
 from .steps import make_step, optimizer_options
 
 RESULTS_SCHEMA = 1
@@ -293,16 +294,18 @@ def train_model(
     return record
 
 
-def _best(history: list[dict], key: str, pick) -> dict[str, Any] | None:
-    finite = [r for r in history if math.isfinite(r[key])]
-    if not finite:
-        return None
-    row = pick(finite, key=lambda r: r[key])
-    return {"epoch": row["epoch"], "test_loss": row["test_loss"], "test_acc": row["test_acc"]}
+def _best_entries(history: list[dict]) -> tuple[dict | None, dict | None]:
+    """`best_loss` and `best_acc` for the results file, as `results.best_points` defines them."""
+    if not any(math.isfinite(row["test_loss"]) for row in history):
+        return None, None  # diverged from the first epoch: nothing to call best
+    best = best_points({"history": history})
+    return ({"epoch": best.loss_epoch, "test_loss": best.test_loss, "test_acc": best.acc_at_loss_epoch},
+            {"epoch": best.acc_epoch, "test_loss": best.loss_at_acc_epoch, "test_acc": best.test_acc})
 
 
 def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, restored, seconds) -> dict:
     history = state.history
+    best_loss, best_acc = _best_entries(history)
     return {
         "schema": RESULTS_SCHEMA,
         "model": cfg.model,
@@ -317,8 +320,8 @@ def _results_record(cfg, state: TrainingState, fingerprint, model, device, sourc
                      "torchvision": torchvision.__version__},
         "git_commit": _git_commit(),
         "history": history,
-        "best_loss": _best(history, "test_loss", min),
-        "best_acc": _best(history, "test_acc", max),
+        "best_loss": best_loss,
+        "best_acc": best_acc,
         "restored_best": restored,
         "stopped_early": state.early.stopped,
         "stop_epoch": state.epoch,
