@@ -1,8 +1,8 @@
 """One look for every figure, and one way to save them.
 
 - `OKABE_ITO`: the Okabe-Ito colours, safe for colour-blind readers.
-- `STYLE` / `apply_style()`: matplotlib settings sized for a printed report.
-  Use `matplotlib.rc_context(STYLE)` to apply them to one figure only.
+- `STYLE`: matplotlib settings sized for a printed report, applied per figure
+  with `matplotlib.rc_context(STYLE)` so a notebook's own plots keep theirs.
 - `save_figure(fig, "figures/fig2")`: writes fig2.png (raster, >= 200 dpi)
   and fig2.pdf (vector), each atomically and with fixed metadata, so that
   re-running a notebook rewrites identical bytes.
@@ -62,11 +62,6 @@ _METADATA = {
     "png": {"Software": None},
     "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
 }
-
-
-def apply_style() -> None:
-    """Make STYLE matplotlib's default for this process (notebooks call it once)."""
-    matplotlib.rcParams.update(STYLE)
 
 
 def tint(color: str, amount: float = 0.3) -> tuple[float, float, float]:
