@@ -45,7 +45,6 @@ import numpy as np
 import torch
 
 from cifar_helpers import paths
-from cifar_helpers.atomic import atomic_path
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",

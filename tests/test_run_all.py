@@ -8,7 +8,7 @@ import pytest
 
 from cifar_helpers import run_all
 from cifar_helpers.paths import REPO_ROOT
-from cifar_helpers.run_all import Profile, RunError, check_cpu_cost, is_complete, load_profile
+from cifar_helpers.run_all import RunError, check_cpu_cost, is_complete, load_profile
 
 
 def test_profile_applies_only_declared_parameters_with_per_notebook_overrides(tmp_path):
