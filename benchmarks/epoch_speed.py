@@ -49,9 +49,9 @@ from cifar_helpers.atomic import atomic_write_json, atomic_write_text  # noqa: E
 from cifar_helpers.batches import DeviceData  # noqa: E402
 from cifar_helpers.config import TrainConfig  # noqa: E402
 from cifar_helpers.data import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
-from cifar_helpers.estimate import format_hours  # noqa: E402
-from cifar_helpers.device import configure_determinism, device_name, select_device  # noqa: E402
+from cifar_helpers.device import configure_determinism, device_name, prefers_channels_last, select_device  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
+from cifar_helpers.results import format_duration  # noqa: E402
 from cifar_helpers.steps import GRAPH_MODES, GRAPH_WARMUP_STEPS, STEP_MODES, make_step, resolve_mode  # noqa: E402
 from cifar_helpers.train import evaluate, make_optimizer, train_one_epoch  # noqa: E402
 
@@ -222,13 +222,14 @@ def time_engine(name: str, data, device, spec: str, batch_size: int, epochs: int
     cfg = TrainConfig.for_model(name, batch_size=batch_size, step_mode=mode, amp=amp)
     configure_determinism(cfg.deterministic)
     torch.manual_seed(cfg.seed)
+    channels_last = prefers_channels_last(device)  # as the engine does
     model = build_model(name, **cfg.model_options).to(device)
-    if device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model, device)
     mean, std = channel_stats(data.train_images)
     device_data = DeviceData(data.train_images, data.train_labels, data.test_images, data.test_labels,
-                             mean, std, device, channels_last=device.type == "cuda")
+                             mean, std, device, channels_last=channels_last)
     step = make_step(mode, model, optimizer, amp, device)
     started = time.perf_counter()
     warmup = engine_warmup_epochs(mode) if warmup is None else warmup
@@ -314,7 +315,7 @@ def suite_estimate(rows: list[Row]) -> list[str]:
             per_epoch = r.seconds * FULL_TRAIN / r.n_train + r.eval_seconds * FULL_TEST / r.n_test
             total += epochs * per_epoch
         scaled = " (scaled from the subset to 50,000/10,000 images)" if any(r.n_train < FULL_TRAIN for r in chosen.values()) else ""
-        lines.append(f"report suite, {loop}: ~{format_hours(total)} of training + evaluation{scaled}")
+        lines.append(f"report suite, {loop}: ~{format_duration(total)} of training + evaluation{scaled}")
     if lines:
         lines.insert(0, "Report suite estimate: " + ", ".join(f"{m} {e} epochs" for m, e in REPORT_EPOCHS.items())
                      + " (05: the report's best epoch 62 + patience 15), from the per-epoch times above:")

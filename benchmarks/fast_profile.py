@@ -2,9 +2,9 @@
 
     python benchmarks/fast_profile.py [--params params/fast.yaml] [--data-dir DIR] [--set NAME=VALUE ...]
 
-Executes the notebook's own `parameters` cell and the cell that builds the
-config (so the mapping from NAME to TrainConfig is the notebook's), applies
-the profile's values for 05 and any `--set`, then trains from scratch (the
+Executes the notebook's own `parameters` cell, applies the profile's values
+for 05 and any `--set`, and builds the run as the notebook does
+(`cifar_helpers.parameters.training_run`), then trains from scratch (the
 profile's checkpoints are removed first) and reports the best test accuracy
 and the wall seconds from the start of training (model, data to the device,
 graph capture, every epoch, evaluation and checkpoints included) against the
@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from cifar_helpers.atomic import atomic_write_json  # noqa: E402
 from cifar_helpers.data import CIFAR10Warning, load_cifar10  # noqa: E402
-from cifar_helpers.paths import repo_path  # noqa: E402
+from cifar_helpers.parameters import TrainingRun, training_run  # noqa: E402
 from cifar_helpers.run_all import load_profile  # noqa: E402
 from cifar_helpers.train import train_model  # noqa: E402
 
@@ -38,13 +38,11 @@ NOTEBOOK = REPO_ROOT / "notebooks" / "05_custom_resnet.ipynb"
 TARGET_ACC, TARGET_SECONDS = 0.905, 60.0
 
 
-def notebook_cells(path: Path = NOTEBOOK) -> tuple[str, str]:
-    """The source of the `parameters` cell and of the code cell after it (the config)."""
-    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-    source = lambda cell: "".join(cell["source"])  # noqa: E731
-    for index, cell in enumerate(cells):
+def parameters_cell(path: Path = NOTEBOOK) -> str:
+    """The source of the notebook's `parameters` cell."""
+    for cell in json.loads(path.read_text())["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            return source(cell), source(cells[index + 1])
+            return "".join(cell["source"])
     raise RuntimeError(f"{path} has no cell tagged 'parameters'")
 
 
@@ -58,20 +56,13 @@ def parse_setting(text: str) -> tuple[str, object]:
         return name, value  # a bare string
 
 
-def build_config(profile_path: str | None, settings: dict) -> dict:
-    """Run the notebook's parameter and config cells with the profile and `settings` applied."""
-    params_source, config_source = notebook_cells()
+def build_config(profile_path: str | None, settings: dict) -> TrainingRun:
+    """Notebook 05's parameters cell, with the profile and `settings` applied, as the notebook's run."""
     namespace: dict = {}
-    exec(params_source, namespace)  # noqa: S102 - the repository's own notebook
-    declared = {k for k in namespace if k.isupper()}
+    exec(parameters_cell(), namespace)  # noqa: S102 - the repository's own notebook
     profile = load_profile(profile_path)
-    values = {**profile.for_notebook("05_custom_resnet", declared), **settings}
-    unknown = sorted(set(values) - declared)
-    if unknown:
-        raise SystemExit(f"notebook 05 declares no parameter(s) {unknown}; it has {sorted(declared)}")
-    namespace.update(values)
-    exec(config_source, namespace)  # noqa: S102
-    return namespace
+    namespace.update({**profile.for_notebook("05_custom_resnet", set(namespace)), **settings})
+    return training_run("custom_resnet", namespace)
 
 
 def summarize(record: dict, wall: float) -> dict:
@@ -106,18 +97,16 @@ def main(argv: list[str] | None = None) -> dict:
     if args.device is not None:
         settings["DEVICE"] = args.device
 
-    ns = build_config(args.params, settings)
-    config, device = ns["config"], ns["device"]
+    run = build_config(args.params, settings)
+    config, device = run.config, run.device
     print(f"profile {args.params} + {settings or 'no overrides'}:\n  {config}", flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFAR10Warning)
-        data = load_cifar10(ns["DATA_DIR"], download=False)
-    checkpoints = repo_path(ns["CHECKPOINT_DIR"], "checkpoints") / config.model
-    shutil.rmtree(checkpoints, ignore_errors=True)  # a fresh run: a resumed one would time nothing
+        data = load_cifar10(run.data_dir, download=False)
+    shutil.rmtree(run.checkpoint_dir / config.model, ignore_errors=True)  # a fresh run: a resumed one would time nothing
 
     started = time.perf_counter()
-    record = train_model(config, data, device=device, results_dir=ns["RESULTS_DIR"],
-                         checkpoint_dir=ns["CHECKPOINT_DIR"])
+    record = train_model(config, data, **run.train_kwargs())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     summary = summarize(record, time.perf_counter() - started)

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+class WriteError(OSError):
+    """A file that could not be written; the message names it and what to check."""
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -23,20 +27,31 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it over `target` on success."""
+    """Yield a temporary path beside `target`; rename it over `target` on success.
+
+    An OSError (read-only folder, full disk) becomes a WriteError that names
+    `target`; the file that was there before is left as it was."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, target)
+    except WriteError:
+        raise
+    except OSError as err:
+        raise WriteError(f"could not write {target} ({err.strerror or err}). Is the disk full, or "
+                         "the folder read-only? Free some space or make it writable, or choose another "
+                         "folder; the previous file, if any, is intact") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write(target: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
@@ -44,10 +59,6 @@ def atomic_write(target: str | os.PathLike, write: Callable[[Path], Any]) -> Pat
     with atomic_path(target) as tmp:
         write(tmp)
     return Path(target)
-
-
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
-    return atomic_write(target, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> Path:

@@ -27,7 +27,13 @@ class CheckpointError(RuntimeError):
 
 
 def save(obj: Any, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    try:
+        return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    except (OSError, RuntimeError) as exc:  # a full disk shows up as torch's "unexpected pos" RuntimeError
+        raise CheckpointError(
+            f"could not write the checkpoint {path} ({exc}). Is the disk full or the folder read-only? "
+            "Free some space, or set CHECKPOINT_DIR to another folder, and run again: the checkpoint "
+            "written before this one is intact, and the run resumes from it.") from None
 
 
 def load(path: Path) -> Any:

@@ -6,7 +6,7 @@
    also be that folder itself);
 2. ``cifar-10-python.tar.gz``: the official archive, extracted on first use;
 3. ``train/<class>/*.png|jpg|jpeg`` and ``test/<class>/*``: an image-folder
-   tree such as the JPEG copy in ``shared/cifar10``, with ``data_dir`` its root.
+   tree such as the JPEG copy described in docs/protocol.md, with ``data_dir`` its root.
 
 With none there and ``download=True`` it downloads the official archive.
 The decoded arrays are cached in ``data_dir/.cache/cifar10-<key>/`` (.npy files), so
@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from cifar_helpers import paths
+from cifar_helpers.hashing import content_digest, short_hash
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -71,7 +72,7 @@ OFFICIAL_TRAIN_PER_CLASS = 5000
 OFFICIAL_TEST_PER_CLASS = 1000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CACHE_DIR = ".cache"
-_CACHE_FORMAT = 1  # bump when the cache's content or layout changes
+_CACHE_FORMAT = 2  # bump when the cache's content or layout changes (2: the content digest)
 
 
 class CIFAR10Error(RuntimeError):
@@ -84,6 +85,10 @@ class DatasetNotFoundError(CIFAR10Error, FileNotFoundError):
 
 class CorruptDatasetError(CIFAR10Error, ValueError):
     """A file is unreadable, or the data break CIFAR-10's structure."""
+
+
+class DataFolderNotWritableError(CIFAR10Error, PermissionError):
+    """The data folder must be written to (to extract the archive) and cannot be."""
 
 
 class CIFAR10Warning(UserWarning):
@@ -100,15 +105,13 @@ class CIFAR10:
     test_labels: torch.Tensor
     classes: tuple[str, ...] = CIFAR10_CLASSES
     source: str = ""
+    # A hash of the images and labels themselves: a run made from other data never counts as the same run.
+    digest: str = ""
 
     @functools.cached_property
     def normalization(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """(mean, std) per channel of the training images, in [0, 1] units."""
         return channel_stats(self.train_images)
-
-    def subset(self, n_train: int, n_test: int, seed: int = 23) -> "CIFAR10":
-        """See the module function `subset`."""
-        return subset(self, n_train, n_test, seed=seed)
 
     def __repr__(self) -> str:
         return (f"CIFAR10(train={len(self.train_labels)}, test={len(self.test_labels)}, "
@@ -135,18 +138,19 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
 
     cached = _read_cache(cache, source)
     if cached is not None:
-        arrays, description, caveats = cached
+        arrays, description, caveats, digest = cached
     else:
         arrays, description, caveats = source.decode()
         _validate(arrays, source.where)
-        _write_cache(cache, source.key, arrays, description, caveats)
+        digest = content_digest(arrays)
+        _write_cache(cache, source.key, arrays, description, caveats, digest)
 
     caveats = caveats + _count_caveats(arrays)
     if caveats:
         warnings.warn(f"CIFAR-10 in {source.where}: " + "; ".join(caveats) + ".",
                       CIFAR10Warning, stacklevel=2)
     train_x, train_y, test_x, test_y = (torch.from_numpy(a) for a in arrays)
-    return CIFAR10(train_x, train_y, test_x, test_y, CIFAR10_CLASSES, description)
+    return CIFAR10(train_x, train_y, test_x, test_y, CIFAR10_CLASSES, description, digest)
 
 
 @dataclasses.dataclass
@@ -214,22 +218,59 @@ def _not_found_message(root: Path, why: str) -> str:
     )
 
 
-def _download_archive(root: Path) -> Path:
-    """Download the official archive into `root`; a partial download never lands there."""
-    from torchvision.datasets import utils as tv_utils
+DOWNLOAD_TIMEOUT = 30  # seconds without a byte from the server before a download gives up
+_DOWNLOAD_CHUNK = 1 << 20
 
+
+def _download_archive(root: Path, url: str | None = None, timeout: float | None = None) -> Path:
+    """Download the official archive into `root`; a partial download never lands there.
+
+    Prints progress about every tenth of the file. A server that sends
+    nothing for `timeout` seconds (connecting included) ends the download
+    with an error. Leftovers of earlier downloads that were killed are removed
+    first; this one's temporary folder is removed however it ends.
+    """
+    import urllib.error
+    import urllib.request
+
+    url = url or OFFICIAL_URL
+    timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".download-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp:
-        # md5=None: a copy whose checksum differs still loads, with a warning (see _read_batches).
-        tv_utils.download_url(OFFICIAL_URL, tmp, filename=ARCHIVE_NAME, md5=None)
-        os.replace(Path(tmp) / ARCHIVE_NAME, root / ARCHIVE_NAME)
+        part = Path(tmp) / ARCHIVE_NAME
+        print(f"Downloading {url} into {root} (gives up after {timeout:g} s without data) ...", flush=True)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0)
+                done, shown = 0, 0
+                while chunk := response.read(_DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if total and done * 10 // total > shown:
+                        shown = done * 10 // total
+                        print(f"  {done / 1e6:.1f} of {total / 1e6:.1f} MB ({100 * done // total}%)", flush=True)
+        except (TimeoutError, urllib.error.URLError) as err:  # connect or a read without data
+            if isinstance(err, TimeoutError) or isinstance(getattr(err, "reason", None), TimeoutError):
+                raise TimeoutError(f"no data from the server for {timeout:g} s") from err
+            raise
+        if total and done != total:
+            raise OSError(f"the download ended after {done:,} of {total:,} bytes")
+        os.replace(part, root / ARCHIVE_NAME)
     return root / ARCHIVE_NAME
 
 
 def _extract_archive(archive: Path, root: Path) -> Path:
     """Extract the batches folder into a temporary folder, then rename it into place."""
     target = root / BATCHES_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    except OSError as err:
+        raise DataFolderNotWritableError(
+            f"{archive} is extracted next to itself, but {root} cannot be written ({err.strerror or err}). "
+            f"Make the folder writable, or extract the archive yourself into a writable folder "
+            f"(tar -xzf {archive} -C <folder>) and set DATA_DIR (or CIFAR10_DIR) to that folder.") from None
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
@@ -259,8 +300,7 @@ def _extract_archive(archive: Path, root: Path) -> Path:
 
 def _fingerprint(layout: str, entries: Iterable[str]) -> str:
     """The cache key: a hash of "name:size:mtime" lines (cheap to get), never of contents."""
-    text = "\n".join([f"{_CACHE_FORMAT}|{layout}", *entries])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return short_hash([_CACHE_FORMAT, layout, list(entries)])
 
 
 # --------------------------------------------------------------------------- official batches
@@ -366,13 +406,20 @@ def _scan_image_folder(root: Path) -> _Source:
                     f"{split_dir / name}: '{name}' is not a CIFAR-10 class; class folders must be "
                     f"named {', '.join(CIFAR10_CLASSES)}. Rename or remove it.")
             class_dir = str(split_dir / name)
-            files = sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_SUFFIXES))
+            # Hidden files are never images: .DS_Store, and macOS's "._name.jpg" resource forks.
+            files = sorted(f for f in os.listdir(class_dir)
+                           if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
             stats.append(f"{split}/{name}")
             # Plain names and stat relative to the folder: 60,000 Path objects would cost seconds.
             fd = os.open(class_dir, os.O_RDONLY)
             try:
                 for file in files:
-                    st = os.stat(file, dir_fd=fd)
+                    try:
+                        st = os.stat(file, dir_fd=fd)
+                    except FileNotFoundError:  # a symbolic link to nothing
+                        raise CorruptDatasetError(
+                            f"{os.path.join(class_dir, file)} is a broken link: what it points to does not "
+                            "exist. Restore the file, or delete the link.") from None
                     stats.append(f"{file}:{st.st_size}:{st.st_mtime_ns}")
             finally:
                 os.close(fd)
@@ -483,16 +530,16 @@ def _read_cache(folder: Path, source: _Source):
             raise ValueError("it belongs to another source or format")
         arrays = tuple(np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAY_NAMES)
         _validate(arrays, str(folder))
-        return arrays, str(meta["source"]), [str(c) for c in meta["caveats"]]
+        return arrays, str(meta["source"]), [str(c) for c in meta["caveats"]], str(meta["digest"])
     except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
         warnings.warn(f"Ignoring the unreadable cache {folder} ({type(err).__name__}: {err}); "
                       f"rebuilding it from {source.where}.", CIFAR10Warning, stacklevel=3)
         return None
 
 
-def _write_cache(folder: Path, key: str, arrays, description: str, caveats: list[str]) -> None:
+def _write_cache(folder: Path, key: str, arrays, description: str, caveats: list[str], digest: str) -> None:
     """Write the .npy files into a temporary folder, then rename it into place."""
-    meta = {"format": _CACHE_FORMAT, "key": key, "source": description, "caveats": caveats}
+    meta = {"format": _CACHE_FORMAT, "key": key, "source": description, "caveats": caveats, "digest": digest}
     tmp = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -583,12 +630,3 @@ def counts(data: CIFAR10):
         {"train": torch.bincount(data.train_labels, minlength=len(data.classes)).tolist(),
          "test": torch.bincount(data.test_labels, minlength=len(data.classes)).tolist()},
         index=pd.Index(data.classes, name="class"))
-
-
-def describe(data: CIFAR10) -> str:
-    """A few lines for a notebook: the source, the totals and the images per class."""
-    table = counts(data)
-    lines = [f"source: {data.source}",
-             f"train: {len(data.train_labels):,} images, test: {len(data.test_labels):,} images"]
-    lines += [f"  {name:<10} {row.train:>6,} {row.test:>6,}" for name, row in table.iterrows()]
-    return "\n".join(lines)

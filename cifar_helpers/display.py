@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .results import MODEL_LABELS, best_points, history_frame
+from .catalog import MODEL_LABELS
+from .results import best_points, history_frame
 
 
 def metrics_table(result: Mapping[str, Any], digits: int = 4) -> pd.DataFrame:
@@ -34,6 +35,35 @@ def best_epoch_sentence(result: Mapping[str, Any]) -> str:
     if result.get("stopped_early"):
         sentence += f" Early stopping ended the run after epoch {result['stop_epoch']}."
     return sentence
+
+
+def protocol_table(config) -> pd.DataFrame:
+    """The training protocol a run will use, as a small two-column table (not the config's repr)."""
+    optimizer = (f"SGD, lr {config.lr:g}, momentum {config.momentum:g}"
+                 + (" (Nesterov)" if config.nesterov else "") if config.optimizer == "sgd"
+                 else f"Adam, lr {config.lr:g}")
+    schedule = {"none": "constant learning rate",
+                "step": f"StepLR: × {config.gamma:g} every {config.step_size} epochs",
+                "onecycle": f"one-cycle, {100 * config.warmup_fraction:g}% warm-up, per batch"}[config.scheduler]
+    subset = (f"{config.subset[0]:,} train / {config.subset[1]:,} test images" if config.subset
+              else "all 50,000 train / 10,000 test images")
+    rows = {
+        "model": MODEL_LABELS[config.model],
+        "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "
+                   "test loss" if config.patience else str(config.epochs)),
+        "batch size": str(config.batch_size),
+        "optimizer": f"{optimizer}, weight decay {config.weight_decay:g}",
+        "schedule": schedule,
+        "preprocessing": "normalisation" + (", random crop (pad 4), horizontal flip" if config.augment else " only"),
+        "data": subset,
+        "seed": str(config.seed),
+        "precision": "bf16 autocast (GPU)" if config.amp else "fp32",
+    }
+    if "dropout" in config.model_options:
+        rows["dropout"] = f"{config.model_options['dropout']:g} at the end of every block"
+    if config.step_mode != "eager" or config.deterministic:
+        rows["engine"] = f"step {config.step_mode}" + (", deterministic kernels" if config.deterministic else "")
+    return pd.DataFrame({"setting": list(rows.values())}, index=pd.Index(list(rows), name="protocol"))
 
 
 def normalization_table(mean, std) -> pd.DataFrame:

@@ -7,11 +7,13 @@ protocol would take without a GPU.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 import torch
 
 from .config import TrainConfig
+from .device import prefers_channels_last
 from .models import build_model
 from .steps import make_step
 from .train import make_optimizer
@@ -20,35 +22,27 @@ FULL_TRAIN, FULL_TEST = 50_000, 10_000
 SMALL_RUN_IMAGES = 4 * FULL_TRAIN  # up to four full epochs of images: minutes, not days, on a CPU
 
 
-def seconds_per_step(cfg: TrainConfig, device: torch.device, steps: int = 3) -> float:
-    """Median wall seconds of one eager engine step (the protocol's optimizer) at `cfg.batch_size`, after one warm-up."""
+def seconds_per_step(cfg: TrainConfig, device: torch.device, steps: int = 10, warmup: int = 2) -> float:
+    """Median wall seconds of one eager engine step (the protocol's optimizer) at `cfg.batch_size`,
+    after `warmup` untimed steps; the median of many steps keeps a busy machine's noise out."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, **cfg.model_options).to(device).train()
+    memory_format = torch.channels_last if prefers_channels_last(device) else torch.contiguous_format
+    model = build_model(cfg.model, **cfg.model_options).to(device, memory_format=memory_format).train()
     step = make_step("eager", model, make_optimizer(cfg, model, device), cfg.amp, device)
-    inputs = torch.randn(cfg.batch_size, 3, 32, 32, device=device)
+    inputs = torch.randn(cfg.batch_size, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (cfg.batch_size,), device=device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     times = []
-    for _ in range(steps + 1):
+    for _ in range(warmup + steps):
         start = time.perf_counter()
         step(inputs, labels, loss_sum, correct)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return statistics.median(times[warmup:])
 
 
 def epoch_seconds(cfg: TrainConfig, device: torch.device, n_train: int = FULL_TRAIN) -> float:
     """Training seconds for one epoch of `n_train` images (evaluation adds a little)."""
     return seconds_per_step(cfg, device) * math.ceil(n_train / cfg.batch_size)
-
-
-def format_hours(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86_400:.1f} days"

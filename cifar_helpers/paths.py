@@ -8,6 +8,7 @@ which is found from this package's own location.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,4 +46,23 @@ def require_data_dir(path: str | os.PathLike | None) -> Path:
             "or a train/<class>/ test/<class>/ image tree), or set DATA_DIR=None to use "
             f"{default_data_dir()} ($CIFAR10_DIR overrides it)."
         )
+    return folder
+
+
+class FolderNotWritableError(PermissionError):
+    """An output folder that cannot be written; the message names it and the parameter that sets it."""
+
+
+def require_writable(folder: str | os.PathLike, parameter: str) -> Path:
+    """Create `folder` if needed and prove it takes a file; else say which parameter to change."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-", delete=True)
+        probe.close()
+    except OSError as err:
+        raise FolderNotWritableError(
+            f"{parameter}={str(folder)!r} cannot be written ({err.strerror or err}). Make it writable "
+            f"(check its owner and permissions, and the free disk space), or set {parameter} to another "
+            "folder.") from None
     return folder

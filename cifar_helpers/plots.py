@@ -22,7 +22,8 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from cifar_helpers.figstyle import OKABE_ITO, STYLE
-from cifar_helpers.results import MODEL_LABELS, MODEL_NOTEBOOKS, MODEL_ORDER, best_points, history_frame, lr_steps
+from cifar_helpers.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.results import best_points, epochs_label, history_frame, lr_steps
 
 EPOCH_LABEL = "epoch"
 LOSS_LABEL = "cross-entropy loss"
@@ -133,8 +134,15 @@ def plot_history(result: Mapping[str, Any]) -> Figure:
         acc_ax.legend(loc="best", framealpha=0.95)
         parameters = result.get("num_parameters")
         detail = f", {parameters:,} parameters" if isinstance(parameters, int) else ""
-        fig.suptitle(f"{MODEL_LABELS[model]}: {len(result['history'])} epochs{detail}")
+        fig.suptitle(f"{MODEL_LABELS[model]}: {epochs_label(result)} epochs{detail}")
     return fig
+
+
+def _partial_note(result: Mapping[str, Any] | None) -> str:
+    """', partial: 25 of 100 epochs' for a run stopped before its end, else ''."""
+    if result is None or result.get("complete") is not False:
+        return ""
+    return f", partial: {epochs_label(result).removesuffix(' (partial)')} epochs"
 
 
 def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
@@ -143,7 +151,7 @@ def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
     with _styled_figure(figsize=(14, 4.4)) as fig:
         axes = fig.subplots(1, len(models))
         for letter, model, ax in zip("ABC", models, axes):
-            ax.set_title(f"({letter}) {MODEL_LABELS[model]}")
+            ax.set_title(f"({letter}) {MODEL_LABELS[model]}" + _partial_note(results.get(model)))
             if model in results:
                 _loss_panel(ax, results[model])
                 ax.legend(loc="best", framealpha=0.95)
@@ -194,7 +202,7 @@ def accuracy_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
     """Test accuracy (%) of every model with results, on one plot, highest accuracy marked."""
     with _styled_figure(figsize=(9, 5)) as fig:
         ax = fig.subplots()
-        present = [model for model in MODEL_ORDER if model in results]
+        present = [model for model in MODEL_NAMES if model in results]
         for model in present:
             frame = history_frame(results[model])
             best = best_points(results[model])
@@ -203,7 +211,7 @@ def accuracy_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
                     linewidth=1.6, label=f"{MODEL_LABELS[model]} (best {best.test_acc * 100:.2f}%, epoch {best.acc_epoch})")
             ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=6, linestyle="none",
                     color=colour, markeredgecolor=BEST_COLOUR)
-        absent = [MODEL_LABELS[model] for model in MODEL_ORDER if model not in results]
+        absent = [MODEL_LABELS[model] for model in MODEL_NAMES if model not in results]
         title = "Test accuracy per model"
         if absent:
             title += f" (not run yet: {', '.join(absent)})"

@@ -23,17 +23,10 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import pandas as pd
 
 from cifar_helpers.atomic import atomic_write_text
+from cifar_helpers.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
 
 SCHEMA_VERSION = 1
 
-MODEL_ORDER = ("dnn", "cnn", "resnet", "custom_resnet")
-MODEL_LABELS = {"dnn": "DNN", "cnn": "CNN", "resnet": "ResNet", "custom_resnet": "Custom ResNet"}
-MODEL_NOTEBOOKS = {
-    "dnn": "notebooks/01_dnn.ipynb",
-    "cnn": "notebooks/02_cnn.ipynb",
-    "resnet": "notebooks/03_resnet.ipynb",
-    "custom_resnet": "notebooks/05_custom_resnet.ipynb",
-}
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds")
 
@@ -49,8 +42,8 @@ class ReportRow:
 
 
 # The report's own numbers, the only place they are written down.
-# Source: seed/report.txt, Table 1 ("최종 실험 결과") for loss and accuracy and
-# sections 2.2.1-2.2.3 and 3.3 for the epochs; restated in shared/PROTOCOL.md.
+# Source: the report's Table 1 ("최종 실험 결과") for loss and accuracy and its
+# sections 2.2.1-2.2.3 and 3.3 for the epochs; restated in docs/protocol.md.
 REPORT_TABLE1: dict[str, ReportRow] = {
     "dnn": ReportRow(1.3459, 52.64, 17, "loss diverged after epoch 17"),
     # Table 1 says 77.17%, the text of section 2.2.2 says 77.14%; we compare with the table.
@@ -67,6 +60,9 @@ TABLE1_COLUMNS = (
     "Best-Acc Epoch",
     "Parameters",
     "Train time (s)",
+    "Epochs",
+    "Device",
+    "Data",
     "Report Loss",
     "Report Acc (%)",
     "Report Epoch",
@@ -74,12 +70,19 @@ TABLE1_COLUMNS = (
     "Δ Acc (pts)",
 )
 
+TEXT_COLUMNS = ("Model", "Epochs", "Device", "Data")
+
 TABLE1_NOTES = (
     "Best Test Loss is the lowest test loss of any epoch; Best Epoch is that epoch.",
     "Best Accuracy is the highest test accuracy of any epoch; Best-Acc Epoch is that epoch.",
     "The 10,000 test images serve as the validation set, as in the report.",
     "Train time is the sum of the per-epoch training time (train_seconds); evaluation time is not included.",
-    "Report columns: seed/report.txt Table 1 (epochs from sections 2.2 and 3.3); CNN's text gives 77.14%.",
+    "Epochs: epochs trained of those planned; '(partial)' marks a run stopped before its end, whose best values "
+    "are the best so far.",
+    "Data 'JPEG copy': the lossy JPEG re-encoding of CIFAR-10 (quality 75), which costs up to 1-2 points of "
+    "accuracy against the official files.",
+    "Report columns: the report's Table 1, epochs from its sections 2.2 and 3.3 (docs/protocol.md); "
+    "its CNN text gives 77.14%.",
     "Δ = ours minus the report: a negative Δ Loss and a positive Δ Acc mean ours is better.",
 )
 
@@ -89,7 +92,7 @@ class ResultsSkippedWarning(UserWarning):
 
 
 class LoadedResults(dict):
-    """`{model: result}` in MODEL_ORDER, plus `skipped`: `{file name: reason}`."""
+    """`{model: result}` in MODEL_NAMES, plus `skipped`: `{file name: reason}`."""
 
     def __init__(self, results: Mapping[str, dict] | None = None, skipped: Mapping[str, str] | None = None):
         super().__init__(results or {})
@@ -129,8 +132,10 @@ def validate_result(result: Any, model: str) -> str | None:
         return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or rerun {MODEL_NOTEBOOKS[model]}"
     if result.get("model") != model:
         return f"file is named for {model!r} but its 'model' field is {result.get('model')!r}"
-    if result.get("complete") is not True:
-        return f"incomplete: training has not finished ('complete' is {result.get('complete')!r}); finish or rerun {MODEL_NOTEBOOKS[model]}"
+    complete = result.get("complete")
+    if complete is not True and not (complete is False and _is_number(result.get("epochs_planned"))):
+        return (f"incomplete: training has not finished ('complete' is {complete!r}, no epochs_planned); "
+                f"finish or rerun {MODEL_NOTEBOOKS[model]}")
     history = result.get("history")
     if not isinstance(history, list) or not history:
         return "'history' is missing or empty"
@@ -147,6 +152,13 @@ def validate_result(result: Any, model: str) -> str | None:
         return f"stop_epoch is {stop_epoch!r} but the history has {len(history)} epochs"
     if not any(math.isfinite(row["test_loss"]) for row in history):
         return "no epoch has a finite test loss"
+    if not any(math.isfinite(row["test_acc"]) for row in history):
+        return "no epoch has a finite test accuracy"
+    for index, row in enumerate(history):
+        for key in ("train_acc", "test_acc"):
+            if math.isfinite(row[key]) and not 0 <= row[key] <= 1:
+                return (f"history[{index}] has {key} {row[key]!r}: accuracies are fractions in [0, 1], "
+                        f"not percent; rerun {MODEL_NOTEBOOKS[model]}")
     return None
 
 
@@ -166,8 +178,8 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
         return LoadedResults()
     for path in sorted(results_dir.glob("*.json")):
         model = path.stem
-        if model not in MODEL_ORDER:
-            skipped[path.name] = f"not a model result (known models: {', '.join(MODEL_ORDER)})"
+        if model not in MODEL_NAMES:
+            skipped[path.name] = f"not a model result (known models: {', '.join(MODEL_NAMES)})"
             continue
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
@@ -182,12 +194,12 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
     if skipped and warn:
         lines = "\n".join(f"  {name}: {reason}" for name, reason in skipped.items())
         warnings.warn(f"skipped {len(skipped)} file(s) in {results_dir}:\n{lines}", ResultsSkippedWarning, stacklevel=2)
-    return LoadedResults({model: loaded[model] for model in MODEL_ORDER if model in loaded}, skipped)
+    return LoadedResults({model: loaded[model] for model in MODEL_NAMES if model in loaded}, skipped)
 
 
 def missing_models(results: Mapping[str, dict]) -> list[Missing]:
     """The models without a usable result, each with the notebook that produces it."""
-    return [Missing(model, MODEL_NOTEBOOKS[model]) for model in MODEL_ORDER if model not in results]
+    return [Missing(model, MODEL_NOTEBOOKS[model]) for model in MODEL_NAMES if model not in results]
 
 
 # ----------------------------------------------------------------------------- one run
@@ -225,6 +237,37 @@ def lr_steps(result: Mapping[str, Any]) -> list[int]:
     return [index + 1 for index in range(1, len(rates)) if not math.isclose(rates[index], rates[index - 1], rel_tol=1e-9)]
 
 
+def epochs_label(result: Mapping[str, Any]) -> str:
+    """'100', '77 of 300 (early stop)' or '25 of 100 (partial)'."""
+    run = len(result["history"])
+    planned = result.get("epochs_planned", (result.get("params") or {}).get("epochs"))
+    if not _is_number(planned) or run == planned:
+        return str(run)
+    if result.get("complete") is not True:
+        return f"{run} of {planned} (partial)"
+    return f"{run} of {planned} (early stop)" if result.get("stopped_early") else f"{run} of {planned}"
+
+
+def data_label(result: Mapping[str, Any]) -> str:
+    """A short name for the data a run read: 'JPEG copy', 'official', 'non-official batches', 'other'."""
+    source = str(result.get("data_source") or "")
+    if "JPEG" in source and "lossy" in source:
+        label = "JPEG copy"
+    elif "python batches" in source:
+        label = "non-official batches" if "differ from the official" in source else "official"
+    else:
+        label = "other" if source else "unrecorded"
+    subset = (result.get("params") or {}).get("subset")
+    if not subset:
+        return label
+    n_train, n_test = (subset, subset) if _is_number(subset) else subset
+    return f"{label}, subset {n_train}/{n_test}"
+
+
+def device_label(result: Mapping[str, Any]) -> str:
+    return str(result.get("device_name") or result.get("device") or "unrecorded")
+
+
 def train_seconds(result: Mapping[str, Any]) -> float:
     return float(sum(row["train_seconds"] for row in result["history"]))
 
@@ -238,14 +281,14 @@ def _round(value: float, digits: int) -> float:
 
 
 def table1(results: Mapping[str, dict]) -> pd.DataFrame:
-    """Table 1 for the models with results, in MODEL_ORDER, beside the report's numbers.
+    """Table 1 for the models with results, in MODEL_NAMES, beside the report's numbers.
 
     Losses are rounded to 4 decimals and accuracies (percent) to 2, the
     report's precision; the Δ columns are differences of those rounded values,
     so they agree with what the table shows. Notes are in `df.attrs["notes"]`.
     """
     rows = []
-    for model in MODEL_ORDER:
+    for model in MODEL_NAMES:
         if model not in results:
             continue
         result = results[model]
@@ -263,6 +306,9 @@ def table1(results: Mapping[str, dict]) -> pd.DataFrame:
                 "Best-Acc Epoch": best.acc_epoch,
                 "Parameters": parameters if _is_number(parameters) else pd.NA,
                 "Train time (s)": train_seconds(result),
+                "Epochs": epochs_label(result),
+                "Device": device_label(result),
+                "Data": data_label(result),
                 "Report Loss": report.test_loss,
                 "Report Acc (%)": report.acc_pct,
                 "Report Epoch": report.epoch,
@@ -277,12 +323,14 @@ def table1(results: Mapping[str, dict]) -> pd.DataFrame:
 
 
 def format_duration(seconds: float) -> str:
-    """42 s, 12 min 05 s, 3 h 07 min."""
+    """42 s, 12 min 05 s, 3 h 07 min, 2 days 05 h."""
     if not _is_number(seconds) or not math.isfinite(seconds):
         return "n/a"
     total = int(round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
+    if hours >= 48:
+        return f"{hours // 24} days {hours % 24:02d} h"
     if hours:
         return f"{hours} h {minutes:02d} min"
     if minutes:
@@ -293,7 +341,7 @@ def format_duration(seconds: float) -> str:
 def _format_cell(column: str, value: Any) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    if column == "Model":
+    if column in ("Model", "Epochs", "Device", "Data"):
         return str(value)
     if column == "Parameters":
         return f"{int(value):,}"
@@ -323,7 +371,7 @@ def formatted_table1(df: pd.DataFrame) -> pd.DataFrame:
 
 def table1_markdown(df: pd.DataFrame) -> str:
     shown = formatted_table1(df)
-    align = ["---" if column == "Model" else "---:" for column in shown.columns]
+    align = ["---" if column in TEXT_COLUMNS else "---:" for column in shown.columns]
     lines = [
         "| " + " | ".join(shown.columns) + " |",
         "|" + "|".join(align) + "|",
@@ -363,7 +411,7 @@ def table1_latex(df: pd.DataFrame) -> str:
 
     Twelve columns are wide: in a narrow layout wrap it in `\\resizebox` (graphicx)."""
     shown = formatted_table1(df)
-    spec = "".join("l" if column == "Model" else "r" for column in shown.columns)
+    spec = "".join("l" if column in TEXT_COLUMNS else "r" for column in shown.columns)
     body = [" & ".join(_latex_cell(cell) for cell in row) + r" \\" for row in shown.itertuples(index=False)]
     lines = [
         "% Table 1, generated by cifar_helpers.results.write_table1; do not edit by hand.",
@@ -414,7 +462,7 @@ def summary_paragraph(results: Mapping[str, dict]) -> str:
         return "No model has results yet. " + missing_text
 
     rows = {row["Model"]: row for _, row in table.iterrows()}
-    ranked = sorted(rows.values(), key=lambda row: -row["Best Accuracy (%)"])  # stable: ties keep MODEL_ORDER
+    ranked = sorted(rows.values(), key=lambda row: -row["Best Accuracy (%)"])  # stable: ties keep MODEL_NAMES
     sentences = []
     if len(ranked) == 1:
         row = ranked[0]
@@ -441,16 +489,16 @@ def summary_paragraph(results: Mapping[str, dict]) -> str:
         "Against the report, best accuracy differs by " + _join(comparisons) + " points (ours minus the report's)."
     )
     if len(ranked) > 1:
-        by_label = {MODEL_LABELS[m]: m for m in MODEL_ORDER}
+        by_label = {MODEL_LABELS[m]: m for m in MODEL_NAMES}
         report_order = sorted(ranked, key=lambda row: -REPORT_TABLE1[by_label[row["Model"]]].acc_pct)
         if [row["Model"] for row in report_order] == [row["Model"] for row in ranked]:
             sentences.append("The ranking is the report's.")
         else:
             sentences.append("The report ranks them " + _join(row["Model"] for row in report_order) + ".")
-    subsets = [MODEL_LABELS[m] for m in MODEL_ORDER if m in results and (results[m].get("params") or {}).get("subset")]
+    subsets = [MODEL_LABELS[m] for m in MODEL_NAMES if m in results and (results[m].get("params") or {}).get("subset")]
     if subsets:
         sentences.append(f"{_join(subsets)} trained on a subset of the data (a smoke run), so those numbers are not comparable with the report.")
-    sources = sorted({results[m].get("data_source") or "an unrecorded source" for m in MODEL_ORDER if m in results})
+    sources = sorted({results[m].get("data_source") or "an unrecorded source" for m in MODEL_NAMES if m in results})
     if len(sources) == 1:
         sentences.append(f"Data: {sources[0]}.")
     elif sources:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,17 +33,13 @@ from typing import Any
 import yaml
 
 from .atomic import atomic_write_json
-from .paths import REPO_ROOT, repo_path
+from .catalog import NOTEBOOKS
+from .hashing import short_hash
+from .parameters import unknown_parameter_message
+from .lock import FolderInUseError, exclusive
+from .paths import REPO_ROOT, FolderNotWritableError, data_dir, repo_path, require_writable
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = (  # (notebook, model it trains or None)
-    ("01_dnn", "dnn"),
-    ("02_cnn", "cnn"),
-    ("03_resnet", "resnet"),
-    ("04_custom_resnet_architecture", None),
-    ("05_custom_resnet", "custom_resnet"),
-    ("06_analysis", None),
-)
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
 
@@ -62,6 +59,18 @@ class Profile:
         return {k: v for k, v in merged.items() if k in declared}
 
 
+class _ProfileLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` (no dot) as a string; the notebooks write numbers that way, so read them as floats."""
+
+
+_ProfileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+WORKBOOK_SETTINGS = ("fake_data", "only", "executed_dir")
+
+
 def load_profile(path: str | os.PathLike | None) -> Profile:
     if not path:
         return Profile({}, {}, {}, "report protocol (notebook defaults)")
@@ -69,7 +78,7 @@ def load_profile(path: str | os.PathLike | None) -> Profile:
     if not file.is_file():
         raise RunError(f"parameter file {file} not found; see params/ for the profiles")
     try:
-        raw = yaml.safe_load(file.read_text()) or {}
+        raw = yaml.load(file.read_text(), Loader=_ProfileLoader) or {}
     except yaml.YAMLError as exc:
         raise RunError(f"parameter file {file} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -79,6 +88,11 @@ def load_profile(path: str | os.PathLike | None) -> Profile:
     unknown_nb = set(per_notebook) - {name for name, _ in NOTEBOOKS}
     if unknown_nb:
         raise RunError(f"{file}: unknown notebook(s) under notebooks: {sorted(unknown_nb)}")
+    if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in per_notebook.values()):
+        raise RunError(f"{file}: 'workbook:' and each notebook under 'notebooks:' must hold a mapping")
+    for name in settings:
+        if name not in WORKBOOK_SETTINGS:
+            raise RunError(f"{file}: {unknown_parameter_message(name, WORKBOOK_SETTINGS, 'workbook:')}")
     return Profile(raw, per_notebook, settings, str(file.relative_to(REPO_ROOT) if file.is_relative_to(REPO_ROOT) else file))
 
 
@@ -97,23 +111,54 @@ def declared_parameters(notebook_path: Path) -> dict[str, Any]:
         raise RunError(f"{notebook_path.name}: the parameters cell must hold plain literals only ({exc})") from exc
 
 
-def _hash(params: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def check_profile_names(profile: Profile, declared_by: dict[str, dict[str, Any]]) -> None:
+    """Every name in the profile must be a parameter of some notebook (of that notebook, under `notebooks:`)."""
+    every = set().union(*map(set, declared_by.values()))
+    for name in profile.params:
+        if name not in every:
+            raise RunError(f"{profile.name}: {unknown_parameter_message(name, every, 'the parameter file')}")
+    for notebook, params in profile.per_notebook.items():
+        for name in params:
+            if name not in declared_by[notebook]:
+                raise RunError(f"{profile.name}: "
+                               f"{unknown_parameter_message(name, declared_by[notebook], f'notebooks: {notebook}')}")
 
 
 def _results_file(params: dict[str, Any], model: str) -> Path:
     return repo_path(params.get("RESULTS_DIR"), "results") / f"{model}.json"
 
 
-def is_complete(state_file: Path, params: dict[str, Any], model: str) -> bool:
-    """True when this notebook finished with these parameters and its results are intact."""
+def is_complete(state_file: Path, params: dict[str, Any], model: str, data_digest: str | None) -> bool:
+    """True when this notebook finished with these parameters, on data with this content digest,
+    and its results are intact."""
     try:
         state = json.loads(state_file.read_text())
         result = json.loads(_results_file(params, model).read_text())
     except (OSError, ValueError):
         return False
-    return (state.get("params_hash") == _hash(params) and result.get("complete") is True
-            and result.get("fingerprint") == state.get("fingerprint"))
+    return (state.get("params_hash") == short_hash(params) and result.get("complete") is True
+            and result.get("fingerprint") == state.get("fingerprint")
+            and data_digest is not None and result.get("data_digest") == data_digest)
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    digest: str  # the content digest the results files record
+    n_train: int
+
+
+def inspect_data(folder: Path) -> DataInfo | None:
+    """What the data in `folder` is now (read from the loader's cache when unchanged), or None when
+    there is none yet (the notebook will download it)."""
+    from .data import CIFAR10Error, load_cifar10
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the notebook shows the data's warnings itself
+        try:
+            data = load_cifar10(folder, download=False)
+        except (CIFAR10Error, OSError):
+            return None
+    return DataInfo(data.digest, len(data.train_labels))
 
 
 def discard_checkpoints(params: dict[str, Any], model: str) -> None:
@@ -123,30 +168,37 @@ def discard_checkpoints(params: dict[str, Any], model: str) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def make_fake_data(settings: dict[str, Any]) -> dict[Path, int]:
-    """Write the profile's generated data set if missing; return {its folder: training images}."""
+def make_fake_data(settings: dict[str, Any]) -> None:
+    """Write the profile's generated data set if missing."""
     fake = settings.get("fake_data")
     if not fake:
-        return {}
+        return
     from .fake_data import write_fake_cifar10
 
     target = repo_path(fake["dir"], "data/fake")
     if not (target / "cifar-10-batches-py").is_dir():
         print(f"Writing generated CIFAR-10-format data to {target}")
         write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0))
-    return {target: fake["n_train"]}
 
 
-def _planned_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
-    """Training images a notebook will see: epochs x (SUBSET, a known small data set, or all 50,000)."""
+def _train_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
+    """Training images per epoch: SUBSET, else the data in DATA_DIR when known, else all 50,000."""
     from .estimate import FULL_TRAIN
 
     subset = params.get("SUBSET")
     if subset is not None:
-        n_train = subset if isinstance(subset, int) else subset[0]
-    else:
-        n_train = data_sizes.get(repo_path(params.get("DATA_DIR"), "data"), FULL_TRAIN)
-    return int(params.get("EPOCHS") or 1) * n_train
+        return subset if isinstance(subset, int) else subset[0]
+    return data_sizes.get(data_dir(params.get("DATA_DIR")), FULL_TRAIN)
+
+
+def _trains_on_cpu(params: dict[str, Any]) -> bool:
+    """Will this notebook train on the CPU? The device `select_device` picks, as the notebook will."""
+    from .device import DeviceError, select_device
+
+    try:
+        return select_device(params.get("DEVICE", "auto")).type == "cpu"
+    except DeviceError:
+        return False  # the notebook stops at once with the device's own message
 
 
 def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
@@ -158,26 +210,27 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
     import torch
 
     from .config import TrainConfig
-    from .estimate import SMALL_RUN_IMAGES, epoch_seconds, format_hours
+    from .estimate import SMALL_RUN_IMAGES, epoch_seconds
+    from .results import format_duration
 
-    on_cpu = [(nb, model, p) for nb, model, p in jobs
-              if model and (p.get("DEVICE", "auto") == "cpu" or not torch.cuda.is_available())]
+    on_cpu = [(nb, model, p) for nb, model, p in jobs if model and _trains_on_cpu(p)]
     total, lines = 0.0, []
     for notebook, model, params in on_cpu:
-        if _planned_images(params, data_sizes or {}) <= SMALL_RUN_IMAGES:
-            continue  # a few epochs' worth of images take minutes, not hours
         cfg = TrainConfig.for_model(model, batch_size=params.get("BATCH_SIZE", 64))
-        per_epoch = epoch_seconds(cfg, torch.device("cpu"))
         epochs = params.get("EPOCHS", cfg.epochs)
+        n_train = _train_images(params, data_sizes or {})
+        if int(epochs or 1) * n_train <= SMALL_RUN_IMAGES:
+            continue  # a few epochs' worth of images take minutes, not hours
+        per_epoch = epoch_seconds(cfg, torch.device("cpu"), n_train)
         total += per_epoch * epochs
-        lines.append(f"  {notebook:<18} ~{format_hours(per_epoch)} per epoch x {epochs} epochs"
-                     f" = {format_hours(per_epoch * epochs)}")
+        lines.append(f"  {notebook:<18} ~{format_duration(per_epoch)} per epoch x {epochs} epochs"
+                     f" = {format_duration(per_epoch * epochs)}")
     if total <= CPU_LIMIT_SECONDS:
         return
     report = "\n".join(lines)
     message = (f"No GPU: the report's full protocol would train on the CPU.\n"
                f"Estimated from a few timed training steps per model on this machine:\n{report}\n"
-               f"  total               ~{format_hours(total)} (upper bound for the Custom ResNet, "
+               f"  total               ~{format_duration(total)} (upper bound for the Custom ResNet, "
                "which stops early)\n"
                "Use `make smoke` (generated data, about a minute), `make run PARAMS=params/fast.yaml` on a GPU, "
                "or SUBSET for a quick look. To start the full run on the CPU anyway: `make run YES=1`.")
@@ -235,45 +288,72 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     os.environ.setdefault("CIFAR_PROGRESS", "lines")
+    progress: dict[str, str] = {}
     try:
-        profile = load_profile(args.params)
-        executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
-        state_dir = executed_dir / ".state"
-        only = args.only or ",".join(profile.settings.get("only", []))
-        chosen = [(nb, model) for nb, model in NOTEBOOKS
-                  if not only or any(nb.startswith(p.strip()) for p in only.split(","))]
-        if not chosen:
-            raise RunError(f"--only {only!r} matches none of {[nb for nb, _ in NOTEBOOKS]}")
-        jobs = []
-        for notebook, model in chosen:
-            declared = declared_parameters(NOTEBOOK_DIR / f"{notebook}.ipynb")
-            given = profile.for_notebook(notebook, set(declared))
-            jobs.append((notebook, model, given, {**declared, **given}))
+        run(args, progress)
+    except (RunError, FolderInUseError, FolderNotWritableError) as exc:
+        print(f"\nmake run stopped: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        where = f" during {progress['notebook']}" if "notebook" in progress else ""
+        print(f"\nmake run interrupted{where}. Every finished epoch is in its checkpoint: run the same command "
+              "again to resume from there.", file=sys.stderr)
+        return 130
+    print("All notebooks ran. Figures are in FIGURES_DIR, Table 1 in RESULTS_DIR (see 06_analysis).")
+    return 0
+
+
+OUTPUT_FOLDERS = (("RESULTS_DIR", "results"), ("CHECKPOINT_DIR", "checkpoints"), ("FIGURES_DIR", "figures"))
+
+
+def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
+    """`make run` itself; `progress["notebook"]` names the notebook running now."""
+    profile = load_profile(args.params)
+    executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
+    state_dir = executed_dir / ".state"
+    only = args.only or ",".join(profile.settings.get("only", []))
+    chosen = [(nb, model) for nb, model in NOTEBOOKS
+              if not only or any(nb.startswith(p.strip()) for p in only.split(","))]
+    if not chosen:
+        raise RunError(f"--only {only!r} matches none of {[nb for nb, _ in NOTEBOOKS]}")
+    declared_by = {nb: declared_parameters(NOTEBOOK_DIR / f"{nb}.ipynb") for nb, _ in NOTEBOOKS}
+    check_profile_names(profile, declared_by)
+    jobs = []
+    for notebook, model in chosen:
+        declared = declared_by[notebook]
+        given = profile.for_notebook(notebook, set(declared))
+        jobs.append((notebook, model, given, {**declared, **given}))
+    # Every output folder is checked before the first epoch, not found unwritable hours later.
+    require_writable(executed_dir, "the executed-notebook folder (--executed-dir, or executed_dir under workbook:)")
+    for _, _, _, full in jobs:
+        for name, default in OUTPUT_FOLDERS:
+            if name in full:
+                require_writable(repo_path(full[name], default), name)
+    with exclusive(executed_dir, "the executed notebooks", "give this run another --executed-dir"):
         print(f"Running {len(jobs)} notebooks with {profile.name} into {executed_dir}")
-        data_sizes = make_fake_data(profile.settings)
+        make_fake_data(profile.settings)
+        found = {folder: inspect_data(folder) for folder in {data_dir(full.get("DATA_DIR"))
+                                                              for _, model, _, full in jobs if model}}
+        data_sizes = {folder: info.n_train for folder, info in found.items() if info}
         check_cpu_cost([(nb, model, full) for nb, model, _, full in jobs], args.yes, data_sizes)
         for index, (notebook, model, given, full) in enumerate(jobs, 1):
             state_file = state_dir / f"{notebook}.json"
             prefix = f"[{index}/{len(jobs)}] {notebook}"
-            if model and not args.force and is_complete(state_file, full, model):
+            info = found.get(data_dir(full.get("DATA_DIR")))
+            if model and not args.force and is_complete(state_file, full, model, info and info.digest):
                 print(f"{prefix}: skipped, results complete for these parameters (FORCE=1 re-runs it)")
                 continue
             if model and args.force:
                 discard_checkpoints(full, model)
             print(f"{prefix}: running (log: {executed_dir / (notebook + '.log')})", flush=True)
-            executed_dir.mkdir(parents=True, exist_ok=True)
+            progress["notebook"] = notebook
             started = time.perf_counter()
             run_notebook(notebook, given, executed_dir)
             if model:
                 result = json.loads(_results_file(full, model).read_text())
-                atomic_write_json(state_file, {"params_hash": _hash(full), "params": full,
+                atomic_write_json(state_file, {"params_hash": short_hash(full), "params": full,
                                                "fingerprint": result.get("fingerprint")})
             print(f"{prefix}: done in {time.perf_counter() - started:.0f} s")
-    except RunError as exc:
-        print(f"\nmake run stopped: {exc}", file=sys.stderr)
-        return 1
-    print("All notebooks ran. Figures are in FIGURES_DIR, Table 1 in RESULTS_DIR (see 06_analysis).")
-    return 0
 
 
 if __name__ == "__main__":

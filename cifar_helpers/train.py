@@ -26,34 +26,32 @@ import torchvision
 from . import checkpoint
 from .atomic import atomic_write_json
 from .batches import DeviceData
-from .config import TrainConfig
+from .config import TrainConfig, check_stop_after
 from .data import subset
-from .device import configure_determinism, describe_device, device_name, select_device
+from .hashing import content_digest
+from .lock import exclusive
+from .device import configure_determinism, describe_device, device_name, prefers_channels_last, select_device
 from .models import build_model, count_parameters
-from .paths import REPO_ROOT, repo_path
+from .paths import REPO_ROOT, repo_path, require_writable
+from .predictions import prediction_record
 from .progress import batch_progress, format_epoch, progress_mode
-from .results import best_points
+from .results import SCHEMA_VERSION, best_points
 from .steps import make_step, optimizer_options
 
-RESULTS_SCHEMA = 1
 
 
 @dataclass
 class EarlyStopping:
-    """Tracks the best test loss (and best accuracy); stops after `patience` bad epochs."""
+    """Tracks the best test loss; stops after `patience` epochs without a lower one."""
 
     patience: int | None
     best_loss: float = math.inf
     best_loss_epoch: int = 0
-    best_acc: float = -1.0
-    best_acc_epoch: int = 0
     bad_epochs: int = 0
     stopped: bool = False
 
-    def update(self, epoch: int, test_loss: float, test_acc: float) -> bool:
+    def update(self, epoch: int, test_loss: float) -> bool:
         """Record an epoch; return True when its test loss is a new best."""
-        if test_acc > self.best_acc:
-            self.best_acc, self.best_acc_epoch = test_acc, epoch
         improved = test_loss < self.best_loss
         if improved:
             self.best_loss, self.best_loss_epoch, self.bad_epochs = test_loss, epoch, 0
@@ -66,7 +64,7 @@ class EarlyStopping:
         return dict(self.__dict__)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({k: v for k, v in state.items() if k in self.__dataclass_fields__})
 
 
 @dataclass
@@ -192,9 +190,10 @@ def _config_diff(old: dict, new: dict) -> str:
 
 def _oom_message(cfg: TrainConfig) -> str:
     return (f"CUDA ran out of memory training {cfg.model} with BATCH_SIZE={cfg.batch_size} and "
-            f"EVAL_BATCH_SIZE={cfg.eval_batch_size}. Lower EVAL_BATCH_SIZE (evaluation batches are the "
-            "largest), then BATCH_SIZE, set AMP=True, or use SUBSET; close other GPU programs; "
-            "or train with DEVICE='cpu'. Completed epochs are safe in the checkpoint and resume.")
+            f"EVAL_BATCH_SIZE={cfg.eval_batch_size}. Lower EVAL_BATCH_SIZE first (evaluation batches are the "
+            "largest): the run then resumes from its last checkpoint. Lowering BATCH_SIZE or setting "
+            "AMP=True changes the run itself, so it starts afresh (the old checkpoint is kept aside). "
+            "Closing other GPU programs, or DEVICE='cpu', also helps.")
 
 
 def train_model(
@@ -207,28 +206,52 @@ def train_model(
     progress: str | None = None,
     log: Callable[[str], None] = print,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train `cfg.model` on `data` (a CIFAR10 from `load_cifar10`) and return its record.
 
     Resumes from `checkpoint_dir/<model>/last.pt` when it was made with the
     same parameters; one made with other parameters is moved aside, never
     mixed in. `on_epoch_end(epoch, row)` runs after each epoch's checkpoint.
+
+    The results file is rewritten after every epoch with `"complete": false`
+    until the run ends, so an interrupted run still shows how far it got.
+    `stop_after=N` ends this session after epoch N of the `cfg.epochs` planned
+    (a partial run, resumable later); it changes no number, so it is not a
+    training parameter.
     """
+    check_stop_after(stop_after)
     device = device if isinstance(device, torch.device) else select_device(device)
     results_dir = repo_path(results_dir, "results")
     ckpt_dir = repo_path(checkpoint_dir, "checkpoints") / cfg.model
-    mode = progress or progress_mode()
+    # Before any epoch: a folder that cannot take the results would lose the whole run at its end.
+    require_writable(results_dir, "RESULTS_DIR")
+    require_writable(ckpt_dir, "CHECKPOINT_DIR")
+    with exclusive(ckpt_dir, f"the checkpoints of {cfg.model}", "set another CHECKPOINT_DIR"):
+        # Half-written files of a run that was killed mid-write; no other run writes here now.
+        for leftover in [*ckpt_dir.glob(".*.tmp"), *results_dir.glob(f".{cfg.model}.json.*.tmp")]:
+            leftover.unlink(missing_ok=True)
+        return _train(cfg, data, device, results_dir, ckpt_dir, progress or progress_mode(), log,
+                      on_epoch_end, stop_after)
+
+
+def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt_dir: Path, mode: str,
+           log: Callable[[str], None], on_epoch_end, stop_after: int | None) -> dict[str, Any]:
     configure_determinism(cfg.deterministic)
+    # The data's content, not its path: a results file or checkpoint made from other images never
+    # counts. The digest is of the whole data set; cfg.subset says which part of it trains.
+    data_digest = data.digest or _tensor_digest(data)
     if cfg.subset is not None:
         data = subset(data, *cfg.subset, seed=cfg.seed)
     mean, std = data.normalization  # of the training images actually used
-    context = {"device": device.type, "data": data.source, "n_train": len(data.train_labels),
-               "n_test": len(data.test_labels)}
+    context = {"device": device.type, "data_digest": data_digest,
+               "n_train": len(data.train_labels), "n_test": len(data.test_labels)}
     fingerprint = cfg.fingerprint(**context)
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, **cfg.model_options).to(device)
-    if device.type == "cuda":
+    channels_last = prefers_channels_last(device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model, device)
     steps_per_epoch = math.ceil(len(data.train_labels) / cfg.batch_size)
@@ -236,7 +259,7 @@ def train_model(
     per_batch = scheduler.step if cfg.scheduler == "onecycle" else None
     state = TrainingState(model, optimizer, scheduler, EarlyStopping(cfg.patience))
     device_data = DeviceData(data.train_images, data.train_labels, data.test_images, data.test_labels,
-                             mean, std, device, channels_last=device.type == "cuda")
+                             mean, std, device, channels_last=channels_last)
     step = make_step(cfg.step_mode, model, optimizer, cfg.amp, device)
 
     log(describe_device(device))
@@ -256,8 +279,18 @@ def train_model(
                 f"kept it as {', '.join(p.name for p in moved)} and starting fresh.")
 
     started = time.perf_counter()
+    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    results_path = results_dir / f"{cfg.model}.json"
+
+    def write_record(restored=None, predictions=None) -> dict[str, Any]:
+        record = _results_record(cfg, state, fingerprint, model, device, data.source, context["data_digest"],
+                                 restored, time.perf_counter() - started)
+        record["predictions"] = predictions
+        atomic_write_json(results_path, record)
+        return record
+
     try:
-        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        for epoch in range(state.epoch + 1, last_epoch + 1):
             if state.early.stopped:
                 break
             lr = float(optimizer.param_groups[0]["lr"])  # a device tensor in graph modes
@@ -268,10 +301,12 @@ def train_model(
             row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=test_acc, lr=lr, train_seconds=train_seconds, eval_seconds=eval_seconds)
             state.history.append(row)
-            if state.early.update(epoch, test_loss, test_acc):
+            if state.early.update(epoch, test_loss):
                 checkpoint.save(model.state_dict(), best_path)
             checkpoint.save(state.state_dict(fingerprint, cfg.to_dict()), last_path)
             log(format_epoch(row, cfg.epochs))
+            if not _finished(state, cfg):
+                write_record()  # progress so far; the last epoch's record comes below
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
     except torch.cuda.OutOfMemoryError as exc:
@@ -279,19 +314,51 @@ def train_model(
 
     if state.early.stopped:
         log(f"Early stopping after epoch {state.epoch}: no lower test loss for {cfg.patience} epochs.")
-    restored = None
-    if best_path.exists() and state.early.best_loss_epoch:
+    finished = _finished(state, cfg)
+    if not finished:
+        log(f"Stopped after epoch {state.epoch} of {cfg.epochs} (STOP_AFTER={stop_after}): the results are "
+            f"partial. Run again with a higher STOP_AFTER, or None, to resume from {last_path}.")
+    restored = predictions = None
+    best_epoch = state.early.best_loss_epoch
+    if best_epoch and best_path.exists():
         model.load_state_dict(checkpoint.load(best_path))
         loss, acc, _ = evaluate(model, device_data, cfg)
-        restored = {"epoch": state.early.best_loss_epoch, "test_loss": loss, "test_acc": acc}
-        log(f"Restored the best weights (epoch {state.early.best_loss_epoch}): "
+        restored = {"epoch": best_epoch, "test_loss": loss, "test_acc": acc}
+        predicted, confidence = predict(model, device_data, cfg)
+        predictions = prediction_record(data.test_labels.numpy(), predicted, confidence, best_epoch)
+        log(f"{'Restored the best weights' if finished else 'The best weights so far'} (epoch {best_epoch}): "
             f"test loss {loss:.4f}, accuracy {100 * acc:.2f}%.")
-
-    record = _results_record(cfg, state, fingerprint, model, device, data.source, restored,
-                             time.perf_counter() - started)
-    atomic_write_json(results_dir / f"{cfg.model}.json", record)
-    log(f"Results written to {results_dir / (cfg.model + '.json')}")
+    elif best_epoch:
+        log(f"Warning: {best_path} is missing, so the weights of the best epoch ({best_epoch}) can be neither "
+            "restored nor evaluated: the results file has no restored_best and no predictions (the history is "
+            "complete). Retrain from scratch (FORCE=1) to get them back.")
+    record = write_record(restored, predictions)
+    log(f"Results written to {results_path}")
     return record
+
+
+@torch.no_grad()
+def predict(model, data: DeviceData, cfg: TrainConfig):
+    """The predicted class and its softmax probability for every test image (numpy arrays, test order)."""
+    model.eval()
+    classes, confidences = [], []
+    with torch.autocast(data.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+        for inputs, _ in data.test_batches(cfg.eval_batch_size):
+            probabilities = model(inputs).float().softmax(1)
+            confidence, predicted = probabilities.max(1)
+            classes.append(predicted)
+            confidences.append(confidence)
+    return torch.cat(classes).cpu().numpy(), torch.cat(confidences).cpu().numpy()
+
+
+def _tensor_digest(data) -> str:
+    """The content digest of a CIFAR10 built by hand (load_cifar10 and subset set `digest` themselves)."""
+    return content_digest([t.numpy() for t in (data.train_images, data.train_labels,
+                                               data.test_images, data.test_labels)])
+
+
+def _finished(state: TrainingState, cfg: TrainConfig) -> bool:
+    return state.early.stopped or state.epoch >= cfg.epochs
 
 
 def _best_entries(history: list[dict]) -> tuple[dict | None, dict | None]:
@@ -303,19 +370,22 @@ def _best_entries(history: list[dict]) -> tuple[dict | None, dict | None]:
             {"epoch": best.acc_epoch, "test_loss": best.loss_at_acc_epoch, "test_acc": best.test_acc})
 
 
-def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, restored, seconds) -> dict:
+def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, data_digest, restored,
+                    seconds) -> dict:
     history = state.history
     best_loss, best_acc = _best_entries(history)
     return {
-        "schema": RESULTS_SCHEMA,
+        "schema": SCHEMA_VERSION,
         "model": cfg.model,
-        "complete": True,
+        "complete": _finished(state, cfg),
+        "epochs_planned": cfg.epochs,
         "fingerprint": fingerprint,
         "params": cfg.to_dict(),
         "num_parameters": count_parameters(model),
         "device": device.type,
         "device_name": device_name(device),
         "data_source": source,
+        "data_digest": data_digest,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__},
         "git_commit": _git_commit(),

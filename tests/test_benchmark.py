@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cifar_helpers.config import ConfigError
+from cifar_helpers.paths import REPO_ROOT
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -70,12 +73,12 @@ def test_fast_profile_builds_notebook_05s_config_from_the_profile():
     # Training itself is covered by test_steps (onecycle, nesterov); here, the notebook's own cells
     # turn params/fast.yaml into the config, so the profile and the notebook cannot drift apart.
     fast_profile = load("fast_profile")
-    ns = fast_profile.build_config("params/fast.yaml", {"DEVICE": "cpu", "STEP_MODE": "auto"})
-    config = ns["config"]
+    run = fast_profile.build_config("params/fast.yaml", {"DEVICE": "cpu", "STEP_MODE": "auto"})
+    config = run.config
     assert (config.batch_size, config.optimizer, config.nesterov, config.scheduler) == (512, "sgd", True, "onecycle")
     assert config.model_options == {"dropout": 0.1} and config.augment is True and config.amp is True
-    assert config.patience is None and ns["RESULTS_DIR"] == "results/fast"
-    report = fast_profile.build_config(None, {"DEVICE": "cpu"})["config"]
+    assert config.patience is None and run.results_dir == REPO_ROOT / "results/fast"
+    report = fast_profile.build_config(None, {"DEVICE": "cpu"}).config
     assert (report.optimizer, report.scheduler, report.batch_size, report.step_mode) == ("adam", "step", 64, "eager")
-    with pytest.raises(SystemExit, match="declares no parameter"):
+    with pytest.raises(ConfigError, match="unknown parameter 'LABEL_SMOOTHING'"):
         fast_profile.build_config("params/fast.yaml", {"LABEL_SMOOTHING": 0.1})

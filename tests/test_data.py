@@ -19,7 +19,7 @@ from cifar_helpers import data as D
 from cifar_helpers import paths
 from cifar_helpers.data import (
     CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, CIFAR10Error, CIFAR10Warning, CorruptDatasetError,
-    DatasetNotFoundError, channel_stats, counts, describe, load_cifar10, subset,
+    DatasetNotFoundError, channel_stats, counts, load_cifar10, subset,
 )
 from cifar_helpers.fake_data import write_fake_cifar10
 
@@ -365,6 +365,38 @@ def test_second_load_reads_the_cache(fake_dir, monkeypatch):
     assert len(caveats) == 1 and "checksums differ" in caveats[0]  # replayed from the cache
 
 
+def test_a_read_only_folder_holding_only_the_archive_says_what_to_do(fake_archive, tmp_path, monkeypatch):
+    root = tmp_path / "ro"
+    root.mkdir()
+    shutil.copy(fake_archive, root / D.ARCHIVE_NAME)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(D.tempfile, "mkdtemp", read_only)
+    with pytest.raises(D.DataFolderNotWritableError) as error:
+        load_cifar10(root, download=False)
+    message = str(error.value)
+    assert f"{root} cannot be written (Permission denied)" in message
+    assert f"tar -xzf {root / D.ARCHIVE_NAME} -C <folder>" in message and "DATA_DIR" in message
+
+
+def test_hidden_files_in_class_folders_are_skipped(tmp_path):
+    written = write_image_tree(tmp_path, ".jpg")
+    (tmp_path / "train" / "cat" / "._0000.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    (tmp_path / "train" / "cat" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    data, _ = load_recording(tmp_path, download=False)
+    assert len(data.train_labels) == len(written["train"][1])
+
+
+def test_a_broken_symlink_names_the_file(tmp_path):
+    write_image_tree(tmp_path, ".png")
+    link = tmp_path / "train" / "dog" / "9999.png"
+    link.symlink_to(tmp_path / "gone.png")
+    with pytest.raises(CorruptDatasetError, match=f"{link} is a broken link.*Restore the file, or delete the link"):
+        load_cifar10(tmp_path, download=False)
+
+
 def test_image_folder_cache_and_its_invalidation(tmp_path, monkeypatch):
     write_image_tree(tmp_path, ".png")
     first, _ = load_recording(tmp_path, download=False)
@@ -438,39 +470,90 @@ def test_empty_dir_without_download(tmp_path):
         assert part in message
 
 
-def test_download_replaced_by_a_local_archive(fake_archive, pristine_fake, tmp_path, monkeypatch):
-    import torchvision.datasets.utils
+@pytest.fixture
+def archive_server(fake_archive):
+    """The fake archive served over HTTP on 127.0.0.1; yields its URL and the request count."""
+    import http.server
+    import threading
 
-    calls = []
+    payload, requests = fake_archive.read_bytes(), []
 
-    def fake_download(url, root, filename=None, md5=None, **kwargs):
-        calls.append(url)
-        shutil.copy(fake_archive, Path(root) / filename)
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
 
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", fake_download)
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{D.ARCHIVE_NAME}", requests
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def stalled_server():
+    """A server on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/{D.ARCHIVE_NAME}"
+    listener.close()
+
+
+def test_download_over_http_with_progress_and_no_leftovers(archive_server, pristine_fake, tmp_path, monkeypatch,
+                                                            capsys):
+    url, requests = archive_server
+    monkeypatch.setattr(D, "OFFICIAL_URL", url)
     root = tmp_path / "fresh"  # does not exist yet
+    (root / ".download-killed-earlier").mkdir(parents=True)  # what a killed download leaves
     data, caveats = load_recording(root, download=True)
-    assert calls == [OFFICIAL_URL]
+    assert requests == [f"/{D.ARCHIVE_NAME}"]
     assert_matches(data, expected_arrays(pristine_fake / D.BATCHES_DIR))
     assert (root / D.ARCHIVE_NAME).is_file() and not list(root.glob(".download-*"))
+    out = capsys.readouterr().out
+    assert f"Downloading {url}" in out and "(100%)" in out
     assert len(caveats) == 1 and "checksums differ from the official release" in caveats[0]
     load_recording(root, download=True)
-    assert calls == [OFFICIAL_URL]  # nothing downloaded twice
+    assert len(requests) == 1  # nothing downloaded twice
+
+
+def test_a_stalled_download_times_out_with_the_offline_steps(stalled_server, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(D, "OFFICIAL_URL", stalled_server)
+    monkeypatch.setattr(D, "DOWNLOAD_TIMEOUT", 1)
+    started = time.monotonic()
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_cifar10(tmp_path, download=True)
+    assert time.monotonic() - started < 30
+    message = str(error.value)
+    assert "no data from the server for 1 s" in message
+    assert f"put cifar-10-python.tar.gz in {tmp_path}" in message and "CIFAR10_DIR" in message
+    assert not list(tmp_path.iterdir())  # no .download-* left behind
 
 
 def test_failed_download_is_a_not_found_error(tmp_path, monkeypatch):
-    import torchvision.datasets.utils
+    import socket
 
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: the connection is refused
+    monkeypatch.setattr(D, "OFFICIAL_URL", f"http://127.0.0.1:{port}/{D.ARCHIVE_NAME}")
     with pytest.raises(DatasetNotFoundError) as error:
         load_cifar10(tmp_path, download=True)
     assert isinstance(error.value.__cause__, urllib.error.URLError)
     message = str(error.value)
-    assert "download" in message and "failed" in message and "no network" in message
-    assert str(tmp_path) in message and "CIFAR10_DIR" in message and OFFICIAL_URL in message
+    assert "download" in message and "failed" in message and "refused" in message.lower()
+    assert str(tmp_path) in message and "CIFAR10_DIR" in message
     assert not list(tmp_path.iterdir())
 
 
@@ -510,7 +593,7 @@ def test_subset_is_seeded_balanced_and_not_the_first_images(fake_dir):
     assert len(small.train_labels) == 50 and len(small.test_labels) == 20
     assert torch.bincount(small.train_labels, minlength=10).tolist() == [5] * 10
     assert torch.bincount(small.test_labels, minlength=10).tolist() == [2] * 10
-    again = data.subset(50, 20)
+    again = subset(data, 50, 20)
     assert torch.equal(small.train_images, again.train_images) and torch.equal(small.test_labels, again.test_labels)
     other = subset(data, 50, 20, seed=24)
     assert not torch.equal(small.train_images, other.train_images)
@@ -536,11 +619,9 @@ def test_subset_validates_its_arguments(fake_dir, n_train, n_test, message):
         subset(data, n_train, n_test)
 
 
-def test_counts_and_describe(fake_dir):
+def test_counts(fake_dir):
     data, _ = load_recording(fake_dir, download=False)
     table = counts(data)
     assert list(table.index) == list(CIFAR10_CLASSES) and list(table.columns) == ["train", "test"]
     assert table["train"].tolist() == [20] * 10 and table["test"].tolist() == [5] * 10
-    text = describe(data)
-    assert data.source in text and "train: 200 images, test: 50 images" in text
-    assert "cat" in text and "CIFAR10(train=200, test=50" in repr(data)
+    assert "CIFAR10(train=200, test=50" in repr(data)

@@ -69,9 +69,10 @@ def test_construction_is_deterministic_given_the_seed(name):
 
 
 @pytest.mark.parametrize("name", ["dnn", "cnn", "resnet"])
-def test_lecture_models_have_no_batch_norm_and_no_dropout(name):
+def test_lecture_models_have_batch_norm_and_no_dropout(name):
+    """The study's choice (docs/lecture-models.md): batch norm in all three, dropout in none."""
     kinds = {type(m) for m in build_model(name).modules()}
-    assert not kinds & {nn.BatchNorm2d, nn.BatchNorm1d, nn.Dropout}
+    assert kinds & {nn.BatchNorm2d, nn.BatchNorm1d} and nn.Dropout not in kinds
 
 
 # ---------------------------------------------------------------- build_model
@@ -87,9 +88,9 @@ def test_unknown_model_name_lists_the_valid_names():
 
 def test_unknown_option_names_the_model_and_its_options():
     with pytest.raises(TypeError) as error:
-        build_model("cnn", dropout=0.5)
+        build_model("cnn", depth=5)
     message = str(error.value)
-    assert "'cnn'" in message and "dropout" in message
+    assert "'cnn'" in message and "depth" in message
     for option in model_options("cnn"):
         assert option in message
 
@@ -99,6 +100,27 @@ def test_options_reach_the_model():
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert len(dropouts) == 4 and all(d.p == 0.3 for d in dropouts)
     assert trace_model(model)["blocks"].tolist() == [0, 0, 1, 1, 1, 1, 0, 0]
+
+
+def test_lecture_model_options_build_the_study_candidates():
+    """The shapes benchmarks/lecture_models.py screens (docs/lecture-models.md)."""
+    bn_mlp = build_model("dnn", hidden=(512, 256), batch_norm=True)
+    assert [m.num_features for m in bn_mlp.modules() if isinstance(m, nn.BatchNorm1d)] == [512, 256]
+    sigmoid = build_model("dnn", hidden=(64,), activation="sigmoid")
+    assert any(isinstance(m, nn.Sigmoid) for m in sigmoid.modules()) and sigmoid(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        build_model("dnn", activation="tanh")
+    bn_cnn = build_model("cnn", batch_norm=True, dropout=0.5)
+    convs = [m for m in bn_cnn.modules() if isinstance(m, nn.Conv2d)]
+    assert len([m for m in bn_cnn.modules() if isinstance(m, nn.BatchNorm2d)]) == len(convs) == 5
+    assert all(conv.bias is None for conv in convs)  # batch norm's shift replaces the bias
+    assert [m.p for m in bn_cnn.modules() if isinstance(m, nn.Dropout)] == [0.5]
+    plain_resnet, bn_resnet = build_model("resnet", batch_norm=False), build_model("resnet", batch_norm=True)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain_resnet.modules())
+    # 1 stem + 2 per block + 2 projections
+    assert len([m for m in bn_resnet.modules() if isinstance(m, nn.BatchNorm2d)]) == 1 + 2 * 6 + 2
+    # zero-init of the residual branch only without batch norm
+    assert all(torch.count_nonzero(b.conv2.weight) > 0 for b in bn_resnet.modules() if isinstance(b, BasicBlock))
 
 
 def test_dropout_must_be_a_probability():
@@ -111,7 +133,8 @@ def test_dropout_must_be_a_probability():
 
 def test_dnn_layers():
     linears = [m for m in build_model("dnn").modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(3072, 1024), (1024, 512), (512, 10)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(3072, 512), (512, 256), (256, 10)]
+    assert count_parameters(build_model("dnn")) == 1_708_810
 
 
 def test_cnn_stages():
@@ -124,20 +147,21 @@ def test_cnn_stages():
 def test_resnet_stages_and_options():
     table = trace_model(build_model("resnet"))
     assert table["stage"].tolist() == ["input", "stem", "layer1", "layer2", "layer3", "pool", "fc"]
-    assert table["output_shape"].tolist() == ["3×32×32", "32×32×32", "32×32×32", "64×16×16", "128×8×8", "128×1×1", "10"]
+    assert table["output_shape"].tolist() == ["3×32×32", "16×32×32", "16×32×32", "32×16×16", "64×8×8", "64×1×1", "10"]
+    assert count_parameters(build_model("resnet")) == 175_258
     assert table["blocks"].tolist() == [0, 0, 2, 2, 2, 0, 0]
     wider = trace_model(build_model("resnet", widths=(16, 32, 64, 128), blocks=(1, 2, 3, 1)))
     assert wider["blocks"].tolist() == [0, 0, 1, 2, 3, 1, 0, 0]
     assert wider.set_index("stage").loc["layer4", "output_shape"] == "128×4×4"
 
 
-def test_resnet_blocks_start_as_the_identity():
+def test_resnet_without_batch_norm_blocks_start_as_the_identity():
     torch.manual_seed(0)
-    model = build_model("resnet")
+    model = build_model("resnet", batch_norm=False)
     for name, block in residual_blocks(model):
         assert not block.conv2.weight.any(), name
     block = model.layer1[1]  # identity shortcut
-    x = torch.relu(torch.randn(2, 32, 32, 32))
+    x = torch.relu(torch.randn(2, 16, 32, 32))
     torch.testing.assert_close(block(x), x)
 
 

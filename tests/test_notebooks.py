@@ -8,11 +8,12 @@ import math
 import papermill as pm
 import pytest
 
+from cifar_helpers.catalog import NOTEBOOKS as CATALOG
 from cifar_helpers.config import TrainConfig
 from cifar_helpers.paths import REPO_ROOT
 from cifar_helpers.train import train_model
 
-NOTEBOOKS = {"dnn": "01_dnn", "cnn": "02_cnn", "resnet": "03_resnet", "custom_resnet": "05_custom_resnet"}
+NOTEBOOKS = {model: notebook for notebook, model in CATALOG if model}
 TINY = {"EPOCHS": 2, "DEVICE": "cpu", "SUBSET": [200, 100]}
 
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cifar_helpers.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
 from cifar_helpers.results import (
-    MODEL_LABELS,
-    MODEL_NOTEBOOKS,
-    MODEL_ORDER,
     REPORT_TABLE1,
     TABLE1_COLUMNS,
     Missing,
     ResultsSkippedWarning,
     best_points,
+    data_label,
+    epochs_label,
     format_duration,
     formatted_table1,
     history_frame,
@@ -107,7 +107,7 @@ SPECS = {
 }
 
 
-def all_results(models=MODEL_ORDER) -> dict[str, dict]:
+def all_results(models=MODEL_NAMES) -> dict[str, dict]:
     return {model: make_result(model, **SPECS[model]) for model in models}
 
 
@@ -134,11 +134,11 @@ def test_fabricated_history_has_the_requested_minima_and_lr_steps():
 
 
 def test_load_results_reads_a_full_set_in_model_order(tmp_path):
-    folder = write_results(tmp_path, {model: all_results()[model] for model in reversed(MODEL_ORDER)})
+    folder = write_results(tmp_path, {model: all_results()[model] for model in reversed(MODEL_NAMES)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean folder warns about nothing
         results = load_results(folder)
-    assert list(results) == list(MODEL_ORDER)
+    assert list(results) == list(MODEL_NAMES)
     assert results.skipped == {}
     assert missing_models(results) == []
 
@@ -169,6 +169,29 @@ def test_load_results_skips_bad_files_with_reasons(tmp_path):
     ]
 
 
+def test_a_partial_run_loads_and_table1_labels_it(tmp_path):
+    partial = make_result("resnet", **SPECS["resnet"]) | {"complete": False, "epochs_planned": 100}
+    results = load_results(write_results(tmp_path, {"resnet": partial}), warn=False)
+    assert list(results) == ["resnet"] and results.skipped == {}
+    row = table1(results).iloc[0]
+    assert row["Epochs"] == "25 of 100 (partial)" and row["Best Epoch"] == 11
+    early = make_result("custom_resnet", **SPECS["custom_resnet"]) | {"epochs_planned": 300}
+    assert epochs_label(early) == "77 of 300 (early stop)"
+    assert epochs_label(make_result("dnn", **SPECS["dnn"])) == "30"
+
+
+@pytest.mark.parametrize("source, label", [
+    ("JPEG image folder (lossy copy) at /x (train/<class>/, test/<class>/)", "JPEG copy"),
+    ("official python batches at /x/cifar-10-batches-py", "official"),
+    ("official python batches at /x; checksums differ from the official release", "non-official batches"),
+    ("400 train / 200 test subset (seed 23) of official python batches at /x", "official, subset 400/200"),
+    ("", "unrecorded"),
+])
+def test_data_label_names_the_copy_a_run_read(source, label):
+    subset = [400, 200] if "subset" in source else None
+    assert data_label({"data_source": source, "params": {"subset": subset}}) == label
+
+
 @pytest.mark.parametrize(
     "damage, reason",
     [
@@ -178,6 +201,9 @@ def test_load_results_skips_bad_files_with_reasons(tmp_path):
         (lambda r: r | {"history": [dict(r["history"][0], test_loss=None)] + r["history"][1:]}, "lacks numeric test_loss"),
         (lambda r: r | {"stop_epoch": 99}, "stop_epoch is 99"),
         (lambda r: r | {"history": [dict(row, test_loss=math.nan) for row in r["history"]]}, "no epoch has a finite test loss"),
+        (lambda r: r | {"history": [dict(row, test_acc=math.nan) for row in r["history"]]}, "no epoch has a finite test accuracy"),
+        (lambda r: r | {"history": [dict(row, test_acc=row["test_acc"] * 100) for row in r["history"]]},
+         "accuracies are fractions in [0, 1], not percent"),
         (lambda r: [r], "expected a JSON object"),
     ],
 )
@@ -191,7 +217,7 @@ def test_load_results_names_what_is_invalid(tmp_path, damage, reason):
 def test_load_results_on_a_missing_folder_warns_and_returns_nothing(tmp_path):
     with pytest.warns(ResultsSkippedWarning, match="does not exist"):
         results = load_results(tmp_path / "nowhere")
-    assert dict(results) == {} and [m.model for m in missing_models(results)] == list(MODEL_ORDER)
+    assert dict(results) == {} and [m.model for m in missing_models(results)] == list(MODEL_NAMES)
 
 
 def test_best_points_ignore_non_finite_epochs_and_prefer_the_earliest_tie():
@@ -216,14 +242,14 @@ def test_report_numbers_are_the_reports():
     }
     assert "77.14" in REPORT_TABLE1["cnn"].note
     assert list(MODEL_LABELS.values()) == ["DNN", "CNN", "ResNet", "Custom ResNet"]
-    assert [Path(MODEL_NOTEBOOKS[m]).stem for m in MODEL_ORDER] == ["01_dnn", "02_cnn", "03_resnet", "05_custom_resnet"]
+    assert [Path(MODEL_NOTEBOOKS[m]).stem for m in MODEL_NAMES] == ["01_dnn", "02_cnn", "03_resnet", "05_custom_resnet"]
 
 
 def test_table1_values_are_the_fabricated_minima_beside_the_report():
     df = table1(all_results())
     assert list(df.columns) == list(TABLE1_COLUMNS)
-    assert list(df["Model"]) == [MODEL_LABELS[m] for m in MODEL_ORDER]
-    for model, row in zip(MODEL_ORDER, df.to_dict("records")):
+    assert list(df["Model"]) == [MODEL_LABELS[m] for m in MODEL_NAMES]
+    for model, row in zip(MODEL_NAMES, df.to_dict("records")):
         spec, report = SPECS[model], REPORT_TABLE1[model]
         loss, acc = round(spec["best_loss"], 4), round(spec["best_acc"] * 100, 2)
         assert row["Best Test Loss"] == pytest.approx(loss)
@@ -245,7 +271,8 @@ def test_table1_has_rows_only_for_present_models():
 
 
 def test_format_duration_is_human_readable():
-    assert [format_duration(s) for s in (42.4, 725, 3 * 3600 + 7 * 60 + 20, math.nan)] == ["42 s", "12 min 05 s", "3 h 07 min", "n/a"]
+    assert [format_duration(s) for s in (42.4, 725, 3 * 3600 + 7 * 60 + 20, 864_000, math.nan)] == [
+        "42 s", "12 min 05 s", "3 h 07 min", "10 days 00 h", "n/a"]
 
 
 def test_write_table1_writes_csv_md_and_tex(tmp_path):
@@ -255,13 +282,14 @@ def test_write_table1_writes_csv_md_and_tex(tmp_path):
     assert all(p.is_file() for p in paths)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
 
-    back = pd.read_csv(paths[0])
+    back = pd.read_csv(paths[0], dtype={"Epochs": str})
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
 
     md = paths[1].read_text(encoding="utf-8").splitlines()
     header = next(i for i, line in enumerate(md) if line.startswith("| Model |"))
     assert md[header].count("|") == len(TABLE1_COLUMNS) + 1 and "| Train time |" in md[header]
-    assert re.fullmatch(r"\|---(\|---:)+\|", md[header + 1])
+    assert md[header + 1] == "|" + "|".join("---" if c in ("Model", "Epochs", "Device", "Data") else "---:"
+                                             for c in TABLE1_COLUMNS) + "|"
     rows = md[header + 2 : header + 2 + len(df)]
     assert rows[3].startswith("| Custom ResNet | 0.3000 | 91.05 | 62 | 62 | 2,000,000 | 1 h 17 min |")
     assert any("train_seconds" in line for line in md)
@@ -330,7 +358,7 @@ def test_summary_says_when_the_ranking_differs_from_the_report():
 def test_summary_handles_partial_sets_and_names_the_missing_notebooks(present):
     results = all_results(present)
     text = summary_paragraph(results)
-    for model in MODEL_ORDER:
+    for model in MODEL_NAMES:
         assert (MODEL_NOTEBOOKS[model] in text) == (model not in present)
     assert set(_numbers_in(text)) <= _allowed_numbers(results)
     if not present:

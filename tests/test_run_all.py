@@ -7,6 +7,7 @@ import json
 import pytest
 
 from cifar_helpers import run_all
+from cifar_helpers.hashing import short_hash
 from cifar_helpers.paths import REPO_ROOT
 from cifar_helpers.run_all import RunError, check_cpu_cost, is_complete, load_profile
 
@@ -35,6 +36,30 @@ def test_bad_profiles_are_refused(tmp_path, text, message):
         load_profile(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("epochs: 1\n", "unknown parameter 'epochs' in the parameter file; did you mean EPOCHS?"),
+    ("EPOCH: 1\n", "unknown parameter 'EPOCH' in the parameter file; did you mean EPOCHS?"),
+    ("notebooks:\n  06_analysis: {EPOCHS: 3}\n", "unknown parameter 'EPOCHS' in notebooks: 06_analysis"),
+    ("notebooks:\n  05_custom_resnet: {PATIENCES: 3}\n", "did you mean PATIENCE?"),
+    ("workbook: {onli: [01_dnn]}\n", "unknown parameter 'onli' in workbook:; did you mean only?"),
+])
+def test_a_misspelled_name_stops_make_run_before_any_work(tmp_path, monkeypatch, capsys, text, message):
+    file = tmp_path / "p.yaml"
+    file.write_text(text)
+    monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("nothing may start"))
+    monkeypatch.setattr(run_all, "check_cpu_cost", lambda *a, **k: pytest.fail("no estimate before the names"))
+    assert run_all.main(["--params", str(file), "--only", "01"]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_numbers_are_read_as_the_notebooks_write_them(tmp_path):
+    file = tmp_path / "p.yaml"
+    file.write_text("LR: 1e-3\nWEIGHT_DECAY: 5e-4\nGAMMA: .5\nEPOCHS: 10\nDATA_DIR: '1e-3'\n")
+    params = load_profile(file).params
+    assert params == {"LR": 0.001, "WEIGHT_DECAY": 0.0005, "GAMMA": 0.5, "EPOCHS": 10, "DATA_DIR": "1e-3"}
+    assert isinstance(params["EPOCHS"], int)
+
+
 def test_the_smoke_profile_names_parameters_the_notebooks_declare():
     profile = load_profile("params/smoke.yaml")
     declared = set()
@@ -45,29 +70,31 @@ def test_the_smoke_profile_names_parameters_the_notebooks_declare():
         assert set(overrides) <= declared
 
 
-def test_complete_means_same_parameters_and_an_intact_results_file(tmp_path):
+def test_complete_means_same_parameters_same_data_and_an_intact_results_file(tmp_path):
     params = {"EPOCHS": 2, "RESULTS_DIR": str(tmp_path)}
     state = tmp_path / "state.json"
-    assert not is_complete(state, params, "dnn")
-    state.write_text(json.dumps({"params_hash": run_all._hash(params), "fingerprint": "abc"}))
-    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "abc"}))
-    assert is_complete(state, params, "dnn")
-    assert not is_complete(state, {**params, "EPOCHS": 3}, "dnn")
-    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "other run"}))
-    assert not is_complete(state, params, "dnn")
+    assert not is_complete(state, params, "dnn", "d1")
+    state.write_text(json.dumps({"params_hash": short_hash(params), "fingerprint": "abc"}))
+    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "abc", "data_digest": "d1"}))
+    assert is_complete(state, params, "dnn", "d1")
+    assert not is_complete(state, params, "dnn", "d2")  # the data changed under the finished run
+    assert not is_complete(state, params, "dnn", None)  # no data there now
+    assert not is_complete(state, {**params, "EPOCHS": 3}, "dnn", "d1")
+    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "other run", "data_digest": "d1"}))
+    assert not is_complete(state, params, "dnn", "d1")
     (tmp_path / "dnn.json").write_text("{truncated")
-    assert not is_complete(state, params, "dnn")
+    assert not is_complete(state, params, "dnn", "d1")
 
 
 def test_a_days_long_cpu_run_is_refused_with_an_estimate(monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device: 600.0)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device, n_train: 600.0)
     jobs = [("01_dnn", "dnn", {"EPOCHS": 100, "DEVICE": "auto", "SUBSET": None, "DATA_DIR": None}),
             ("06_analysis", None, {})]
     with pytest.raises(RunError) as error:
         check_cpu_cost(jobs, assume_yes=False)
     text = str(error.value)
-    assert "No GPU" in text and "10 min per epoch x 100 epochs = 16.7 h" in text
+    assert "No GPU" in text and "10 min 00 s per epoch x 100 epochs = 16 h 40 min" in text
     assert "make smoke" in text and "params/fast.yaml" in text and "YES=1" in text
     check_cpu_cost(jobs, assume_yes=True)  # --yes starts it anyway, and says so
     assert "Starting anyway" in capsys.readouterr().out
@@ -84,21 +111,38 @@ def test_small_cpu_runs_need_no_estimate(monkeypatch):
 
 def test_a_long_run_on_a_known_small_data_set_is_still_estimated(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device: 3600.0)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device, n_train: 3600.0)
     with pytest.raises(RunError, match="No GPU"):
         check_cpu_cost([("03_resnet", "resnet", {"EPOCHS": 1000, "DATA_DIR": "data/fake"})],
                        assume_yes=False, data_sizes={REPO_ROOT / "data/fake": 400})
+
+
+def test_the_estimate_scales_by_the_images_really_in_data_dir(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    seen = []
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds",
+                        lambda cfg, device, n_train: seen.append(n_train) or 3600.0)
+    with pytest.raises(RunError, match="No GPU"):
+        check_cpu_cost([("02_cnn", "cnn", {"EPOCHS": 100, "DATA_DIR": "data/small"})],
+                       assume_yes=False, data_sizes={REPO_ROOT / "data/small": 5000})
+    assert seen == [5000]
+
+
+def test_an_apple_gpu_is_not_estimated_as_the_cpu(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("cifar_helpers.device._mps_available", lambda: True)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda *a: pytest.fail("mps is no CPU"))
+    check_cpu_cost([("03_resnet", "resnet", {"EPOCHS": 100, "DEVICE": "auto"})], assume_yes=False)
 
 
 def test_estimate_times_a_real_step():
     import torch
 
     from cifar_helpers.config import TrainConfig
-    from cifar_helpers.estimate import epoch_seconds, format_hours
+    from cifar_helpers.estimate import epoch_seconds
 
     seconds = epoch_seconds(TrainConfig.for_model("dnn", batch_size=8), torch.device("cpu"), n_train=80)
     assert seconds > 0
-    assert [format_hours(s) for s in (30, 600, 36_000, 864_000)] == ["30 s", "10 min", "10.0 h", "10.0 days"]
 
 
 @pytest.mark.slow
@@ -123,11 +167,33 @@ def test_declared_defaults_are_values_not_source_text():
 def test_the_report_protocol_without_a_gpu_is_estimated_and_refused(monkeypatch, capsys):
     """`make run` with the notebooks' own defaults, on a machine without a GPU."""
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device: 120.0)
+    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device, n_train: 120.0)
     monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("nothing may start"))
     assert run_all.main([]) == 1
     err = capsys.readouterr().err
     assert "No GPU" in err and "01_dnn" in err and "05_custom_resnet" in err and "make smoke" in err
+
+
+@pytest.mark.slow
+def test_data_changed_under_a_finished_run_retrains_instead_of_skipping(tmp_path, capsys):
+    from cifar_helpers.fake_data import write_fake_cifar10
+
+    data = tmp_path / "data"
+    write_fake_cifar10(data, 100, 50, seed=0)
+    params = tmp_path / "tiny.yaml"
+    params.write_text(f"DATA_DIR: {data}\nDEVICE: cpu\nEPOCHS: 1\n"
+                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
+    argv = ["--params", str(params), "--only", "01", "--executed-dir", str(tmp_path / "executed")]
+    assert run_all.main(argv) == 0
+    first = json.loads((tmp_path / "results" / "dnn.json").read_text())
+    write_fake_cifar10(data, 100, 50, seed=1)  # other images, same folder, same counts
+    capsys.readouterr()
+    assert run_all.main(argv) == 0
+    assert "01_dnn: done" in capsys.readouterr().out  # not "skipped"
+    log = (tmp_path / "executed" / "01_dnn.log").read_text()
+    assert "Resuming" not in log and "other parameters" in log and "starting fresh" in log
+    second = json.loads((tmp_path / "results" / "dnn.json").read_text())
+    assert second["data_digest"] != first["data_digest"] and second["fingerprint"] != first["fingerprint"]
 
 
 @pytest.mark.slow

@@ -88,6 +88,8 @@ def test_fingerprint_changes_with_every_parameter():
     assert base.fingerprint(device="cpu") == TrainConfig.for_model("dnn").fingerprint(device="cpu")
     assert base.fingerprint(device="cpu") != base.fingerprint(device="cuda")
     assert base.fingerprint() != TrainConfig.for_model("dnn", lr=0.05).fingerprint()
+    # the OOM message's advice: a smaller evaluation batch resumes the same run
+    assert base.fingerprint() == TrainConfig.for_model("dnn", eval_batch_size=100).fingerprint()
 
 
 # ----------------------------------------------------------------------------- batches
@@ -178,7 +180,7 @@ def test_two_runs_give_identical_histories(fake_data, tmp_path):
 def test_early_stopping_counts_epochs_without_a_lower_test_loss():
     early = EarlyStopping(patience=3)
     losses = [3.0, 2.0, 2.5, 1.5, 1.6, 1.5, 1.8]
-    stops = [early.update(epoch, loss, 0.5) or early.stopped for epoch, loss in enumerate(losses, 1)]
+    stops = [early.update(epoch, loss) or early.stopped for epoch, loss in enumerate(losses, 1)]
     assert early.best_loss_epoch == 4 and early.best_loss == 1.5
     assert stops.index(True) == 0 and early.stopped  # improved at 1; stopped after epoch 7
     assert [EarlyStopping(3).stopped] == [False]
@@ -256,7 +258,8 @@ def test_resume_after_a_kill_gives_the_uninterrupted_history(fake_data_dir, tmp_
 
     killed = run("resumed", kill_after=2)
     assert killed.returncode == -signal.SIGKILL
-    assert not (tmp_path / "resumed" / "results" / "custom_resnet.json").exists()
+    partial = json.loads((tmp_path / "resumed" / "results" / "custom_resnet.json").read_text())
+    assert partial["complete"] is False and len(partial["history"]) == 2 and partial["epochs_planned"] == 4
     resumed = run("resumed", kill_after=0)
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming from" in resumed.stdout and "after epoch 2" in resumed.stdout
@@ -266,6 +269,66 @@ def test_resume_after_a_kill_gives_the_uninterrupted_history(fake_data_dir, tmp_
     load = lambda out: json.loads((tmp_path / out / "results" / "custom_resnet.json").read_text())  # noqa: E731
     assert without_timings(load("resumed")["history"]) == without_timings(load("straight")["history"])
     assert len(load("resumed")["history"]) == 4
+
+
+def test_stop_after_writes_a_partial_record_and_a_later_run_finishes_it(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("dnn", epochs=4, lr=0.01)
+    partial, lines = quiet_train(cfg, fake_data, tmp_path, "split", stop_after=2)
+    assert partial["complete"] is False and partial["epochs_planned"] == 4 and len(partial["history"]) == 2
+    assert partial["restored_best"]["epoch"] == partial["best_loss"]["epoch"]  # the best so far
+    assert partial["predictions"]["epoch"] == partial["best_loss"]["epoch"]
+    assert any("Stopped after epoch 2 of 4 (STOP_AFTER=2)" in line and "partial" in line for line in lines)
+    assert any(line.startswith("The best weights so far") for line in lines)
+    on_disk = json.loads((tmp_path / "split" / "results" / "dnn.json").read_text())
+    assert on_disk["complete"] is False and len(on_disk["history"]) == 2
+    finished, lines = quiet_train(cfg, fake_data, tmp_path, "split")
+    assert any("Resuming from" in line and "after epoch 2" in line for line in lines)
+    straight, _ = quiet_train(cfg, fake_data, tmp_path, "straight")
+    assert finished["complete"] is True and finished["fingerprint"] == partial["fingerprint"]
+    assert without_timings(finished["history"]) == without_timings(straight["history"])
+
+
+def test_the_record_holds_the_best_epochs_test_predictions(fake_data, tmp_path):
+    record, _ = quiet_train(TrainConfig.for_model("dnn", epochs=2, lr=0.01, subset=[200, 100]), fake_data, tmp_path)
+    predictions = record["predictions"]
+    confusion = torch.tensor(predictions["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 100
+    assert predictions["epoch"] == record["best_loss"]["epoch"]
+    # the diagonal is the restored best weights' accuracy
+    assert confusion.diag().sum().item() / 100 == pytest.approx(record["restored_best"]["test_acc"])
+    assert confusion.sum(1).tolist() == [10] * 10  # the subset is class-balanced
+    mistakes = predictions["mistakes"]
+    assert len(mistakes) == min(100, 100 - confusion.diag().sum().item())
+    assert all(true != predicted and 0 < confidence <= 1 for _, true, predicted, confidence in mistakes)
+    assert [m[3] for m in mistakes] == sorted((m[3] for m in mistakes), reverse=True)
+
+
+def test_half_written_files_of_a_killed_run_are_cleaned(fake_data, tmp_path):
+    ckpt, results = tmp_path / "run" / "ckpt" / "dnn", tmp_path / "run" / "results"
+    ckpt.mkdir(parents=True)
+    results.mkdir(parents=True)
+    leftovers = [ckpt / ".last.pt.abc123.tmp", results / ".dnn.json.def456.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    (results / ".cnn.json.789.tmp").write_bytes(b"another model's run may be writing this")
+    quiet_train(TrainConfig.for_model("dnn", epochs=1, subset=[100, 50]), fake_data, tmp_path)
+    assert not any(path.exists() for path in leftovers) and (results / ".cnn.json.789.tmp").exists()
+
+
+def test_a_missing_best_checkpoint_is_said_not_hidden(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("dnn", epochs=2, lr=0.01, subset=[100, 50])
+    quiet_train(cfg, fake_data, tmp_path)
+    (tmp_path / "run" / "ckpt" / "dnn" / "best.pt").unlink()
+    record, lines = quiet_train(cfg, fake_data, tmp_path)  # resumes the finished run
+    assert record["restored_best"] is None and record["predictions"] is None
+    assert any(line.startswith("Warning:") and "best.pt is missing" in line and "FORCE=1" in line for line in lines)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_stop_after_must_be_a_positive_whole_number(fake_data, tmp_path, bad):
+    with pytest.raises(ConfigError, match="STOP_AFTER must be None or a whole number >= 1"):
+        quiet_train(TrainConfig.for_model("dnn", epochs=1), fake_data, tmp_path, stop_after=bad)
+    assert not (tmp_path / "run").exists()
 
 
 def test_cuda_out_of_memory_becomes_a_message_that_says_what_to_lower(fake_data, tmp_path, monkeypatch):

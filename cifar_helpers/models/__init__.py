@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..catalog import MODEL_NAMES
+
 from .cnn import CNN, cnn
 from .custom_resnet import Bottleneck, CustomResNet, custom_resnet
 from .dnn import DNN, dnn
@@ -27,7 +29,6 @@ from .summary import (
     trace_model,
 )
 
-MODEL_NAMES = ("dnn", "cnn", "resnet", "custom_resnet")
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {
     "dnn": dnn,

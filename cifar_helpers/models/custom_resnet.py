@@ -21,7 +21,7 @@ Bottleneck(in, out, stride), inner width = out // bottleneck_factor:
     + shortcut: identity, or Conv1x1(in->out, stride) + BN when the shape changes
     ReLU after the add, then dropout
 
-Choices where the report is silent (recorded in shared/PROTOCOL.md):
+Choices where the report is silent (recorded in docs/protocol.md):
 - The inner width: out // 4 (`bottleneck_factor=4`). The block keeps its
   input and output channels, as the report says ("without changing the size
   of input and output"), so a stage of width C runs its 3×3 convolution on
@@ -41,6 +41,9 @@ from torch import nn
 
 from .layers import GlobalAvgPool
 
+# The report gives no dropout rate (docs/protocol.md); notebook 05's DROPOUT default must equal it.
+DEFAULT_DROPOUT = 0.1
+
 
 class Bottleneck(nn.Module):
     """1×1 reduce, 3×3 (carries the stride), 1×1 expand; skip added before the last ReLU; dropout last."""
@@ -51,7 +54,7 @@ class Bottleneck(nn.Module):
         out_channels: int,
         stride: int = 1,
         bottleneck_factor: int = 4,
-        dropout: float = 0.1,
+        dropout: float = DEFAULT_DROPOUT,
     ):
         super().__init__()
         inner = out_channels // bottleneck_factor
@@ -88,7 +91,7 @@ class CustomResNet(nn.Module):
         widths: tuple[int, ...] = (64, 128, 256, 512),
         blocks: tuple[int, ...] = (3, 4, 6, 3),
         bottleneck_factor: int = 4,
-        dropout: float = 0.1,
+        dropout: float = DEFAULT_DROPOUT,
         num_classes: int = 10,
     ):
         super().__init__()
@@ -128,7 +131,7 @@ class CustomResNet(nn.Module):
 
 
 def custom_resnet(
-    dropout: float = 0.1,
+    dropout: float = DEFAULT_DROPOUT,
     blocks: tuple[int, ...] = (3, 4, 6, 3),
     widths: tuple[int, ...] = (64, 128, 256, 512),
     bottleneck_factor: int = 4,

@@ -1,33 +1,40 @@
 """ResNet: the lecture's residual network, three stages of basic blocks.
 
-The report says the lecture ResNet has residual blocks in three block layers
-(the Custom ResNet adds a fourth) and no batch norm and no dropout (both are
-listed as additions of the Custom ResNet). This is the classic CIFAR ResNet
-we chose to fit those facts (see shared/PROTOCOL.md). Every convolution has a
-bias, since there is no batch norm to absorb one.
+The report takes its ResNet from the course's lecture code: residual blocks in
+three block layers (the Custom ResNet adds a fourth). This is the classic CIFAR
+ResNet of He et al. (2016, section 4.2) with two blocks a stage, chosen in a
+small study against the report's own numbers (docs/lecture-models.md).
 
-Layer by layer, for one 3×32×32 image (defaults `widths=(32, 64, 128)`,
-`blocks=(2, 2, 2)`):
+It has batch norm. The report's conclusion lists batch norm among the changes
+of its Custom ResNet, which suggests the lecture ResNet had none; but without
+it, no ResNet we trained under the report's protocol (SGD, lr 0.1, momentum
+0.9, no augmentation) came near the report's 80.85% at epoch 11. Where the
+report's words and its numbers disagree we follow the numbers, and say so
+(docs/lecture-models.md).
 
-    stem     Conv3x3(3->32, stride 1), ReLU                       -> 32×32×32
-    layer1   2 BasicBlocks, 32 channels                            -> 32×32×32
-    layer2   2 BasicBlocks, 64 channels, the first with stride 2   -> 64×16×16
-    layer3   2 BasicBlocks, 128 channels, the first with stride 2  -> 128×8×8
-    pool     global average pool                                  -> 128×1×1
-    fc       Linear(128, 10)                                      -> 10 logits
+Layer by layer, for one 3×32×32 image (defaults `widths=(16, 32, 64)`,
+`blocks=(2, 2, 2)`, `batch_norm=True`):
+
+    stem     Conv3x3(3->16), BN, ReLU                             -> 16×32×32
+    layer1   2 BasicBlocks, 16 channels                            -> 16×32×32
+    layer2   2 BasicBlocks, 32 channels, the first with stride 2   -> 32×16×16
+    layer3   2 BasicBlocks, 64 channels, the first with stride 2   -> 64×8×8
+    pool     global average pool                                  -> 64×1×1
+    fc       Linear(64, 10)                                       -> 10 logits
 
 BasicBlock(in, out, stride):
 
-    conv1 Conv3x3(in->out, stride), ReLU, conv2 Conv3x3(out->out)
-    + shortcut: identity, or Conv1x1(in->out, stride) when the shape changes
+    conv1 Conv3x3(in->out, stride), BN, ReLU, conv2 Conv3x3(out->out), BN
+    + shortcut: identity, or Conv1x1(in->out, stride) + BN when the shape changes
     ReLU after the add
 
-`BasicBlock(..., batch_norm=True)` puts a BatchNorm after each convolution
-(and in the projection); the lecture ResNet does not use it, but
-`summary.compare_blocks` does, to compare like with like against the
-Custom ResNet's bottleneck block.
+With `batch_norm=False` (a candidate of the study) the convolutions have
+biases instead, and the last convolution of each residual branch starts at
+zero, so that every block starts as the identity. `summary.compare_blocks`
+uses the batch-norm block to compare like with like against the Custom
+ResNet's bottleneck block.
 
-Parameters: 695,498.
+Parameters (defaults): 175,258.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from .layers import GlobalAvgPool
 class BasicBlock(nn.Module):
     """Two 3×3 convolutions with a skip connection added before the last ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, batch_norm: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, batch_norm: bool = True):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=not batch_norm)
         self.bn1 = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
@@ -66,8 +73,9 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     def __init__(
         self,
-        widths: tuple[int, ...] = (32, 64, 128),
+        widths: tuple[int, ...] = (16, 32, 64),
         blocks: tuple[int, ...] = (2, 2, 2),
+        batch_norm: bool = True,
         num_classes: int = 10,
     ):
         super().__init__()
@@ -75,24 +83,28 @@ class ResNet(nn.Module):
             raise ValueError(f"resnet: widths {widths} and blocks {blocks} need one entry per stage, and the same number")
         if any(n < 1 for n in blocks):
             raise ValueError(f"resnet: every stage needs at least one block, got blocks={blocks}")
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1, bias=not batch_norm),
+                                  *([nn.BatchNorm2d(widths[0])] if batch_norm else []), nn.ReLU(inplace=True))
         in_channels = widths[0]
         self.stage_names = tuple(f"layer{index}" for index in range(1, len(widths) + 1))
         for index, (width, count) in enumerate(zip(widths, blocks), start=1):
             stride = 1 if index == 1 else 2
-            stage = [BasicBlock(in_channels, width, stride)]
-            stage += [BasicBlock(width, width) for _ in range(count - 1)]
+            stage = [BasicBlock(in_channels, width, stride, batch_norm)]
+            stage += [BasicBlock(width, width, batch_norm=batch_norm) for _ in range(count - 1)]
             self.add_module(self.stage_names[index - 1], nn.Sequential(*stage))
             in_channels = width
         self.pool = GlobalAvgPool()
         self.fc = nn.Linear(in_channels, num_classes)
-        self._init_weights()
+        self._init_weights(zero_init_residual=not batch_norm)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_residual: bool) -> None:
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        if not zero_init_residual:
+            return
         # Without batch norm, SGD at lr 0.1 with momentum 0.9 can blow up a
         # deep residual stack at the start; a zero last conv makes every block
         # start as the identity (the Fixup / "zero-init residual" idea), so
@@ -109,9 +121,10 @@ class ResNet(nn.Module):
 
 
 def resnet(
-    widths: tuple[int, ...] = (32, 64, 128),
+    widths: tuple[int, ...] = (16, 32, 64),
     blocks: tuple[int, ...] = (2, 2, 2),
+    batch_norm: bool = True,
     num_classes: int = 10,
 ) -> ResNet:
-    """The lecture ResNet: a 3×3 stem and three stages of basic blocks, no batch norm."""
-    return ResNet(widths=tuple(widths), blocks=tuple(blocks), num_classes=num_classes)
+    """The lecture ResNet: a 3×3 stem and three stages of two basic blocks (16, 32, 64 channels), batch norm."""
+    return ResNet(widths=tuple(widths), blocks=tuple(blocks), batch_norm=batch_norm, num_classes=num_classes)

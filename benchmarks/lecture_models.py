@@ -1,0 +1,150 @@
+"""The lecture-model study: train candidate architectures under the report's lecture protocol.
+
+    python benchmarks/lecture_models.py train D1 D2 --epochs 30 --data-dir /tmp/cifar10-jpeg
+    python benchmarks/lecture_models.py table            # the study's table, from the saved runs
+
+The report names no architecture for its DNN, CNN and ResNet (docs/protocol.md).
+Each candidate here is one of `cifar_helpers.models` with factory options, and
+is trained by the workbook's own engine with the report's lecture protocol
+(SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 64, normalisation only,
+seed 23, fp32), for `--epochs` epochs. Each run writes its full results
+record to `reference/lecture-models/<candidate>-e<epochs>.json` and resumes from
+`checkpoints/lecture-models/` when interrupted. `table` reads those records and
+prints the Markdown table of docs/lecture-models.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from cifar_helpers.atomic import atomic_write_json  # noqa: E402
+
+OUT_DIR = REPO_ROOT / "reference" / "lecture-models"
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints" / "lecture-models"
+
+# The report's numbers each candidate is compared with (report Table 1 and section 2.2).
+REPORT = {"dnn": (0.5264, 17), "cnn": (0.7717, 67), "resnet": (0.8085, 11)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    options: dict = field(default_factory=dict)
+    description: str = ""
+
+
+CANDIDATES: dict[str, Candidate] = {
+    # DNN: fully connected on the flattened 3×32×32 image.
+    "D0": Candidate("dnn", {"hidden": (1024, 512)}, "3072-1024-512-10, ReLU (the first inference)"),
+    "D1": Candidate("dnn", {"hidden": (512, 256), "batch_norm": True},
+                    "3072-512-256-10, Linear-BatchNorm1d-ReLU"),
+    "D2": Candidate("dnn", {"hidden": (1024, 512), "batch_norm": True},
+                    "3072-1024-512-10, Linear-BatchNorm1d-ReLU"),
+    "D3": Candidate("dnn", {"hidden": (512, 256), "activation": "sigmoid"}, "3072-512-256-10, sigmoid"),
+    "D4": Candidate("dnn", {"hidden": (1024, 512, 256), "batch_norm": True},
+                    "3072-1024-512-256-10, Linear-BatchNorm1d-ReLU"),
+    # CNN: 3×3 convolutions in three max-pooled blocks, two linear layers, no skips.
+    "C0": Candidate("cnn", {}, "conv 32,32 | 64,64 | 128, fc 256, ReLU (the first inference)"),
+    "C1": Candidate("cnn", {"batch_norm": True}, "as C0 with BatchNorm2d after every convolution"),
+    "C2": Candidate("cnn", {"batch_norm": True, "dropout": 0.5}, "as C1 with dropout 0.5 before the last linear"),
+    # ResNet: a 3×3 stem and three stages of basic blocks.
+    "R0": Candidate("resnet", {}, "32-64-128, 2 blocks a stage, no BN, zero-init residuals (the first inference)"),
+    "R1": Candidate("resnet", {"widths": (16, 32, 64), "batch_norm": True},
+                    "16-32-64, 2 blocks a stage, BatchNorm after every convolution"),
+    "R2": Candidate("resnet", {"widths": (16, 32, 64)}, "16-32-64, 2 blocks a stage, no BN, zero-init residuals"),
+    "R3": Candidate("resnet", {"batch_norm": True}, "32-64-128, 2 blocks a stage, BatchNorm after every convolution"),
+}
+
+
+def result_path(name: str, epochs: int) -> Path:
+    return OUT_DIR / f"{name}-e{epochs}.json"
+
+
+def train(names: list[str], epochs: int, data_dir: str, threads: int | None) -> None:
+    import torch
+
+    from cifar_helpers.config import TrainConfig
+    from cifar_helpers.data import load_cifar10
+    from cifar_helpers.train import train_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    data = load_cifar10(data_dir, download=False)
+    for name in names:
+        candidate = CANDIDATES[name]
+        cfg = TrainConfig.for_model(candidate.model, epochs=epochs, model_options=dict(candidate.options))
+        print(f"== {name}: {candidate.description}; {epochs} epochs", flush=True)
+        record = train_model(cfg, data, device="cpu", results_dir=OUT_DIR / ".runs" / name,
+                             checkpoint_dir=CHECKPOINT_DIR / name, progress="lines",
+                             log=lambda line: print(line, flush=True))
+        record["candidate"] = {"name": name, "description": candidate.description}
+        record["command"] = (f"python benchmarks/lecture_models.py train {name} --epochs {epochs} "
+                             "--data-dir <the JPEG copy>")
+        atomic_write_json(result_path(name, epochs), record)
+
+
+def summarize(record: dict) -> dict:
+    """The study's row for one run: peak, where it was, and what came after."""
+    history = record["history"]
+    losses = [row["test_loss"] for row in history]
+    accs = [row["test_acc"] for row in history]
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    loss_i = min(finite, key=losses.__getitem__) if finite else None
+    acc_i = max(range(len(accs)), key=accs.__getitem__)
+    last = history[-1]
+    return {
+        "epochs": len(history),
+        "best_acc": accs[acc_i], "best_acc_epoch": acc_i + 1,
+        "best_loss": losses[loss_i] if loss_i is not None else math.nan,
+        "best_loss_epoch": loss_i + 1 if loss_i is not None else None,
+        "last_test_loss": last["test_loss"], "last_test_acc": last["test_acc"],
+        "last_train_acc": last["train_acc"],
+    }
+
+
+def table() -> str:
+    rows = ["| candidate | model | architecture | parameters | epochs run | best test acc (epoch) "
+            "| lowest test loss (epoch) | last epoch: test loss, test acc, train acc | report |",
+            "|---|---|---|---:|---:|---|---|---|---|"]
+    for path in sorted(OUT_DIR.glob("*.json"), key=lambda p: (list(CANDIDATES).index(p.name.split("-e")[0]),
+                                                               p.name)):
+        record = json.loads(path.read_text())
+        name = record["candidate"]["name"]
+        s = summarize(record)
+        acc, epoch = REPORT[record["model"]]
+        rows.append(
+            f"| {name} | {record['model']} | {record['candidate']['description']} | {record['num_parameters']:,} "
+            f"| {s['epochs']} | {100 * s['best_acc']:.2f}% ({s['best_acc_epoch']}) "
+            f"| {s['best_loss']:.4f} ({s['best_loss_epoch']}) "
+            f"| {s['last_test_loss']:.4f}, {100 * s['last_test_acc']:.2f}%, {100 * s['last_train_acc']:.2f}% "
+            f"| {100 * acc:.2f}% ({epoch}) |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("train", help="train candidates under the lecture protocol")
+    run.add_argument("names", nargs="+", choices=sorted(CANDIDATES))
+    run.add_argument("--epochs", type=int, required=True)
+    run.add_argument("--data-dir", required=True, help="CIFAR-10 folder (the JPEG copy here)")
+    run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    sub.add_parser("table", help="print the study's Markdown table from the saved runs")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        train(args.names, args.epochs, args.data_dir, args.threads)
+    else:
+        print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Confusion matrix, per-class accuracy and confident mistakes against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cifar_helpers.predictions import (
+    confident_mistakes,
+    confusion_matrix,
+    per_class_accuracy,
+    per_class_table,
+    prediction_record,
+)
+
+LABELS = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+PREDICTED = [0, 1, 0, 1, 1, 2, 0, 1, 2]
+CONFIDENCE = [0.9, 0.8, 0.7, 0.6, 0.5, 0.95, 0.99, 0.8, 0.4]
+
+
+def test_confusion_matrix_rows_are_true_columns_predicted():
+    assert confusion_matrix(LABELS, PREDICTED, n_classes=3).tolist() == [[2, 1, 0], [0, 2, 0], [1, 1, 2]]
+    with pytest.raises(ValueError, match="differ in shape"):
+        confusion_matrix([0, 1], [0])
+
+
+def test_per_class_accuracy_is_the_recall_of_each_true_class():
+    accuracy = per_class_accuracy(np.array([[2, 1, 0, 0], [0, 2, 0, 0], [1, 1, 2, 0], [0, 0, 0, 0]]))
+    assert accuracy[:3].tolist() == pytest.approx([2 / 3, 1.0, 0.5]) and math.isnan(accuracy[3])
+
+
+def test_confident_mistakes_are_sorted_by_confidence_ties_by_index():
+    assert confident_mistakes(LABELS, PREDICTED, CONFIDENCE) == [[6, 2, 0, 0.99], [1, 0, 1, 0.8], [7, 2, 1, 0.8]]
+    assert confident_mistakes(LABELS, PREDICTED, CONFIDENCE, k=1) == [[6, 2, 0, 0.99]]
+
+
+def test_per_class_table_reads_the_stored_record_and_skips_older_files():
+    record = prediction_record(LABELS, PREDICTED, CONFIDENCE, epoch=7, n_classes=3)
+    assert record["epoch"] == 7 and len(record["mistakes"]) == 3
+    results = {"dnn": {"predictions": record}, "cnn": {"history": []}}  # cnn: an older file
+    table = per_class_table(results, ["a", "b", "c"], {"dnn": "DNN", "cnn": "CNN"})
+    assert list(table.columns) == ["DNN"] and table["DNN"].tolist() == [66.67, 100.0, 50.0]
