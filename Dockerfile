@@ -56,7 +56,7 @@ RUN python3 -c "import sys, importlib; toml = importlib.import_module('tomllib' 
 # output folders from its own location (cifar_helpers/paths.py).
 COPY --chown=workbook:workbook . ./
 RUN python3 -m pip install --no-deps --editable . \
-    && python3 -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cifar-workbook)" \
+    && python3 -m cifar_helpers.jupyter_setup \
     && python3 -c "import cifar_helpers, torch; print('cifar_helpers from', cifar_helpers.__file__, '- torch', torch.__version__)"
 
 # Numeric, so that the host (and runAsNonRoot) can tell it is not root.

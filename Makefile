@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cifar-workbook)" >/dev/null
+	$(BIN)/python -m cifar_helpers.jupyter_setup
 	touch $@
 
 run: install
@@ -46,8 +46,10 @@ test: install
 	rm -rf checkpoints/smoke
 	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb notebooks/04_custom_resnet_architecture.ipynb
 
+# As root (containers, lab machines) JupyterLab refuses to start without --allow-root.
 lab: install
-	$(BIN)/jupyter lab --LabApp.default_url=/lab/tree/notebooks
+	@if [ "$$(id -u)" = 0 ]; then echo "make lab: running as root, so starting JupyterLab with --allow-root"; fi
+	$(BIN)/jupyter lab --ip 127.0.0.1 --LabApp.default_url=/lab/tree/notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Plain DataLoader loop vs the engine in one process; on the CPU a subset (it says so).
 bench: install

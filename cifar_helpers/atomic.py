@@ -14,8 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .errors import WorkbookError
 
-class WriteError(OSError):
+
+class WriteError(WorkbookError, OSError):
     """A file that could not be written; the message names it and what to check."""
 
 

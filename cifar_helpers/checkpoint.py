@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write
+from .errors import WorkbookError
 
 LAST = "last.pt"
 BEST = "best.pt"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(WorkbookError, RuntimeError):
     """A checkpoint that cannot be used; the message says what to do."""
 
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import WorkbookError
 from .hashing import short_hash
 from .models import MODEL_NAMES
 from .models.custom_resnet import DEFAULT_DROPOUT
@@ -42,7 +43,7 @@ REPORT_PROTOCOLS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkbookError, ValueError):
     """A parameter that cannot work; the message says which and what to use."""
 
 

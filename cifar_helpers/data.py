@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from cifar_helpers import paths
+from cifar_helpers.errors import WorkbookError, WorkbookWarning
 from cifar_helpers.hashing import content_digest, short_hash
 
 CIFAR10_CLASSES = (
@@ -75,7 +76,7 @@ CACHE_DIR = ".cache"
 _CACHE_FORMAT = 2  # bump when the cache's content or layout changes (2: the content digest)
 
 
-class CIFAR10Error(RuntimeError):
+class CIFAR10Error(WorkbookError, RuntimeError):
     """Base class of this module's errors."""
 
 
@@ -91,7 +92,7 @@ class DataFolderNotWritableError(CIFAR10Error, PermissionError):
     """The data folder must be written to (to extract the archive) and cannot be."""
 
 
-class CIFAR10Warning(UserWarning):
+class CIFAR10Warning(WorkbookWarning):
     """The data load but differ from the official release (one line per load)."""
 
 

@@ -6,10 +6,14 @@ import os
 
 import torch
 
+from .errors import WorkbookError
+
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+# Up to four epochs of the full training set: minutes, not hours, even on a CPU.
+SMALL_RUN_IMAGES = 200_000
 
 
-class DeviceError(RuntimeError):
+class DeviceError(WorkbookError, RuntimeError):
     """The requested device is not there; the message says what to do."""
 
 
@@ -52,12 +56,15 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def describe_device(device: torch.device) -> str:
-    """One line for the notebook: which device trains, and what that means."""
-    if device.type == "cpu":
-        return (f"Training on the CPU: {device_name(device)}. No GPU was found or chosen; "
-                "the report's full protocol takes many hours here, so use params/smoke.yaml or SUBSET for quick runs.")
-    return f"Training on {device.type}: {device_name(device)}"
+def describe_device(device: torch.device, long_run: bool = False) -> str:
+    """One line for the notebook: which device trains, and, for a long run on the CPU, what that means."""
+    if device.type != "cpu":
+        return f"Training on {device.type}: {device_name(device)}"
+    line = f"Training on the CPU: {device_name(device)}."
+    if long_run:
+        line += (" No GPU was found or chosen, and this run is long: expect hours (README, 'The two commands'). "
+                 "SUBSET or fewer EPOCHS give a quick look.")
+    return line
 
 
 def configure_determinism(deterministic: bool) -> None:

@@ -1,32 +1,46 @@
-"""What the training notebooks show about a finished run, in tables and words."""
+"""What the training notebooks show about a run, in tables and words.
+
+Sentences come back as IPython `Markdown`, so a notebook shows them as wrapped
+prose (a `print`ed sentence breaks mid-word); `.data` holds the text.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+from IPython.display import Markdown
 
 from .catalog import MODEL_LABELS
-from .results import best_points, history_frame
+from .predictions import per_class_accuracy
+from .results import (REPORT_TABLE1, best_points, data_label, device_label, epochs_label, history_frame,
+                      missing_models, summary_paragraph)
 
 
-def metrics_table(result: Mapping[str, Any], digits: int = 4) -> pd.DataFrame:
-    """Per-epoch losses, accuracies (%) and learning rate, without timings.
+def metrics_table(result: Mapping[str, Any]) -> pd.DataFrame:
+    """Per-epoch losses (4 decimals), accuracies (%, 2 decimals) and learning rate, without timings.
 
-    These numbers are seeded and exact on the CPU, so nbval can check them.
-    """
+    The cells are text, so every row shows the same number of decimals. These
+    numbers are seeded and exact on the CPU, so nbval can check them."""
     frame = history_frame(result)
-    table = frame[["epoch", "train_loss", "train_acc_pct", "test_loss", "test_acc_pct", "lr"]]
-    table = table.rename(columns={"train_acc_pct": "train_acc_%", "test_acc_pct": "test_acc_%"})
-    return table.round(digits).set_index("epoch")
+    table = pd.DataFrame({
+        "train loss": frame["train_loss"].map("{:.4f}".format),
+        "train acc (%)": frame["train_acc_pct"].map("{:.2f}".format),
+        "test loss": frame["test_loss"].map("{:.4f}".format),
+        "test acc (%)": frame["test_acc_pct"].map("{:.2f}".format),
+        "lr": frame["lr"].map("{:g}".format),
+    })
+    table.index = pd.Index(frame["epoch"], name="epoch")
+    return table
 
 
-def best_epoch_sentence(result: Mapping[str, Any]) -> str:
+def best_epoch_sentence(result: Mapping[str, Any]) -> Markdown:
     """One sentence: where the run peaked, in the report's terms."""
     best = best_points(result)
     label = MODEL_LABELS[result["model"]]
     sentence = (f"{label}: the lowest test loss, {best.test_loss:.4f}, came at epoch {best.loss_epoch} "
-                f"of {len(result['history'])} (test accuracy {100 * best.acc_at_loss_epoch:.2f}%)")
+                f"of {epochs_label(result)} (test accuracy {100 * best.acc_at_loss_epoch:.2f}%)")
     if best.acc_epoch == best.loss_epoch:
         sentence += ", which is also the epoch of the highest accuracy."
     else:
@@ -34,7 +48,67 @@ def best_epoch_sentence(result: Mapping[str, Any]) -> str:
                      f"{best.acc_epoch} (test loss {best.loss_at_acc_epoch:.4f}).")
     if result.get("stopped_early"):
         sentence += f" Early stopping ended the run after epoch {result['stop_epoch']}."
-    return sentence
+    return Markdown(sentence)
+
+
+def report_comparison(result: Mapping[str, Any]) -> Markdown:
+    """A short written comparison with the report, every number from `result` or the report's table."""
+    model = result["model"]
+    report = REPORT_TABLE1[model]
+    best = best_points(result)
+    history = result["history"]
+    last = history[-1]
+    gap = round(100 * best.test_acc, 2) - report.acc_pct
+    lines = [
+        f"**Best test accuracy:** {100 * best.test_acc:.2f}% at epoch {best.acc_epoch} here; "
+        f"the report: {report.acc_pct:.2f}% at epoch {report.epoch} ({gap:+.2f} points).",
+        f"**Lowest test loss:** {best.test_loss:.4f} at epoch {best.loss_epoch} here; "
+        f"the report: {report.test_loss:.4f}.",
+    ]
+    after = len(history) - best.loss_epoch
+    if after == 0:
+        trend = "The lowest test loss came in the last epoch run, so nothing can be said yet of what follows it."
+    else:
+        rise = last["test_loss"] - best.test_loss
+        trend = (f"In the {after} epoch{'s' if after > 1 else ''} after it, the test loss ended at "
+                 f"{last['test_loss']:.4f} ({rise:+.4f}, {100 * rise / best.test_loss:+.0f}%) while the train "
+                 f"accuracy reached {100 * last['train_acc']:.2f}%")
+        worst = max(row["test_loss"] for row in history[best.loss_epoch:])
+        trend += f"; its highest value after the best epoch was {worst:.4f}."
+    lines.append(f"**After the best epoch:** {trend} The report: {report.note}.")
+    partial = (f" This run is partial: it stopped after {len(history)} of the {result.get('epochs_planned')} "
+               "epochs planned." if result.get("complete") is False else "")
+    lines.append(f"**Data and device:** {data_label(result)} on {device_label(result)}; the report trained on the "
+                 f"official files on one RTX A6000.{partial}" + (JPEG_NOTE if data_label(result).startswith("JPEG")
+                                                               else ""))
+    return Markdown("\n\n".join(lines))
+
+
+JPEG_NOTE = " The JPEG copy costs up to 1-2 points of accuracy against the official files."
+
+
+def data_summary(data) -> Markdown:
+    """One line on the data a notebook trains on (notebook 01 shows them in full)."""
+    mean, std = data.normalization
+    return Markdown(
+        f"**Data:** {data.source}: {len(data.train_labels):,} training and {len(data.test_labels):,} test images, "
+        f"normalised with the training images' per-channel mean ({', '.join(f'{m:.4f}' for m in mean)}) and "
+        f"standard deviation ({', '.join(f'{v:.4f}' for v in std)}). Notebook 01 shows them in full.")
+
+
+def per_class_accuracy_table(result: Mapping[str, Any], classes: Sequence[str]) -> pd.DataFrame | Markdown:
+    """Per true class: test accuracy (%) of the best weights, and the class it is most often taken for."""
+    predictions = result.get("predictions")
+    if not predictions:
+        return Markdown("*This results file has no test predictions (it was written before they were "
+                        "recorded); rerun the notebook to get them.*")
+    confusion = np.asarray(predictions["confusion"])
+    accuracy = 100 * per_class_accuracy(confusion)
+    off_diagonal = confusion - np.diag(np.diag(confusion))
+    confused = [f"{classes[j]} ({off_diagonal[i, j]})" if off_diagonal[i, j] else "—"
+                for i, j in enumerate(off_diagonal.argmax(1))]
+    return pd.DataFrame({"test acc (%)": [f"{a:.2f}" for a in accuracy], "most often taken for (count)": confused},
+                        index=pd.Index(list(classes), name=f"true class (epoch {predictions['epoch']})"))
 
 
 def protocol_table(config) -> pd.DataFrame:
@@ -71,14 +145,77 @@ def normalization_table(mean, std) -> pd.DataFrame:
     return pd.DataFrame({"mean": mean, "std": std}, index=pd.Index(["R", "G", "B"], name="channel")).round(4)
 
 
-def bottleneck_verdict(comparison: pd.DataFrame) -> str:
+def block_comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """`compare_blocks()` for reading: basic → bottleneck in each cell, narrow enough for a notebook."""
+    def pair(column: str) -> list[str]:
+        return [f"{int(a):,} → {int(b):,}" for a, b in zip(comparison[f"basic_{column}"],
+                                                            comparison[f"bottleneck_{column}"])]
+
+    table = pd.DataFrame({
+        "feature map": [f"{n}×{n}" for n in comparison["spatial"]],
+        "convolutions": pair("convs"),
+        "parameters": pair("params"),
+        "multiply-adds": pair("macs"),
+        "params ratio": [f"{100 * r:.1f}%" for r in comparison["params_ratio"]],
+        "MACs ratio": [f"{100 * r:.1f}%" for r in comparison["macs_ratio"]],
+    })
+    table.index = pd.Index(comparison["width"].tolist(), name="channels")
+    return table
+
+
+def bottleneck_verdict(comparison: pd.DataFrame) -> Markdown:
     """State plainly whether the report's bottleneck claim holds in `compare_blocks()`'s numbers."""
     fewer_params = bool((comparison["bottleneck_params"] < comparison["basic_params"]).all())
     fewer_macs = bool((comparison["bottleneck_macs"] < comparison["basic_macs"]).all())
     more_convs = bool((comparison["bottleneck_convs"] > comparison["basic_convs"]).all())
-    span = lambda col: f"{100 * comparison[col].min():.1f}% to {100 * comparison[col].max():.1f}%"  # noqa: E731
     verdict = "holds" if fewer_params and fewer_macs and more_convs else "does not hold"
-    return (f"The report's claim {verdict}: at every stage width the bottleneck block has "
-            f"{'one more convolution' if more_convs else 'no more convolutions'} than the basic block, "
-            f"yet {span('params_ratio')} of its parameters and {span('macs_ratio')} of its multiply-adds "
-            "(same input and output channels, inner width = width / 4).")
+    return Markdown(
+        f"**The report's claim {verdict}:** at every stage width the bottleneck block has "
+        f"{'one more convolution' if more_convs else 'no more convolutions'} than the basic block, "
+        f"yet {_span(comparison['params_ratio'])} of its parameters and {_span(comparison['macs_ratio'])} of its "
+        "multiply-adds (same input and output channels, inner width = width / 4).")
+
+
+def _span(ratios: pd.Series) -> str:
+    """'5.9%', or '5.9% to 6.1%' when the rounded ends differ."""
+    low, high = f"{100 * ratios.min():.1f}%", f"{100 * ratios.max():.1f}%"
+    return low if low == high else f"{low} to {high}"
+
+
+def results_overview(results) -> Markdown:
+    """Which results 06 found (with their epochs), which notebooks still have to run, which files it skipped."""
+    lines = []
+    for model, result in results.items():
+        lines.append(f"- {MODEL_LABELS[model]}: {epochs_label(result)} epochs, {data_label(result)}, "
+                     f"{device_label(result)}")
+    for missing in missing_models(results):
+        lines.append(f"- {MODEL_LABELS[missing.model]}: not run yet ({missing.notebook})")
+    for name, reason in getattr(results, "skipped", {}).items():
+        lines.append(f"- skipped `{name}`: {reason}")
+    return Markdown("**Results found:**\n\n" + "\n".join(lines))
+
+
+def summary_markdown(results) -> Markdown:
+    """`results.summary_paragraph` as wrapped prose."""
+    return Markdown(summary_paragraph(results))
+
+
+def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
+    """The gallery of a run's most confident mistakes, or None after showing why there is none."""
+    from IPython.display import display
+
+    from .plots import mistakes_gallery
+    from .predictions import test_images_for
+
+    if result is None or not result.get("predictions"):
+        why = "it has not run yet" if result is None else "its results file has no test predictions"
+        display(Markdown(f"*No gallery: {why}.*"))
+        return None
+    images, reason = test_images_for(result, data_dir)
+    if images is None:
+        display(Markdown(f"*No gallery: {reason}.*"))
+        return None
+    shown = result["predictions"]["mistakes"][:count]
+    return mistakes_gallery(images, shown, classes,
+                            f"{MODEL_LABELS[result['model']]}: the {len(shown)} most confident mistakes "
+                            f"(epoch {result['predictions']['epoch']})")

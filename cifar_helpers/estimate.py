@@ -19,7 +19,6 @@ from .steps import make_step
 from .train import make_optimizer
 
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
-SMALL_RUN_IMAGES = 4 * FULL_TRAIN  # up to four full epochs of images: minutes, not days, on a CPU
 
 
 def seconds_per_step(cfg: TrainConfig, device: torch.device, steps: int = 10, warmup: int = 2) -> float:

@@ -35,21 +35,27 @@ OKABE_ITO = {
 # Colour cycle for curves: the order keeps neighbours far apart in hue.
 COLOR_CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue", "yellow", "black")]
 
+# Figures are drawn at their printed size: PAGE_WIDTH is a 16 cm column, and the
+# fonts are 7.5-9 pt there. In a notebook they show at INLINE_DPI, which makes a
+# full-width figure about 950 px wide: JupyterLab shows it without shrinking.
+PAGE_WIDTH = 6.3  # inches
+INLINE_DPI = 150
+
 STYLE = {
     "font.family": "DejaVu Sans",
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
-    "xtick.labelsize": 9,
-    "ytick.labelsize": 9,
-    "legend.fontsize": 9,
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
     "axes.prop_cycle": matplotlib.cycler(color=COLOR_CYCLE),
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
     "grid.alpha": 0.3,
-    "lines.linewidth": 1.6,
-    "figure.dpi": 100,
+    "lines.linewidth": 1.3,
+    "figure.dpi": INLINE_DPI,
     "savefig.dpi": 200,
     # TrueType in the PDF: text stays text (selectable, editable).
     "pdf.fonttype": 42,

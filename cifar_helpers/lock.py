@@ -21,10 +21,12 @@ try:
 except ImportError:  # Windows: no flock; runs are not guarded there
     fcntl = None
 
+from .errors import WorkbookError
+
 LOCK_NAME = ".lock"
 
 
-class FolderInUseError(RuntimeError):
+class FolderInUseError(WorkbookError, RuntimeError):
     """Another process is running in this folder; the message names it."""
 
 

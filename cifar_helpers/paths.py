@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import WorkbookError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,6 +23,10 @@ def repo_path(path: str | os.PathLike | None, default: str) -> Path:
     """
     chosen = Path(default) if path in (None, "") else Path(os.path.expanduser(str(path)))
     return chosen if chosen.is_absolute() else REPO_ROOT / chosen
+
+
+class DataDirNotFoundError(WorkbookError, FileNotFoundError):
+    """DATA_DIR names a folder that does not exist."""
 
 
 def default_data_dir() -> Path:
@@ -40,7 +46,7 @@ def require_data_dir(path: str | os.PathLike | None) -> Path:
         return default_data_dir()
     folder = data_dir(path)
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise DataDirNotFoundError(
             f"DATA_DIR={str(path)!r} does not exist (looked at {folder}). Create it and put CIFAR-10 "
             "there (the official archive cifar-10-python.tar.gz, its extracted cifar-10-batches-py/, "
             "or a train/<class>/ test/<class>/ image tree), or set DATA_DIR=None to use "
@@ -49,7 +55,7 @@ def require_data_dir(path: str | os.PathLike | None) -> Path:
     return folder
 
 
-class FolderNotWritableError(PermissionError):
+class FolderNotWritableError(WorkbookError, PermissionError):
     """An output folder that cannot be written; the message names it and the parameter that sets it."""
 
 

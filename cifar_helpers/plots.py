@@ -18,11 +18,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from cifar_helpers.figstyle import OKABE_ITO, STYLE
-from cifar_helpers.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.figstyle import OKABE_ITO, PAGE_WIDTH, STYLE, shade
+from cifar_helpers.catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
 from cifar_helpers.results import best_points, epochs_label, history_frame, lr_steps
 
 EPOCH_LABEL = "epoch"
@@ -86,7 +87,7 @@ def _loss_panel(ax: Axes, result: Mapping[str, Any]) -> None:
     ax.plot(epochs, test, label="test", **TEST_STYLE)
     best = best_points(result)
     _drop_line(ax, best.loss_epoch, best.test_loss)
-    ax.plot([best.loss_epoch], [best.test_loss], marker="o", markersize=6, linestyle="none", color=BEST_COLOUR,
+    ax.plot([best.loss_epoch], [best.test_loss], marker="o", markersize=4.5, linestyle="none", color=BEST_COLOUR,
             label=f"lowest test loss: {best.test_loss:.4f} (epoch {best.loss_epoch})")
 
     not_finite = ~(np.isfinite(frame["train_loss"]) & np.isfinite(frame["test_loss"]))
@@ -100,10 +101,15 @@ def _loss_panel(ax: Axes, result: Mapping[str, Any]) -> None:
         ax.plot([], [], linestyle="none", label=f"loss above {cap:.2f} not shown")
     else:
         ax.set_ylim(bottom=0)
-    ax.set_xlim(0.5, epochs[-1] + 0.5)
-    ax.set_xlabel(EPOCH_LABEL)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    _epoch_axis(ax, epochs[-1])
     ax.set_ylabel(LOSS_LABEL)
+
+
+def _epoch_axis(ax: Axes, last_epoch: int) -> None:
+    """Whole-number epochs from 1 to the last one, and no further."""
+    ax.set_xlim(0.5, last_epoch + 0.5)
+    ax.set_xlabel(EPOCH_LABEL)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
 
 
 def _accuracy_panel(ax: Axes, result: Mapping[str, Any]) -> None:
@@ -113,25 +119,23 @@ def _accuracy_panel(ax: Axes, result: Mapping[str, Any]) -> None:
     ax.plot(epochs, _finite(frame["test_acc_pct"]), label="test", **TEST_STYLE)
     best = best_points(result)
     _drop_line(ax, best.acc_epoch, best.test_acc * 100)
-    ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=6, linestyle="none", color=BEST_COLOUR,
+    ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=4.5, linestyle="none", color=BEST_COLOUR,
             label=f"highest test accuracy: {best.test_acc * 100:.2f}% (epoch {best.acc_epoch})")
-    ax.set_xlim(0.5, epochs[-1] + 0.5)
-    ax.set_xlabel(EPOCH_LABEL)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    _epoch_axis(ax, epochs[-1])
     ax.set_ylabel(ACC_LABEL)
 
 
 def plot_history(result: Mapping[str, Any]) -> Figure:
     """Loss and accuracy curves of one run, side by side, best epochs marked."""
     model = result["model"]
-    with _styled_figure(figsize=(11, 4.2)) as fig:
+    with _styled_figure(figsize=(PAGE_WIDTH, 2.9)) as fig:
         loss_ax, acc_ax = fig.subplots(1, 2)
         _loss_panel(loss_ax, result)
         _accuracy_panel(acc_ax, result)
         loss_ax.set_title("loss")
         acc_ax.set_title("accuracy")
-        loss_ax.legend(loc="best", framealpha=0.95)
-        acc_ax.legend(loc="best", framealpha=0.95)
+        loss_ax.legend(loc="best", framealpha=0.9)
+        acc_ax.legend(loc="best", framealpha=0.9)
         parameters = result.get("num_parameters")
         detail = f", {parameters:,} parameters" if isinstance(parameters, int) else ""
         fig.suptitle(f"{MODEL_LABELS[model]}: {epochs_label(result)} epochs{detail}")
@@ -146,61 +150,76 @@ def _partial_note(result: Mapping[str, Any] | None) -> str:
 
 
 def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """The report's Fig 1: train and test loss of (A) DNN, (B) CNN and (C) ResNet."""
-    models = ("dnn", "cnn", "resnet")
-    with _styled_figure(figsize=(14, 4.4)) as fig:
+    """The report's Fig 1: train and test loss of (A) DNN, (B) CNN and (C) ResNet.
+
+    Three narrow panels share one legend below them, so no legend covers a curve;
+    each panel's title gives its lowest test loss."""
+    models = LECTURE_MODELS
+    with _styled_figure(figsize=(PAGE_WIDTH, 2.8)) as fig:
         axes = fig.subplots(1, len(models))
         for letter, model, ax in zip("ABC", models, axes):
-            ax.set_title(f"({letter}) {MODEL_LABELS[model]}" + _partial_note(results.get(model)))
+            title = f"({letter}) {MODEL_LABELS[model]}" + _partial_note(results.get(model))
             if model in results:
                 _loss_panel(ax, results[model])
-                ax.legend(loc="best", framealpha=0.95)
+                best = best_points(results[model])
+                title += f"\nlowest test loss {best.test_loss:.4f} (epoch {best.loss_epoch})"
             else:
                 _not_run_yet(ax, model)
-                ax.set_xlabel(EPOCH_LABEL)
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-                ax.set_ylabel(LOSS_LABEL)
+                _epoch_axis(ax, 1)
+                ax.set_xticks([])
+            ax.set_title(title, fontsize="small")
+            ax.set_ylabel(LOSS_LABEL if ax is axes[0] else "")
+        fig.legend(handles=_shared_handles(), loc="outside lower center", ncols=3, frameon=False)
         fig.suptitle("Fig 1. Loss curves per model")
     return fig
+
+
+def _shared_handles() -> list[Line2D]:
+    return [Line2D([], [], label="train", **TRAIN_STYLE), Line2D([], [], label="test", **TEST_STYLE),
+            Line2D([], [], marker="o", markersize=4.5, linestyle="none", color=BEST_COLOUR, label="lowest test loss")]
 
 
 def fig4_custom_resnet_loss(result: Mapping[str, Any] | None) -> Figure:
     """The report's Fig 4: Custom ResNet train and test loss with the best epoch,
     the early-stopping point (or the final epoch) and the learning-rate steps."""
-    with _styled_figure(figsize=(9, 5)) as fig:
+    with _styled_figure(figsize=(PAGE_WIDTH, 3.4)) as fig:
         ax = fig.subplots()
         ax.set_title("Fig 4. Custom ResNet loss curve")
         if result is None:
             _not_run_yet(ax, "custom_resnet")
             ax.set_xlabel(EPOCH_LABEL)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
             ax.set_ylabel(LOSS_LABEL)
             return fig
         _loss_panel(ax, result)
         stop_epoch = int(result.get("stop_epoch") or len(result["history"]))
         stop_label = f"early stop (epoch {stop_epoch})" if result.get("stopped_early") else f"final epoch {stop_epoch} (no early stop)"
-        ax.axvline(stop_epoch, color=STOP_COLOUR, linestyle="-.", linewidth=1.4, label=stop_label)
+        ax.axvline(stop_epoch, color=STOP_COLOUR, linestyle="-.", linewidth=1.2, label=stop_label)
         _mark_lr_steps(ax, result)
-        ax.set_xlim(0.5, stop_epoch + max(1.5, 0.02 * stop_epoch))  # keep the stop line off the frame
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 
 def _mark_lr_steps(ax: Axes, result: Mapping[str, Any]) -> None:
-    """Vertical lines at the first epoch of each new learning rate, each labelled with that rate."""
+    """Vertical lines at the first epoch of each new learning rate, each labelled with that rate.
+
+    The label sits left of its line, inside the axes, so a line at the last epoch (where the
+    early-stop line may also fall) keeps its label readable."""
     rates = [row["lr"] for row in result["history"]]
     steps = lr_steps(result)
     on_top = blended_transform_factory(ax.transData, ax.transAxes)
     for index, epoch in enumerate(steps):
-        ax.axvline(epoch, color=LR_COLOUR, linestyle=(0, (1, 2)), linewidth=1.1,
+        ax.axvline(epoch, color=LR_COLOUR, linestyle=(0, (1, 2)), linewidth=1.0,
                    label=f"learning-rate step (from {rates[0]:g})" if index == 0 else None)
-        ax.annotate(f"lr {rates[epoch - 1]:g}", xy=(epoch, 0.98), xycoords=on_top, xytext=(-2, 0), textcoords="offset points",
-                    rotation=90, ha="right", va="top", fontsize="small", color=LR_COLOUR)
+        ax.annotate(f"lr {rates[epoch - 1]:g}", xy=(epoch, 0.97), xycoords=on_top, xytext=(-2, 0),
+                    textcoords="offset points", rotation=90, ha="right", va="top", fontsize="small",
+                    color=shade(LR_COLOUR, 0.6))
 
 
 def accuracy_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """Test accuracy (%) of every model with results, on one plot, highest accuracy marked."""
-    with _styled_figure(figsize=(9, 5)) as fig:
+    """Test accuracy (%) of every model with results, on one plot, highest accuracy marked.
+
+    The legend sits below the axes, where it can cover no curve."""
+    with _styled_figure(figsize=(PAGE_WIDTH, 3.6)) as fig:
         ax = fig.subplots()
         present = [model for model in MODEL_NAMES if model in results]
         for model in present:
@@ -208,19 +227,19 @@ def accuracy_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
             best = best_points(results[model])
             colour = MODEL_COLOURS[model]
             ax.plot(frame["epoch"], _finite(frame["test_acc_pct"]), color=colour, linestyle=MODEL_LINESTYLES[model],
-                    linewidth=1.6, label=f"{MODEL_LABELS[model]} (best {best.test_acc * 100:.2f}%, epoch {best.acc_epoch})")
-            ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=6, linestyle="none",
+                    linewidth=1.4, label=f"{MODEL_LABELS[model]} (best {best.test_acc * 100:.2f}%, epoch {best.acc_epoch})")
+            ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=4.5, linestyle="none",
                     color=colour, markeredgecolor=BEST_COLOUR)
         absent = [MODEL_LABELS[model] for model in MODEL_NAMES if model not in results]
         title = "Test accuracy per model"
         if absent:
             title += f" (not run yet: {', '.join(absent)})"
         ax.set_title(title)
-        ax.set_xlabel(EPOCH_LABEL)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        last = max((len(results[m]["history"]) for m in present), default=1)
+        _epoch_axis(ax, last)
         ax.set_ylabel(TEST_ACC_LABEL)
         if present:
-            ax.legend(loc="lower right")
+            fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
         else:
             ax.text(0.5, 0.5, "no results yet", transform=ax.transAxes, ha="center", va="center", color="0.35")
     return fig
@@ -263,4 +282,90 @@ def sample_grid(images_uint8_nhwc: Any, labels: Any, classes: Sequence[str], per
         for spine in ax.spines.values():
             spine.set_visible(False)
         ax.set_title(f"{per_class} random images per class (seed {seed})")
+    return fig
+
+
+def _confusion_panel(ax: Axes, confusion: np.ndarray, classes: Sequence[str], show_y: bool = True,
+                     show_x: bool = True):
+    """One confusion matrix: colour = share of the true class (row), text = the count."""
+    counts = np.asarray(confusion, dtype=np.int64)
+    totals = counts.sum(1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape, float), where=totals > 0)
+    image = ax.imshow(100 * shares, cmap="Blues", vmin=0, vmax=100)
+    small = len(classes) > 5
+    for (row, column), count in np.ndenumerate(counts):
+        ax.text(column, row, str(count), ha="center", va="center", fontsize=5.5 if small else 7,
+                color="white" if shares[row, column] > 0.55 else "black")
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, list(classes) if show_x else [], rotation=90)
+    ax.set_yticks(ticks, list(classes) if show_y else [])
+    if show_x:
+        ax.set_xlabel("predicted class")
+    if show_y:
+        ax.set_ylabel("true class")
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return image
+
+
+def confusion_matrix_figure(result: Mapping[str, Any], classes: Sequence[str]) -> Figure:
+    """The test-set confusion matrix of a run's best weights: rows true, columns predicted,
+    coloured by the share of each true class, each cell showing its count."""
+    predictions = result.get("predictions")
+    with _styled_figure(figsize=(0.62 * PAGE_WIDTH, 0.6 * PAGE_WIDTH)) as fig:
+        ax = fig.subplots()
+        if not predictions:
+            ax.text(0.5, 0.5, "no predictions in this results file\n(made before they were recorded: rerun it)",
+                    transform=ax.transAxes, ha="center", va="center", color="0.35")
+            ax.set_axis_off()
+            return fig
+        image = _confusion_panel(ax, np.asarray(predictions["confusion"]), classes)
+        fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class (%)")
+        correct = np.trace(np.asarray(predictions["confusion"])) / np.sum(predictions["confusion"])
+        ax.set_title(f"{MODEL_LABELS[result['model']]}, epoch {predictions['epoch']}: "
+                     f"{100 * correct:.2f}% correct")
+    return fig
+
+
+def confusion_matrices(results: Mapping[str, Mapping[str, Any]], classes: Sequence[str]) -> Figure:
+    """The four models' confusion matrices in a 2×2 grid with one colour scale."""
+    with _styled_figure(figsize=(PAGE_WIDTH, PAGE_WIDTH + 0.3)) as fig:
+        axes = fig.subplots(2, 2).ravel()
+        image = None
+        for index, (model, ax) in enumerate(zip(MODEL_NAMES, axes)):
+            predictions = (results.get(model) or {}).get("predictions")
+            if not predictions:
+                reason = "not run yet" if model not in results else "no predictions recorded"
+                ax.text(0.5, 0.5, f"{MODEL_LABELS[model]}:\n{reason}", transform=ax.transAxes, ha="center",
+                        va="center", color="0.35")
+                ax.set_axis_off()
+                continue
+            image = _confusion_panel(ax, np.asarray(predictions["confusion"]), classes, show_y=index % 2 == 0,
+                                     show_x=index >= 2)
+            ax.set_title(f"{MODEL_LABELS[model]} (epoch {predictions['epoch']})")
+        if image is not None:
+            fig.colorbar(image, ax=axes.tolist(), shrink=0.45, label="share of the true class (%)")
+        fig.suptitle("Test-set confusion matrices at each model's best epoch (rows: true class)")
+    return fig
+
+
+def mistakes_gallery(images_uint8_nhwc: Any, mistakes: Sequence[Sequence], classes: Sequence[str],
+                     title: str, columns: int = 6, rows: int = 4) -> Figure:
+    """The first `rows × columns` of `mistakes` ([index, true, predicted, confidence], most confident
+    first), each test image with its true class and the wrong prediction under it."""
+    images = np.asarray(images_uint8_nhwc)
+    shown = list(mistakes)[: rows * columns]
+    rows = max(1, math.ceil(len(shown) / columns))
+    with _styled_figure(figsize=(PAGE_WIDTH, rows * 1.5 + 0.35)) as fig:
+        axes = np.atleast_1d(fig.subplots(rows, columns, gridspec_kw={"hspace": 0.1})).ravel()
+        for ax in axes:
+            ax.set_axis_off()
+        for ax, (index, true, predicted, confidence) in zip(axes, shown):
+            ax.imshow(images[int(index)], interpolation="nearest")
+            # under the image: the true class, then the prediction and its confidence
+            ax.text(0.5, -0.04, f"{classes[true]}\n→ {classes[predicted]} ({100 * confidence:.0f}%)",
+                    transform=ax.transAxes, ha="center", va="top", fontsize=7)
+        fig.suptitle(title)
     return fig

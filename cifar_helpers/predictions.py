@@ -67,3 +67,55 @@ def per_class_table(results: Mapping[str, Mapping[str, Any]], classes: Sequence[
             columns[labels.get(model, model)] = 100 * per_class_accuracy(np.asarray(predictions["confusion"]))
     frame = pd.DataFrame(columns, index=pd.Index(list(classes), name="class"))
     return frame.round(2)
+
+
+PER_CLASS_NOTES = (
+    "Test accuracy (%) per true class, of each model's weights with the lowest test loss (its best epoch).",
+    "▲ marks each model's best class, ▼ its worst.",
+)
+
+
+def marked_per_class(table: pd.DataFrame) -> pd.DataFrame:
+    """`per_class_table` as text with 2 decimals, each model's best class marked ▲ and worst ▼."""
+    shown = table.map(lambda value: f"{value:.2f}")
+    for column in table.columns:
+        shown.loc[table[column].idxmax(), column] += " ▲"
+        shown.loc[table[column].idxmin(), column] += " ▼"
+    return shown
+
+
+def write_per_class(table: pd.DataFrame, folder) -> list:
+    """per_class.csv (numbers), .md and .tex beside Table 1."""
+    from pathlib import Path
+
+    from .tables import latex_tabular, markdown_table, write_tables
+
+    shown = marked_per_class(table).reset_index()
+    text_columns = {table.index.name}
+    markdown = markdown_table(shown, "Per-class test accuracy (%).", PER_CLASS_NOTES, text_columns)
+    latex = latex_tabular(shown, "Per-class test accuracy", "cifar_helpers.predictions.write_per_class",
+                          PER_CLASS_NOTES, text_columns)
+    return write_tables(Path(folder), "per_class", table, markdown, latex)
+
+
+def test_images_for(result: Mapping[str, Any], data_dir) -> tuple[np.ndarray | None, str]:
+    """The test images a run was evaluated on, in its order (its SUBSET applied), read from `data_dir`,
+    or None with the reason. The data must be the same the run read (same content digest)."""
+    import warnings
+
+    from .data import CIFAR10Error, load_cifar10, subset
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the training notebooks showed the data's warnings
+            data = load_cifar10(data_dir, download=False)
+    except (CIFAR10Error, OSError) as err:
+        return None, f"the test images are not there ({str(err).splitlines()[0]})"
+    recorded = result.get("data_digest")
+    if recorded and recorded != data.digest:
+        return None, (f"the data in {data_dir} are not the data this run read (content digest {data.digest}, "
+                      f"the run's {recorded}); point DATA_DIR at the data it trained on")
+    params = result.get("params") or {}
+    if params.get("subset"):
+        data = subset(data, *params["subset"], seed=params.get("seed", 23))
+    return data.test_images.numpy(), ""

@@ -34,6 +34,7 @@ import yaml
 
 from .atomic import atomic_write_json
 from .catalog import NOTEBOOKS
+from .errors import WorkbookError
 from .hashing import short_hash
 from .parameters import unknown_parameter_message
 from .lock import FolderInUseError, exclusive
@@ -43,7 +44,7 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
 
-class RunError(RuntimeError):
+class RunError(WorkbookError, RuntimeError):
     """Stops `make run`; the message says what failed and where to look."""
 
 
@@ -210,7 +211,8 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
     import torch
 
     from .config import TrainConfig
-    from .estimate import SMALL_RUN_IMAGES, epoch_seconds
+    from .device import SMALL_RUN_IMAGES
+    from .estimate import epoch_seconds
     from .results import format_duration
 
     on_cpu = [(nb, model, p) for nb, model, p in jobs if model and _trains_on_cpu(p)]

@@ -29,8 +29,10 @@ from .batches import DeviceData
 from .config import TrainConfig, check_stop_after
 from .data import subset
 from .hashing import content_digest
+from .errors import TrainingInterrupted, WorkbookError
 from .lock import exclusive
-from .device import configure_determinism, describe_device, device_name, prefers_channels_last, select_device
+from .device import (SMALL_RUN_IMAGES, configure_determinism, describe_device, device_name,
+                     prefers_channels_last, select_device)
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, repo_path, require_writable
 from .predictions import prediction_record
@@ -188,6 +190,10 @@ def _config_diff(old: dict, new: dict) -> str:
     return "; ".join(changed) or "same parameters, other device or data"
 
 
+class OutOfMemory(WorkbookError, RuntimeError):
+    """The GPU ran out of memory; the message says what to lower."""
+
+
 def _oom_message(cfg: TrainConfig) -> str:
     return (f"CUDA ran out of memory training {cfg.model} with BATCH_SIZE={cfg.batch_size} and "
             f"EVAL_BATCH_SIZE={cfg.eval_batch_size}. Lower EVAL_BATCH_SIZE first (evaluation batches are the "
@@ -262,7 +268,8 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
                              mean, std, device, channels_last=channels_last)
     step = make_step(cfg.step_mode, model, optimizer, cfg.amp, device)
 
-    log(describe_device(device))
+    images = cfg.epochs * device_data.n_train
+    log(describe_device(device, long_run=images > SMALL_RUN_IMAGES))
     log(f"{cfg.model}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
         f"{device_data.n_test:,} test images; run {fingerprint}")
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
@@ -309,8 +316,13 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
                 write_record()  # progress so far; the last epoch's record comes below
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
-    except torch.cuda.OutOfMemoryError as exc:
-        raise RuntimeError(_oom_message(cfg)) from exc
+    except torch.cuda.OutOfMemoryError:
+        raise OutOfMemory(_oom_message(cfg)) from None
+    except KeyboardInterrupt:
+        saved = f"epochs 1-{state.epoch} are saved in {last_path}" if state.epoch else "no epoch had finished"
+        raise TrainingInterrupted(
+            f"Training stopped during epoch {state.epoch + 1} of {cfg.epochs}; {saved}. Run this cell again "
+            "(or the same command) to resume from there.") from None
 
     if state.early.stopped:
         log(f"Early stopping after epoch {state.epoch}: no lower test loss for {cfg.patience} epochs.")

@@ -77,11 +77,17 @@ def test_notebook_and_library_give_identical_histories(notebook_runs, fake_data,
     ({"BATCH_SIZE": -1}, "BATCH_SIZE must be a whole number >= 1"),
     ({"DATA_DIR": "/nonexistent/cifar"}, "does not exist"),
     ({"DEVICE": "tpu"}, "DEVICE must be one of"),
+    ({"EPOCH": 1}, "unknown parameter 'EPOCH' in notebook for dnn; did you mean EPOCHS?"),
 ])
-def test_bad_parameters_fail_before_training(params, message, tmp_path, fake_data_dir):
+def test_bad_parameters_fail_before_training_in_one_short_message(params, message, tmp_path, fake_data_dir):
     given = dict(TINY, DATA_DIR=str(fake_data_dir), RESULTS_DIR=str(tmp_path / "results"),
                  CHECKPOINT_DIR=str(tmp_path / "ckpt"))
     given.update(params)
     with pytest.raises(pm.PapermillExecutionError, match=message):
         run("01_dnn", tmp_path, **given)
+    errors = [output for cell in json.loads((tmp_path / "01_dnn.ipynb").read_text())["cells"]
+              for output in cell.get("outputs", []) if output["output_type"] == "error"]
+    assert len(errors) == 1 and len(errors[0]["traceback"]) == 1  # the message, no stack of frames
+    assert message.split(" (")[0] in errors[0]["traceback"][0]
+    assert not (tmp_path / "ckpt").exists()  # before any training
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "results").exists()

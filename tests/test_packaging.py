@@ -8,6 +8,7 @@ against hadolint and the README's promises, and the Docker build context.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -162,7 +163,7 @@ def test_dockerfile_keeps_the_base_images_torch_and_runs_all_notebooks_by_defaul
     env = " ".join(args for name, args in instructions if name == "ENV")
     assert "PIP_CONSTRAINT=" in env, "pin the base's torch for pip with a constraints file"
     assert "md.version(name)" in run_text and "'torch', 'torchvision'" in run_text
-    assert "ipykernel install" in run_text and "--name python3" in run_text
+    assert "cifar_helpers.jupyter_setup" in run_text  # registers the python3 kernel
     cmd = [args for name, args in instructions if name == "CMD"]
     assert cmd and "cifar_helpers.run_all" in cmd[-1], "the default command runs all notebooks (cifar_helpers.run_all)"
 
@@ -181,3 +182,53 @@ def test_docker_test_script_is_executable_valid_bash():
     assert path.stat().st_mode & 0o111, "docker/test-image.sh must be executable"
     result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_notebooks_name_the_kernel_the_setup_registers():
+    """JupyterLab rewrites a notebook whose kernel display name differs from the installed one."""
+    from cifar_helpers.jupyter_setup import KERNEL_DISPLAY_NAME, KERNEL_NAME
+
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        spec = json.loads(path.read_text())["metadata"]["kernelspec"]
+        assert (spec["name"], spec["display_name"]) == (KERNEL_NAME, KERNEL_DISPLAY_NAME), path.name
+    installed = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
+    if installed.is_file():  # `make install` ran in this environment
+        assert json.loads(installed.read_text())["display_name"] == KERNEL_DISPLAY_NAME
+
+
+def test_lab_settings_turn_the_news_pop_up_off(tmp_path):
+    from cifar_helpers.jupyter_setup import write_lab_settings
+
+    path = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}')
+    assert write_lab_settings(tmp_path) == path
+    settings = json.loads(path.read_text())
+    assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}  # kept
+
+
+def test_nothing_in_the_repo_points_outside_it():
+    """A clone has no ../shared: the protocol and the report's facts live in docs/."""
+    for path in REPO_ROOT.rglob("*"):
+        if any(part in (".git", ".venv", "data", "executed", "checkpoints", "__pycache__") for part in
+               path.relative_to(REPO_ROOT).parts) or not path.is_file():
+            continue
+        if path.suffix not in (".py", ".ipynb", ".md", ".yaml", ".yml", ".tex", ".cfg", ".toml") and \
+                path.name not in ("Makefile", "Dockerfile"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for needle in ("PROTOCOL" + ".md", "seed/" + "report.txt"):  # split: this file must not match itself
+            assert needle not in text, f"{path.relative_to(REPO_ROOT)} cites {needle}; cite docs/protocol.md"
+
+
+def test_notebooks_are_canonical_so_opening_and_saving_changes_nothing():
+    """Cell ids, nbformat 4.5 and nbformat's own JSON layout: what JupyterLab writes back."""
+    import nbformat
+
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+        assert all("id" in cell for cell in notebook.cells), path.name
+        assert nbformat.writes(notebook) + "\n" == text, f"{path.name} is not in nbformat's layout"

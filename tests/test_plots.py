@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from test_results import SPECS, all_results, make_result
 
-from cifar_helpers.figstyle import save_figure
+from cifar_helpers.figstyle import PAGE_WIDTH, save_figure
 from cifar_helpers.plots import (
     LR_COLOUR,
     STOP_COLOUR,
@@ -66,6 +66,32 @@ def assert_nothing_clipped(fig: Figure) -> None:
     assert drawn.x1 <= page.x1 + tolerance and drawn.y1 <= page.y1 + tolerance, (drawn, page)
 
 
+def assert_legends_outside_the_axes(fig: Figure) -> None:
+    """Every figure legend lies below every axes, so it covers no curve."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for legend in fig.legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert box.y1 <= ax.get_window_extent(renderer).y0 + 1, "a legend overlaps the plotting area"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fig1_loss_curves(all_results()),
+    lambda: fig4_custom_resnet_loss(make_result("custom_resnet", **SPECS["custom_resnet"])),
+    lambda: accuracy_curves(all_results()),
+    lambda: plot_history(make_result("dnn", **SPECS["dnn"])),
+])
+def test_figures_are_drawn_at_the_printed_column_width(make):
+    """16 cm wide at print size, and at the notebook's dpi no wider than JupyterLab's output area."""
+    fig = make()
+    width, height = fig.get_size_inches()
+    assert width == pytest.approx(PAGE_WIDTH) and height < width
+    assert width * fig.dpi <= 960
+    assert min(text.get_fontsize() for text in fig.findobj(matplotlib.text.Text) if text.get_text()) >= 6
+
+
 def test_plot_history_shows_loss_and_accuracy_with_best_epochs():
     result = make_result("dnn", **SPECS["dnn"])
     fig = plot_history(result)
@@ -87,11 +113,14 @@ def test_plot_history_shows_loss_and_accuracy_with_best_epochs():
 def test_fig1_has_three_panels_with_the_lowest_test_loss_marked():
     fig = fig1_loss_curves(all_results())
     assert len(fig.axes) == 3
-    assert [ax.get_title() for ax in fig.axes] == ["(A) DNN", "(B) CNN", "(C) ResNet"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["(A) DNN", "(B) CNN", "(C) ResNet"]
+    assert fig.axes[0].get_title().split("\n")[1] == "lowest test loss 1.3000 (epoch 17)"
+    assert legend_texts(fig) == ["train", "test", "lowest test loss"]  # one legend, below the panels
+    assert_legends_outside_the_axes(fig)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy loss", "", ""]
     for model, ax in zip(("dnn", "cnn", "resnet"), fig.axes):
         spec = SPECS[model]
-        assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "cross-entropy loss")
-        assert legend_texts(ax)[:2] == ["train", "test"]
+        assert ax.get_xlabel() == "epoch" and ax.get_legend() is None
         marker = labelled_line(ax, "lowest test loss")
         assert list(marker.get_xdata()) == [spec["best_loss_epoch"]] and marker.get_ydata()[0] == pytest.approx(spec["best_loss"])
         assert len(labelled_line(ax, "train").get_xdata()) == spec["epochs"]
@@ -161,7 +190,7 @@ def test_accuracy_curves_one_line_per_present_model():
     fig = accuracy_curves(all_results())
     (ax,) = fig.axes
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "test accuracy (%)")
-    assert legend_texts(ax) == [
+    assert legend_texts(fig) == [
         "DNN (best 53.12%, epoch 19)",
         "CNN (best 77.89%, epoch 45)",
         "ResNet (best 81.23%, epoch 11)",
@@ -169,6 +198,8 @@ def test_accuracy_curves_one_line_per_present_model():
     ]
     line = labelled_line(ax, "Custom ResNet")
     assert len(line.get_xdata()) == 77 and max(line.get_ydata()) == pytest.approx(91.05)
+    assert ax.get_xlim() == (0.5, 77.5)  # the axis ends at the last epoch
+    assert_legends_outside_the_axes(fig)
     assert_nothing_clipped(fig)
 
 
@@ -176,7 +207,7 @@ def test_accuracy_curves_one_line_per_present_model():
 def test_accuracy_curves_partial_sets(present):
     fig = accuracy_curves(all_results(present))
     (ax,) = fig.axes
-    assert len(legend_texts(ax)) == len(present)
+    assert len(legend_texts(fig) if present else []) == len(present)
     assert ("not run yet" in ax.get_title()) == (len(present) < 4)
     assert_nothing_clipped(fig)
 
@@ -212,3 +243,69 @@ def test_figures_save_as_png_and_pdf(tmp_path):
     paths = save_figure(fig1_loss_curves(results), tmp_path / "fig1") + save_figure(fig4_custom_resnet_loss(results["custom_resnet"]), tmp_path / "fig4")
     assert [p.name for p in paths] == ["fig1.png", "fig1.pdf", "fig4.png", "fig4.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_fig4_ends_at_the_last_epoch_and_keeps_an_lr_label_that_meets_the_stop_line():
+    result = make_result("custom_resnet", epochs=31, best_loss_epoch=16, lr=0.001, step_size=30, stopped_early=True)
+    fig = fig4_custom_resnet_loss(result)
+    (ax,) = fig.axes
+    assert ax.get_xlim() == (0.5, 31.5)
+    assert vertical_lines(ax, LR_COLOUR) == [31] and vertical_lines(ax, STOP_COLOUR) == [31]
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    (label,) = ax.texts
+    box, axes_box = label.get_window_extent(canvas.get_renderer()), ax.get_window_extent(canvas.get_renderer())
+    assert label.get_text() == "lr 0.0001" and axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1
+    assert_legends_outside_the_axes(fig)
+
+
+def fake_predictions(n_classes=10, per_class=20, epoch=7):
+    from cifar_helpers.predictions import prediction_record
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(n_classes), per_class)
+    predicted = np.where(rng.random(len(labels)) < 0.7, labels, rng.integers(0, n_classes, len(labels)))
+    return labels, predicted, prediction_record(labels, predicted, rng.random(len(labels)), epoch, n_classes)
+
+
+def test_confusion_matrix_figure_shows_counts_rows_true_columns_predicted():
+    from cifar_helpers.plots import confusion_matrix_figure
+
+    classes = [f"c{i}" for i in range(10)]
+    labels, predicted, record = fake_predictions()
+    fig = confusion_matrix_figure(make_result("cnn", **SPECS["cnn"]) | {"predictions": record}, classes)
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text()) for t in ax.texts}
+    assert cells[(3, 3)] == int(((labels == 3) & (predicted == 3)).sum()) and sum(cells.values()) == len(labels)
+    correct = 100 * (labels == predicted).mean()
+    assert ax.get_title() == f"CNN, epoch 7: {correct:.2f}% correct"
+    assert_nothing_clipped(fig)
+    older = confusion_matrix_figure(make_result("cnn", **SPECS["cnn"]), classes)  # a file without predictions
+    assert "no predictions" in older.axes[0].texts[0].get_text()
+
+
+def test_the_four_confusion_matrices_say_what_is_missing():
+    from cifar_helpers.plots import confusion_matrices
+
+    results = all_results(["dnn", "cnn", "custom_resnet"])
+    results["dnn"]["predictions"] = fake_predictions()[2]
+    fig = confusion_matrices(results, [f"c{i}" for i in range(10)])
+    titles = [ax.get_title() for ax in fig.axes[:4]]
+    texts = [" ".join(t.get_text() for t in ax.texts) for ax in fig.axes[:4]]
+    assert titles[0] == "DNN (epoch 7)"
+    assert "no predictions recorded" in texts[1] and "not run yet" in texts[2]
+    assert_nothing_clipped(fig)
+
+
+def test_mistakes_gallery_puts_true_and_predicted_class_under_each_image():
+    from cifar_helpers.plots import mistakes_gallery
+
+    images = np.random.default_rng(0).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+    mistakes = [[11, 3, 5, 0.99], [42, 0, 9, 0.75]]
+    fig = mistakes_gallery(images, mistakes, [f"c{i}" for i in range(10)], "title", columns=4)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 2 and np.array_equal(shown[0].images[0].get_array(), images[11])
+    assert shown[0].texts[0].get_text() == "c3\n→ c5 (99%)" and shown[0].texts[0].get_position()[1] < 0
+    assert_nothing_clipped(fig)

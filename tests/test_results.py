@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from cifar_helpers.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.tables import latex_escape
 from cifar_helpers.results import (
     REPORT_TABLE1,
     TABLE1_COLUMNS,
@@ -23,7 +24,6 @@ from cifar_helpers.results import (
     format_duration,
     formatted_table1,
     history_frame,
-    latex_escape,
     load_results,
     lr_steps,
     missing_models,

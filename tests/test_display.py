@@ -1,0 +1,80 @@
+"""What the notebooks show: tables with even decimals, sentences as Markdown, the comparison with the report."""
+
+from __future__ import annotations
+
+import numpy as np
+from test_plots import fake_predictions
+from test_results import SPECS, all_results, make_result
+
+from cifar_helpers.display import (
+    block_comparison_table,
+    bottleneck_verdict,
+    best_epoch_sentence,
+    metrics_table,
+    per_class_accuracy_table,
+    report_comparison,
+    results_overview,
+)
+from cifar_helpers.models import compare_blocks
+from cifar_helpers.results import LoadedResults
+
+
+def test_metrics_table_shows_every_row_with_the_same_decimals():
+    table = metrics_table(make_result("dnn", **SPECS["dnn"]))
+    assert list(table.columns) == ["train loss", "train acc (%)", "test loss", "test acc (%)", "lr"]
+    assert table.index.name == "epoch" and len(table) == 30
+    assert all(len(value.split(".")[1]) == 2 for value in table["train acc (%)"].tolist() + table["test acc (%)"].tolist())
+    assert all(len(value.split(".")[1]) == 4 for value in table["test loss"])
+    assert table.loc[19, "test acc (%)"] == "53.12"
+
+
+def test_sentences_are_markdown_that_wraps():
+    sentence = best_epoch_sentence(make_result("dnn", **SPECS["dnn"]))
+    assert sentence.data.startswith("DNN: the lowest test loss, 1.3000, came at epoch 17 of 30")
+    assert "highest test accuracy, 53.12%, came at epoch 19" in sentence._repr_markdown_()
+
+
+def test_report_comparison_takes_every_number_from_the_run_or_the_report():
+    result = make_result("resnet", **SPECS["resnet"]) | {"complete": False, "epochs_planned": 100,
+                                                       "data_source": "JPEG image folder (lossy copy) at /x",
+                                                       "device_name": "CPU (1 threads)"}
+    text = report_comparison(result).data
+    assert "**Best test accuracy:** 81.23% at epoch 11 here; the report: 80.85% at epoch 11 (+0.38 points)." in text
+    assert "**Lowest test loss:** 0.6000 at epoch 11 here; the report: 0.5801." in text
+    last = result["history"][-1]["test_loss"]
+    assert f"In the 14 epochs after it, the test loss ended at {last:.4f} (+{last - 0.6:.4f}" in text
+    assert "test loss rose after epoch 11 (overfitting)" in text
+    assert "JPEG copy on CPU (1 threads)" in text
+    assert "This run is partial: it stopped after 25 of the 100 epochs planned." in text
+    assert "costs up to 1-2 points" in text
+
+
+def test_per_class_table_names_each_classs_accuracy_and_its_usual_mistake():
+    labels, predicted, record = fake_predictions(n_classes=3, per_class=4)
+    table = per_class_accuracy_table({"predictions": record}, ["a", "b", "c"])
+    assert list(table.index) == ["a", "b", "c"] and table.index.name == "true class (epoch 7)"
+    for row, name in enumerate("abc"):
+        hits = ((labels == row) & (predicted == row)).sum()
+        assert table.loc[name, "test acc (%)"] == f"{100 * hits / 4:.2f}"
+    older = per_class_accuracy_table({}, ["a", "b", "c"])
+    assert "no test predictions" in older.data
+
+
+def test_results_overview_lists_found_missing_and_skipped():
+    results = LoadedResults(all_results(["dnn", "custom_resnet"]), {"cnn.json": "unreadable"})
+    text = results_overview(results).data
+    assert "- DNN: 30 epochs" in text and "- ResNet: not run yet (notebooks/03_resnet.ipynb)" in text
+    assert "- skipped `cnn.json`: unreadable" in text
+
+
+def test_block_comparison_reads_basic_to_bottleneck_and_the_verdict_has_no_empty_range():
+    comparison = compare_blocks()
+    table = block_comparison_table(comparison)
+    assert list(table.columns) == ["feature map", "convolutions", "parameters", "multiply-adds", "params ratio",
+                                   "MACs ratio"]
+    assert table.loc[64, "convolutions"] == "2 → 3" and table.loc[64, "feature map"] == "16×16"
+    assert table.loc[64, "parameters"] == f"{comparison.loc[0, 'basic_params']:,} → {comparison.loc[0, 'bottleneck_params']:,}"
+    verdict = bottleneck_verdict(comparison).data
+    assert verdict.startswith("**The report's claim holds:**")
+    assert "5.9% to 6.1% of its parameters and 5.9% of its multiply-adds" in verdict
+    assert not np.isnan(comparison["macs_ratio"]).any()
