@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PARAMS ?=
+SEEDS  ?=
 FORCE  ?= 0
 YES    ?= 0
 SMOKE_PARAMS := params/smoke.yaml
+SMOKE_SEEDS_PARAMS := params/smoke-seeds.yaml
 # nbval re-executes the smoke-run notebooks and the committed 04, and checks the
 # cells tagged NBVAL_CHECK_OUTPUT (timings, paths and addresses sanitized).
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
@@ -33,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/python -m cifar_helpers.run_all $(if $(PARAMS),--params $(PARAMS)) \
+	$(BIN)/python -m cifar_helpers.run_all $(if $(PARAMS),--params $(PARAMS)) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(filter 1,$(FORCE)),--force) $(if $(filter 1,$(YES)),--yes)
 
 smoke: install
@@ -43,8 +45,10 @@ smoke: install
 # nbval's re-execution trains again and must reproduce the seeded metrics.
 test: install
 	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_PARAMS) --force
-	rm -rf checkpoints/smoke
-	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb notebooks/04_custom_resnet_architecture.ipynb
+	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_SEEDS_PARAMS) --force
+	rm -rf checkpoints/smoke checkpoints/smoke-seeds
+	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb executed/smoke-seeds/*.ipynb \
+		notebooks/04_custom_resnet_architecture.ipynb
 
 # As root (containers, lab machines) JupyterLab refuses to start without --allow-root.
 lab: install
@@ -61,4 +65,5 @@ docker-test:
 	bash docker/test-image.sh
 
 clean:
-	rm -rf executed checkpoints/smoke results/smoke figures/smoke .pytest_cache
+	rm -rf executed checkpoints/smoke checkpoints/smoke-seeds results/smoke results/smoke-seeds \
+		figures/smoke figures/smoke-seeds .pytest_cache

@@ -9,8 +9,10 @@ is trained by the workbook's own engine with the report's lecture protocol
 (SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 64, normalisation only,
 seed 23, fp32), for `--epochs` epochs. Each run writes its full results
 record to `reference/lecture-models/<candidate>-e<epochs>.json` and resumes from
-`checkpoints/lecture-models/` when interrupted. `table` reads those records and
-prints the Markdown table of docs/lecture-models.md.
+`checkpoints/lecture-models/` when interrupted. `table` reads those records, and
+the reference runs of the notebooks (reference/cpu-jpeg/results/, matched to a
+candidate by the architecture they record), and prints the Markdown table of
+docs/lecture-models.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from cifar_helpers.atomic import atomic_write_json  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "reference" / "lecture-models"
+REFERENCE_DIR = REPO_ROOT / "reference" / "cpu-jpeg" / "results"  # the notebooks' runs with the chosen models
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints" / "lecture-models"
 
 # The report's numbers each candidate is compared with (report Table 1 and section 2.2).
@@ -43,24 +46,33 @@ class Candidate:
 
 CANDIDATES: dict[str, Candidate] = {
     # DNN: fully connected on the flattened 3×32×32 image.
-    "D0": Candidate("dnn", {"hidden": (1024, 512)}, "3072-1024-512-10, ReLU (the first inference)"),
+    "D0": Candidate("dnn", {"hidden": (1024, 512), "batch_norm": False}, "3072-1024-512-10, ReLU (the first inference)"),
     "D1": Candidate("dnn", {"hidden": (512, 256), "batch_norm": True},
                     "3072-512-256-10, Linear-BatchNorm1d-ReLU"),
     "D2": Candidate("dnn", {"hidden": (1024, 512), "batch_norm": True},
                     "3072-1024-512-10, Linear-BatchNorm1d-ReLU"),
-    "D3": Candidate("dnn", {"hidden": (512, 256), "activation": "sigmoid"}, "3072-512-256-10, sigmoid"),
+    "D3": Candidate("dnn", {"hidden": (512, 256), "batch_norm": False, "activation": "sigmoid"},
+                    "3072-512-256-10, sigmoid"),
     "D4": Candidate("dnn", {"hidden": (1024, 512, 256), "batch_norm": True},
                     "3072-1024-512-256-10, Linear-BatchNorm1d-ReLU"),
+    "D5": Candidate("dnn", {"hidden": (512, 256), "batch_norm": False, "activation": "tanh"},
+                    "3072-512-256-10, tanh"),
     # CNN: 3×3 convolutions in three max-pooled blocks, two linear layers, no skips.
-    "C0": Candidate("cnn", {}, "conv 32,32 | 64,64 | 128, fc 256, ReLU (the first inference)"),
+    "C0": Candidate("cnn", {"batch_norm": False}, "conv 32,32 | 64,64 | 128, fc 256, ReLU (the first inference)"),
     "C1": Candidate("cnn", {"batch_norm": True}, "as C0 with BatchNorm2d after every convolution"),
     "C2": Candidate("cnn", {"batch_norm": True, "dropout": 0.5}, "as C1 with dropout 0.5 before the last linear"),
     # ResNet: a 3×3 stem and three stages of basic blocks.
-    "R0": Candidate("resnet", {}, "32-64-128, 2 blocks a stage, no BN, zero-init residuals (the first inference)"),
+    "R0": Candidate("resnet", {"widths": (32, 64, 128), "batch_norm": False},
+                    "32-64-128, 2 blocks a stage, no BN, zero-init residuals (the first inference)"),
     "R1": Candidate("resnet", {"widths": (16, 32, 64), "batch_norm": True},
                     "16-32-64, 2 blocks a stage, BatchNorm after every convolution"),
-    "R2": Candidate("resnet", {"widths": (16, 32, 64)}, "16-32-64, 2 blocks a stage, no BN, zero-init residuals"),
-    "R3": Candidate("resnet", {"batch_norm": True}, "32-64-128, 2 blocks a stage, BatchNorm after every convolution"),
+    "R2": Candidate("resnet", {"widths": (16, 32, 64), "batch_norm": False},
+                    "16-32-64, 2 blocks a stage, no BN, zero-init residuals"),
+    "R3": Candidate("resnet", {"widths": (32, 64, 128), "batch_norm": True},
+                    "32-64-128, 2 blocks a stage, BatchNorm after every convolution"),
+    "R4": Candidate("resnet", {"widths": (64, 128, 256), "batch_norm": True, "stem": "7x7"},
+                    "the Custom ResNet without its fourth stage: 7x7 stride-2 stem, 64-128-256, 2 basic blocks "
+                    "a stage, BatchNorm"),
 }
 
 
@@ -99,33 +111,64 @@ def summarize(record: dict) -> dict:
     finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
     loss_i = min(finite, key=losses.__getitem__) if finite else None
     acc_i = max(range(len(accs)), key=accs.__getitem__)
-    last = history[-1]
+    after = losses[loss_i + 1:] if loss_i is not None else []
     return {
-        "epochs": len(history),
+        "epochs": len(history), "planned": record.get("epochs_planned", record["params"]["epochs"]),
         "best_acc": accs[acc_i], "best_acc_epoch": acc_i + 1,
         "best_loss": losses[loss_i] if loss_i is not None else math.nan,
         "best_loss_epoch": loss_i + 1 if loss_i is not None else None,
-        "last_test_loss": last["test_loss"], "last_test_acc": last["test_acc"],
-        "last_train_acc": last["train_acc"],
+        "last_test_loss": history[-1]["test_loss"], "max_loss_after": max(after) if after else math.nan,
+        "last_train_acc": history[-1]["train_acc"],
     }
 
 
-def table() -> str:
-    rows = ["| candidate | model | architecture | parameters | epochs run | best test acc (epoch) "
-            "| lowest test loss (epoch) | last epoch: test loss, test acc, train acc | report |",
-            "|---|---|---|---:|---:|---|---|---|---|"]
-    for path in sorted(OUT_DIR.glob("*.json"), key=lambda p: (list(CANDIDATES).index(p.name.split("-e")[0]),
-                                                               p.name)):
+def _plain(value):
+    """Tuples as lists, as JSON has them."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def candidate_of(record: dict) -> str | None:
+    """The study candidate whose architecture a results file records, if any."""
+    from cifar_helpers.models import model_options
+
+    recorded = record.get("architecture")
+    if not recorded:
+        return None
+    for name, candidate in CANDIDATES.items():
+        if candidate.model == record["model"] and \
+                _plain({**model_options(candidate.model), **candidate.options}) == _plain(recorded):
+            return name
+    return None
+
+
+def study_records() -> list[tuple[str, str, dict]]:
+    """(candidate, where from, record) for every study run and every reference run, in candidate order."""
+    found = []
+    for path in OUT_DIR.glob("*.json"):
         record = json.loads(path.read_text())
-        name = record["candidate"]["name"]
+        found.append((record["candidate"]["name"], f"study ({path.name})", record))
+    for path in REFERENCE_DIR.glob("*.json"):
+        record = json.loads(path.read_text())
+        name = record.get("model") in REPORT and candidate_of(record)
+        if name:
+            found.append((name, f"reference run ({REFERENCE_DIR.relative_to(REPO_ROOT)}/{path.name})", record))
+    order = list(CANDIDATES)
+    return sorted(found, key=lambda item: (order.index(item[0]), -len(item[2]["history"])))
+
+
+def table() -> str:
+    rows = ["| candidate | architecture | parameters | epochs run | best test acc (epoch) | lowest test loss (epoch) "
+            "| after the lowest loss: highest, last test loss | train acc, last epoch | run |",
+            "|---|---|---:|---:|---|---|---|---:|---|"]
+    for name, source, record in study_records():
         s = summarize(record)
-        acc, epoch = REPORT[record["model"]]
+        epochs = f"{s['epochs']}" + (f" of {s['planned']}" if s["epochs"] != s["planned"] else "")
+        after = (f"{s['max_loss_after']:.4f}, {s['last_test_loss']:.4f}" if math.isfinite(s["max_loss_after"])
+                 else "(last epoch)")
         rows.append(
-            f"| {name} | {record['model']} | {record['candidate']['description']} | {record['num_parameters']:,} "
-            f"| {s['epochs']} | {100 * s['best_acc']:.2f}% ({s['best_acc_epoch']}) "
-            f"| {s['best_loss']:.4f} ({s['best_loss_epoch']}) "
-            f"| {s['last_test_loss']:.4f}, {100 * s['last_test_acc']:.2f}%, {100 * s['last_train_acc']:.2f}% "
-            f"| {100 * acc:.2f}% ({epoch}) |")
+            f"| {name} | {CANDIDATES[name].description} | {record['num_parameters']:,} | {epochs} "
+            f"| {100 * s['best_acc']:.2f}% ({s['best_acc_epoch']}) | {s['best_loss']:.4f} ({s['best_loss_epoch']}) "
+            f"| {after} | {100 * s['last_train_acc']:.2f}% | {source} |")
     return "\n".join(rows)
 
 

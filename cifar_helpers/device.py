@@ -62,8 +62,8 @@ def describe_device(device: torch.device, long_run: bool = False) -> str:
         return f"Training on {device.type}: {device_name(device)}"
     line = f"Training on the CPU: {device_name(device)}."
     if long_run:
-        line += (" No GPU was found or chosen, and this run is long: expect hours (README, 'The two commands'). "
-                 "SUBSET or fewer EPOCHS give a quick look.")
+        line += ("\nNo GPU was found or chosen, and this run is long: expect hours on a CPU."
+                 "\nSUBSET or fewer EPOCHS give a quick look (README, 'The two commands').")
     return line
 
 

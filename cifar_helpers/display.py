@@ -14,8 +14,8 @@ from IPython.display import Markdown
 
 from .catalog import MODEL_LABELS
 from .predictions import per_class_accuracy
-from .results import (REPORT_TABLE1, best_points, data_label, device_label, epochs_label, history_frame,
-                      missing_models, summary_paragraph)
+from .results import (REPORT_TABLE1, best_points, data_label, device_label, epochs_label, formatted_table1,
+                      history_frame, missing_models, summary_paragraph)
 
 
 def metrics_table(result: Mapping[str, Any]) -> pd.DataFrame:
@@ -219,3 +219,14 @@ def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
     return mistakes_gallery(images, shown, classes,
                             f"{MODEL_LABELS[result['model']]}: the {len(shown)} most confident mistakes "
                             f"(epoch {result['predictions']['epoch']})")
+
+
+TABLE1_RUN_COLUMNS = ("Parameters", "Train time", "Epochs", "Device", "Data")
+
+
+def table1_views(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1 for the notebook, in two narrow tables (the files keep it whole): the numbers beside the
+    report's, and how each row ran."""
+    shown = formatted_table1(table).set_index("Model")
+    runs = [column for column in shown.columns if column in TABLE1_RUN_COLUMNS]
+    return shown.drop(columns=runs), shown[runs]

@@ -12,6 +12,7 @@ traceback: for a bug it helps.
 from __future__ import annotations
 
 import sys
+import textwrap
 import warnings
 
 
@@ -30,16 +31,25 @@ class TrainingInterrupted(KeyboardInterrupt):
 _SHOWN_AS_MESSAGES = (WorkbookError, TrainingInterrupted)
 
 
+WRAP = 100  # characters: a notebook's output area wraps longer lines anywhere, mid-word included
+
+
+def wrap(text: str) -> str:
+    """`text` with its lines broken between words at WRAP characters."""
+    return "\n".join(textwrap.fill(line, WRAP, break_long_words=False, break_on_hyphens=False) or line
+                     for line in str(text).split("\n"))
+
+
 def _show_message(shell, etype, value, tb, tb_offset=None):
     """IPython custom-exception handler: the error's name and message, nothing else."""
-    stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+    stb = [wrap(f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}")]
     shell._showtraceback(etype, value, stb)  # the kernel's error message: a frontend shows it, papermill sees it
     return stb
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
     if isinstance(category, type) and issubclass(category, WorkbookWarning):
-        print(f"Warning: {message}", file=sys.stderr if file is None else file)
+        print(wrap(f"Warning: {message}"), file=sys.stderr if file is None else file)
     else:
         _default(message, category, filename, lineno, file, line)
 

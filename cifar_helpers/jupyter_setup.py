@@ -18,6 +18,17 @@ from pathlib import Path
 
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"  # what every notebook's kernelspec says
+# What the kernel reports and JupyterLab writes into a notebook it opens: stored as is, so an untouched
+# notebook stays unchanged. The version is that of the Python the workbook is built and tested with.
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+    "version": "3.11.7",
+}
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }

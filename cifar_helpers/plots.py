@@ -19,12 +19,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from cifar_helpers.figstyle import OKABE_ITO, PAGE_WIDTH, STYLE, shade
 from cifar_helpers.catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
-from cifar_helpers.results import best_points, epochs_label, history_frame, lr_steps
+from cifar_helpers.results import best_points, epochs_label, history_frame, lr_steps, mean_over_seeds, runs_of
 
 EPOCH_LABEL = "epoch"
 LOSS_LABEL = "cross-entropy loss"
@@ -47,6 +48,7 @@ MODEL_LINESTYLES = {"dnn": ":", "cnn": "-.", "resnet": "--", "custom_resnet": "-
 # A diverged run's loss can reach 1e10: cap the loss axis at this many times
 # the first epoch's loss so that the rest of the curve stays readable.
 LOSS_CAP_FACTOR = 2.0
+BAND_ALPHA = 0.2  # the ± 1 std band over seeds
 
 
 @contextlib.contextmanager
@@ -78,13 +80,21 @@ def _drop_line(ax: Axes, x: float, y: float) -> None:
     ax.set_ylim(bottom, top)
 
 
-def _loss_panel(ax: Axes, result: Mapping[str, Any]) -> None:
-    """Train and test loss, the lowest test loss marked, the axis capped if the loss diverged."""
+def _loss_panel(ax: Axes, result: Mapping[str, Any], spread=None) -> None:
+    """Train and test loss, the lowest test loss marked, the axis capped if the loss diverged.
+
+    With `spread` (per-epoch standard deviations over seeds, `result` being their mean) each
+    curve gets a band of ± 1 std."""
     frame = history_frame(result)
     epochs = frame["epoch"].to_numpy()
     train, test = _finite(frame["train_loss"]), _finite(frame["test_loss"])
     ax.plot(epochs, train, label="train", **TRAIN_STYLE)
     ax.plot(epochs, test, label="test", **TEST_STYLE)
+    if spread is not None:
+        for values, key, style in ((train, "train_loss", TRAIN_STYLE), (test, "test_loss", TEST_STYLE)):
+            width = spread[key].to_numpy()
+            ax.fill_between(epochs, values - width, values + width, color=style["color"], alpha=BAND_ALPHA,
+                            linewidth=0)
     best = best_points(result)
     _drop_line(ax, best.loss_epoch, best.test_loss)
     ax.plot([best.loss_epoch], [best.test_loss], marker="o", markersize=4.5, linestyle="none", color=BEST_COLOUR,
@@ -128,14 +138,21 @@ def _accuracy_panel(ax: Axes, result: Mapping[str, Any]) -> None:
 def plot_history(result: Mapping[str, Any]) -> Figure:
     """Loss and accuracy curves of one run, side by side, best epochs marked."""
     model = result["model"]
-    with _styled_figure(figsize=(PAGE_WIDTH, 2.9)) as fig:
+    with _styled_figure(figsize=(PAGE_WIDTH, 3.1)) as fig:
         loss_ax, acc_ax = fig.subplots(1, 2)
         _loss_panel(loss_ax, result)
         _accuracy_panel(acc_ax, result)
-        loss_ax.set_title("loss")
-        acc_ax.set_title("accuracy")
-        loss_ax.legend(loc="best", framealpha=0.9)
-        acc_ax.legend(loc="best", framealpha=0.9)
+        best = best_points(result)
+        loss_ax.set_title(f"loss: lowest test loss {best.test_loss:.4f} (epoch {best.loss_epoch})", fontsize="small")
+        acc_ax.set_title(f"accuracy: highest test accuracy {100 * best.test_acc:.2f}% (epoch {best.acc_epoch})",
+                         fontsize="small")
+        # one legend below both panels, where it covers no curve; a diverged run's notes stay in its panel
+        extra = [(h, label) for h, label in zip(*loss_ax.get_legend_handles_labels()) if label.startswith("loss ")]
+        if extra:
+            loss_ax.legend(*zip(*extra), loc="upper right", framealpha=0.9)
+        handles = _shared_handles()
+        handles[-1].set_label("best epoch (lowest test loss, highest test accuracy)")
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
         parameters = result.get("num_parameters")
         detail = f", {parameters:,} parameters" if isinstance(parameters, int) else ""
         fig.suptitle(f"{MODEL_LABELS[model]}: {epochs_label(result)} epochs{detail}")
@@ -154,34 +171,51 @@ def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
 
     Three narrow panels share one legend below them, so no legend covers a curve;
     each panel's title gives its lowest test loss."""
-    models = LECTURE_MODELS
+    models, seeds = LECTURE_MODELS, 1
     with _styled_figure(figsize=(PAGE_WIDTH, 2.8)) as fig:
         axes = fig.subplots(1, len(models))
         for letter, model, ax in zip("ABC", models, axes):
             title = f"({letter}) {MODEL_LABELS[model]}" + _partial_note(results.get(model))
             if model in results:
-                _loss_panel(ax, results[model])
-                best = best_points(results[model])
-                title += f"\nlowest test loss {best.test_loss:.4f} (epoch {best.loss_epoch})"
+                shown, spread, n = _over_seeds(results, model)
+                _loss_panel(ax, shown, spread)
+                best = best_points(shown)
+                title += (f"\nlowest test loss {best.test_loss:.4f} (epoch {best.loss_epoch})" if n == 1 else
+                          f", mean of {n} seeds\nlowest mean test loss {best.test_loss:.4f} (epoch {best.loss_epoch})")
+                seeds = max(seeds, n)
             else:
                 _not_run_yet(ax, model)
                 _epoch_axis(ax, 1)
                 ax.set_xticks([])
             ax.set_title(title, fontsize="small")
             ax.set_ylabel(LOSS_LABEL if ax is axes[0] else "")
-        fig.legend(handles=_shared_handles(), loc="outside lower center", ncols=3, frameon=False)
+        fig.legend(handles=_shared_handles(seeds), loc="outside lower center", ncols=4, frameon=False)
         fig.suptitle("Fig 1. Loss curves per model")
     return fig
 
 
-def _shared_handles() -> list[Line2D]:
-    return [Line2D([], [], label="train", **TRAIN_STYLE), Line2D([], [], label="test", **TEST_STYLE),
-            Line2D([], [], marker="o", markersize=4.5, linestyle="none", color=BEST_COLOUR, label="lowest test loss")]
+def _shared_handles(seeds: int = 1) -> list:
+    handles = [Line2D([], [], label="train", **TRAIN_STYLE), Line2D([], [], label="test", **TEST_STYLE),
+               Line2D([], [], marker="o", markersize=4.5, linestyle="none", color=BEST_COLOUR, label="lowest test loss")]
+    if seeds > 1:
+        handles.append(Patch(color="0.5", alpha=BAND_ALPHA, label="± 1 std over the seeds"))
+    return handles
 
 
-def fig4_custom_resnet_loss(result: Mapping[str, Any] | None) -> Figure:
+def _over_seeds(results: Mapping[str, Any], model: str):
+    """(the run, or the mean over its seeds; the per-epoch std or None; the number of seeds)."""
+    runs = runs_of(results, model)
+    if len(runs) < 2:
+        return results[model], None, 1
+    mean, spread = mean_over_seeds(runs)
+    return mean, spread, len(runs)
+
+
+def fig4_custom_resnet_loss(result: Mapping[str, Any] | None, seeds: Mapping[str, Any] | None = None) -> Figure:
     """The report's Fig 4: Custom ResNet train and test loss with the best epoch,
-    the early-stopping point (or the final epoch) and the learning-rate steps."""
+    the early-stopping point (or the final epoch) and the learning-rate steps.
+
+    `seeds`: the loaded results, to draw the mean over the Custom ResNet's seeds with a band."""
     with _styled_figure(figsize=(PAGE_WIDTH, 3.4)) as fig:
         ax = fig.subplots()
         ax.set_title("Fig 4. Custom ResNet loss curve")
@@ -190,9 +224,14 @@ def fig4_custom_resnet_loss(result: Mapping[str, Any] | None) -> Figure:
             ax.set_xlabel(EPOCH_LABEL)
             ax.set_ylabel(LOSS_LABEL)
             return fig
-        _loss_panel(ax, result)
+        shown, spread, n = _over_seeds(seeds if seeds is not None else {"custom_resnet": result}, "custom_resnet")
+        _loss_panel(ax, shown, spread)
         stop_epoch = int(result.get("stop_epoch") or len(result["history"]))
         stop_label = f"early stop (epoch {stop_epoch})" if result.get("stopped_early") else f"final epoch {stop_epoch} (no early stop)"
+        if n > 1:  # the mean covers the epochs every seed ran
+            ax.set_title(f"Fig 4. Custom ResNet loss curve, mean of {n} seeds (band: ± 1 std)")
+            stop_epoch = len(shown["history"])
+            stop_label = f"the shortest of the {n} runs ends (epoch {stop_epoch})"
         ax.axvline(stop_epoch, color=STOP_COLOUR, linestyle="-.", linewidth=1.2, label=stop_label)
         _mark_lr_steps(ax, result)
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)

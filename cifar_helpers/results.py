@@ -71,7 +71,7 @@ TABLE1_COLUMNS = (
     "Δ Acc (pts)",
 )
 
-TEXT_COLUMNS = ("Model", "Epochs", "Device", "Data")
+TEXT_COLUMNS = ("Model", "Epochs", "Device", "Data", "Best Acc over seeds (%)", "Best Loss over seeds")
 
 TABLE1_NOTES = (
     "Best Test Loss is the lowest test loss of any epoch; Best Epoch is that epoch.",
@@ -93,11 +93,14 @@ class ResultsSkippedWarning(WorkbookWarning):
 
 
 class LoadedResults(dict):
-    """`{model: result}` in MODEL_NAMES, plus `skipped`: `{file name: reason}`."""
+    """`{model: result}` in MODEL_NAMES, plus `skipped`: `{file name: reason}`, and `seeds`:
+    `{model: [result of each seed]}` when further seeds ran."""
 
-    def __init__(self, results: Mapping[str, dict] | None = None, skipped: Mapping[str, str] | None = None):
+    def __init__(self, results: Mapping[str, dict] | None = None, skipped: Mapping[str, str] | None = None,
+                 seeds: Mapping[str, list[dict]] | None = None):
         super().__init__(results or {})
         self.skipped: dict[str, str] = dict(skipped or {})
+        self.seeds: dict[str, list[dict]] = {model: list(runs) for model, runs in (seeds or {}).items()}
 
 
 class Missing(NamedTuple):
@@ -166,36 +169,72 @@ def validate_result(result: Any, model: str) -> str | None:
 def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> LoadedResults:
     """Load `<results_dir>/<model>.json` for each known model; never raises on a partial set.
 
+    Runs of further seeds (`make run SEEDS=...`) sit in `<results_dir>/seed-<n>/`: they are
+    loaded into `.seeds[model]`, all of a model's runs in seed order, the main one among them.
     Unreadable, incomplete or invalid files, and JSON files that are not named
     after a model, are skipped; their reasons are in `.skipped` and, unless
     `warn=False`, in one ResultsSkippedWarning.
     """
     results_dir = Path(results_dir)
-    loaded: dict[str, dict] = {}
-    skipped: dict[str, str] = {}
     if not results_dir.is_dir():
         if warn:
             warnings.warn(f"results folder {results_dir} does not exist: no model has been trained yet", ResultsSkippedWarning, stacklevel=2)
         return LoadedResults()
-    for path in sorted(results_dir.glob("*.json")):
-        model = path.stem
+    loaded, skipped = _load_folder(results_dir, "")
+    seeds: dict[str, list[dict]] = {model: [result] for model, result in loaded.items()}
+    for folder in sorted(p for p in results_dir.glob("seed-*") if p.is_dir()):
+        extra, extra_skipped = _load_folder(folder, f"{folder.name}/")
+        skipped.update(extra_skipped)
+        for model, result in extra.items():
+            seeds.setdefault(model, []).append(result)
+            loaded.setdefault(model, result)  # only further seeds ran: the first stands for the model
+    if skipped and warn:
+        lines = "\n".join(f"  {name}: {reason}" for name, reason in skipped.items())
+        warnings.warn(f"skipped {len(skipped)} file(s) in {results_dir}:\n{lines}", ResultsSkippedWarning, stacklevel=2)
+    ordered = {model: loaded[model] for model in MODEL_NAMES if model in loaded}
+    by_seed = {model: sorted(runs, key=lambda r: (r.get("params") or {}).get("seed", 0)) for model, runs in seeds.items()}
+    return LoadedResults(ordered, skipped, by_seed)
+
+
+def _load_folder(folder: Path, prefix: str) -> tuple[dict[str, dict], dict[str, str]]:
+    loaded: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    for path in sorted(folder.glob("*.json")):
+        model, name = path.stem, prefix + path.name
         if model not in MODEL_NAMES:
-            skipped[path.name] = f"not a model result (known models: {', '.join(MODEL_NAMES)})"
+            skipped[name] = f"not a model result (known models: {', '.join(MODEL_NAMES)})"
             continue
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            skipped[path.name] = f"unreadable ({type(error).__name__}: {error}); rerun {MODEL_NOTEBOOKS[model]}"
+            skipped[name] = f"unreadable ({type(error).__name__}: {error}); rerun {MODEL_NOTEBOOKS[model]}"
             continue
         reason = validate_result(result, model)
         if reason is not None:
-            skipped[path.name] = reason
+            skipped[name] = reason
             continue
         loaded[model] = result
-    if skipped and warn:
-        lines = "\n".join(f"  {name}: {reason}" for name, reason in skipped.items())
-        warnings.warn(f"skipped {len(skipped)} file(s) in {results_dir}:\n{lines}", ResultsSkippedWarning, stacklevel=2)
-    return LoadedResults({model: loaded[model] for model in MODEL_NAMES if model in loaded}, skipped)
+    return loaded, skipped
+
+
+def runs_of(results: Mapping[str, dict], model: str) -> list[dict]:
+    """Every run of `model` (one per seed), or just the one in `results`."""
+    runs = getattr(results, "seeds", {}).get(model)
+    return list(runs) if runs else ([results[model]] if model in results else [])
+
+
+def mean_over_seeds(runs: list[Mapping[str, Any]]) -> tuple[dict, pd.DataFrame]:
+    """A result whose history is the per-epoch mean over `runs` (their common epochs), and the
+    per-epoch standard deviations (sample std; 0 for one run)."""
+    length = min(len(run["history"]) for run in runs)
+    frames = [history_frame(run).iloc[:length] for run in runs]
+    stacked = pd.concat(frames, keys=range(len(frames)))
+    columns = ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds"]
+    mean = stacked.groupby("epoch")[columns].mean()
+    std = stacked.groupby("epoch")[columns].std(ddof=1).fillna(0.0)
+    history = [{"epoch": int(epoch), **{k: float(v) for k, v in row.items()}}
+               for epoch, row in mean.iterrows()]
+    return {**runs[0], "history": history, "stop_epoch": length}, std
 
 
 def missing_models(results: Mapping[str, dict]) -> list[Missing]:
@@ -320,7 +359,29 @@ def table1(results: Mapping[str, dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
     frame["Parameters"] = frame["Parameters"].astype("Int64")
     frame.attrs["notes"] = list(TABLE1_NOTES)
+    runs = {model: runs_of(results, model) for model in MODEL_NAMES if model in results}
+    if any(len(r) > 1 for r in runs.values()):  # several seeds: mean ± std beside the single-run numbers
+        position = list(frame.columns).index("Best-Acc Epoch") + 1
+        for offset, (column, values) in enumerate(_seed_columns(runs).items()):
+            frame.insert(position + offset, column, values)
+        frame.attrs["notes"].append(SEEDS_NOTE)
     return frame
+
+
+SEEDS_NOTE = ("Over seeds: the mean ± sample standard deviation of each seed's best value, over n seeds "
+              "(make run SEEDS=...); the other columns are the main seed's run.")
+
+
+def _seed_columns(runs: Mapping[str, list[dict]]) -> dict[str, list[str]]:
+    accs, losses = [], []
+    for model_runs in runs.values():
+        best = [best_points(run) for run in model_runs]
+        acc = pd.Series([100 * b.test_acc for b in best])
+        loss = pd.Series([b.test_loss for b in best])
+        n = len(best)
+        accs.append(f"{acc.mean():.2f} ± {acc.std(ddof=1) if n > 1 else 0:.2f} (n={n})")
+        losses.append(f"{loss.mean():.4f} ± {loss.std(ddof=1) if n > 1 else 0:.4f} (n={n})")
+    return {"Best Acc over seeds (%)": accs, "Best Loss over seeds": losses}
 
 
 def format_duration(seconds: float) -> str:
@@ -342,7 +403,7 @@ def format_duration(seconds: float) -> str:
 def _format_cell(column: str, value: Any) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    if column in ("Model", "Epochs", "Device", "Data"):
+    if column in TEXT_COLUMNS:
         return str(value)
     if column == "Parameters":
         return f"{int(value):,}"

@@ -69,7 +69,7 @@ _ProfileLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
     list("-+0123456789."),
 )
-WORKBOOK_SETTINGS = ("fake_data", "only", "executed_dir")
+WORKBOOK_SETTINGS = ("fake_data", "only", "executed_dir", "seeds")
 
 
 def load_profile(path: str | os.PathLike | None) -> Profile:
@@ -86,6 +86,8 @@ def load_profile(path: str | os.PathLike | None) -> Profile:
         raise RunError(f"parameter file {file} must hold a mapping of NAME: value")
     per_notebook = raw.pop("notebooks", None) or {}
     settings = raw.pop("workbook", None) or {}
+    if "SEEDS" in raw:  # a runner setting, not a notebook parameter
+        settings = {**settings, "seeds": raw.pop("SEEDS")}
     unknown_nb = set(per_notebook) - {name for name, _ in NOTEBOOKS}
     if unknown_nb:
         raise RunError(f"{file}: unknown notebook(s) under notebooks: {sorted(unknown_nb)}")
@@ -182,6 +184,45 @@ def make_fake_data(settings: dict[str, Any]) -> None:
         write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0))
 
 
+SEED_FOLDER = "seed-{seed}"  # results, checkpoints and executed notebooks of the seeds after the first
+
+
+def parse_seeds(value: Any) -> list[int] | None:
+    """`--seeds 23,24,25` or `SEEDS: [23, 24, 25]`: distinct whole numbers >= 0, or None for one run."""
+    if value is None or value == "":
+        return None
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    try:
+        seeds = [int(str(item).strip()) for item in items]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds) or \
+            any(isinstance(item, (bool, float)) for item in items):
+        raise RunError(f"SEEDS must be distinct whole numbers >= 0, such as 23,24,25; got {value!r}")
+    return seeds
+
+
+def seed_runs(given: dict[str, Any], declared: dict[str, Any], seeds: list[int] | None) -> list[tuple[dict, str]]:
+    """One run per seed: (the parameters it changes, its executed-notebook sub-folder).
+
+    The notebook's own SEED (23 unless the profile sets it) keeps the usual folders, so a multi-seed run
+    never overwrites it; every other seed writes into seed-<n>/ sub-folders of RESULTS_DIR,
+    CHECKPOINT_DIR and the executed notebooks."""
+    if not seeds:
+        return [({}, "")]
+    primary = given.get("SEED", declared.get("SEED"))
+    runs = []
+    for seed in seeds:
+        if seed == primary:
+            runs.append(({"SEED": seed}, ""))
+            continue
+        folder = SEED_FOLDER.format(seed=seed)
+        moved = {name: str(repo_path(given.get(name, declared.get(name)), default) / folder)
+                 for name, default in OUTPUT_FOLDERS if name in declared and name != "FIGURES_DIR"}
+        runs.append(({"SEED": seed, **moved}, folder))
+    return runs
+
+
 def _train_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
     """Training images per epoch: SUBSET, else the data in DATA_DIR when known, else all 50,000."""
     from .estimate import FULL_TRAIN
@@ -216,14 +257,17 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
     from .results import format_duration
 
     on_cpu = [(nb, model, p) for nb, model, p in jobs if model and _trains_on_cpu(p)]
-    total, lines = 0.0, []
+    total, lines, measured = 0.0, [], {}
     for notebook, model, params in on_cpu:
         cfg = TrainConfig.for_model(model, batch_size=params.get("BATCH_SIZE", 64))
         epochs = params.get("EPOCHS", cfg.epochs)
         n_train = _train_images(params, data_sizes or {})
         if int(epochs or 1) * n_train <= SMALL_RUN_IMAGES:
             continue  # a few epochs' worth of images take minutes, not hours
-        per_epoch = epoch_seconds(cfg, torch.device("cpu"), n_train)
+        key = (model, cfg.batch_size, n_train)
+        if key not in measured:  # several seeds of one notebook cost the same
+            measured[key] = epoch_seconds(cfg, torch.device("cpu"), n_train)
+        per_epoch = measured[key]
         total += per_epoch * epochs
         lines.append(f"  {notebook:<18} ~{format_duration(per_epoch)} per epoch x {epochs} epochs"
                      f" = {format_duration(per_epoch * epochs)}")
@@ -286,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", action="store_true", help="start a long CPU run without asking")
     parser.add_argument("--only", help="comma-separated notebook names or prefixes (e.g. 01,06)")
     parser.add_argument("--executed-dir", default=None, help="where executed notebooks and logs go")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds: each training notebook runs once per seed (e.g. 23,24,25)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -312,7 +358,6 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
     """`make run` itself; `progress["notebook"]` names the notebook running now."""
     profile = load_profile(args.params)
     executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
-    state_dir = executed_dir / ".state"
     only = args.only or ",".join(profile.settings.get("only", []))
     chosen = [(nb, model) for nb, model in NOTEBOOKS
               if not only or any(nb.startswith(p.strip()) for p in only.split(","))]
@@ -320,14 +365,17 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
         raise RunError(f"--only {only!r} matches none of {[nb for nb, _ in NOTEBOOKS]}")
     declared_by = {nb: declared_parameters(NOTEBOOK_DIR / f"{nb}.ipynb") for nb, _ in NOTEBOOKS}
     check_profile_names(profile, declared_by)
+    seeds = parse_seeds(args.seeds if args.seeds is not None else profile.settings.get("seeds"))
     jobs = []
     for notebook, model in chosen:
         declared = declared_by[notebook]
         given = profile.for_notebook(notebook, set(declared))
-        jobs.append((notebook, model, given, {**declared, **given}))
+        for seed, folder in (seed_runs(given, declared, seeds) if model else [(None, "")]):
+            run_given = {**given, **seed} if seed else given
+            jobs.append((notebook, model, run_given, {**declared, **run_given}, folder))
     # Every output folder is checked before the first epoch, not found unwritable hours later.
     require_writable(executed_dir, "the executed-notebook folder (--executed-dir, or executed_dir under workbook:)")
-    for _, _, _, full in jobs:
+    for _, _, _, full, _ in jobs:
         for name, default in OUTPUT_FOLDERS:
             if name in full:
                 require_writable(repo_path(full[name], default), name)
@@ -335,22 +383,24 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
         print(f"Running {len(jobs)} notebooks with {profile.name} into {executed_dir}")
         make_fake_data(profile.settings)
         found = {folder: inspect_data(folder) for folder in {data_dir(full.get("DATA_DIR"))
-                                                              for _, model, _, full in jobs if model}}
+                                                              for _, model, _, full, _ in jobs if model}}
         data_sizes = {folder: info.n_train for folder, info in found.items() if info}
-        check_cpu_cost([(nb, model, full) for nb, model, _, full in jobs], args.yes, data_sizes)
-        for index, (notebook, model, given, full) in enumerate(jobs, 1):
-            state_file = state_dir / f"{notebook}.json"
-            prefix = f"[{index}/{len(jobs)}] {notebook}"
+        check_cpu_cost([(nb, model, full) for nb, model, _, full, _ in jobs], args.yes, data_sizes)
+        for index, (notebook, model, given, full, seed_folder) in enumerate(jobs, 1):
+            notebook_dir = executed_dir / seed_folder
+            state_file = notebook_dir / ".state" / f"{notebook}.json"
+            prefix = f"[{index}/{len(jobs)}] {notebook}" + (f" (seed {full['SEED']})" if len(seeds or ()) > 1 and model else "")
             info = found.get(data_dir(full.get("DATA_DIR")))
             if model and not args.force and is_complete(state_file, full, model, info and info.digest):
                 print(f"{prefix}: skipped, results complete for these parameters (FORCE=1 re-runs it)")
                 continue
             if model and args.force:
                 discard_checkpoints(full, model)
-            print(f"{prefix}: running (log: {executed_dir / (notebook + '.log')})", flush=True)
+            print(f"{prefix}: running (log: {notebook_dir / (notebook + '.log')})", flush=True)
             progress["notebook"] = notebook
             started = time.perf_counter()
-            run_notebook(notebook, given, executed_dir)
+            notebook_dir.mkdir(parents=True, exist_ok=True)
+            run_notebook(notebook, given, notebook_dir)
             if model:
                 result = json.loads(_results_file(full, model).read_text())
                 atomic_write_json(state_file, {"params_hash": short_hash(full), "params": full,

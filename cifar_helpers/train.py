@@ -33,7 +33,7 @@ from .errors import TrainingInterrupted, WorkbookError
 from .lock import exclusive
 from .device import (SMALL_RUN_IMAGES, configure_determinism, describe_device, device_name,
                      prefers_channels_last, select_device)
-from .models import build_model, count_parameters
+from .models import build_model, count_parameters, model_options
 from .paths import REPO_ROOT, repo_path, require_writable
 from .predictions import prediction_record
 from .progress import batch_progress, format_epoch, progress_mode
@@ -394,6 +394,9 @@ def _results_record(cfg, state: TrainingState, fingerprint, model, device, sourc
         "fingerprint": fingerprint,
         "params": cfg.to_dict(),
         "num_parameters": count_parameters(model),
+        # every option of the model's factory, defaults included: the file names its architecture
+        # even after a default changes
+        "architecture": {**model_options(cfg.model), **cfg.model_options},
         "device": device.type,
         "device_name": device_name(device),
         "data_source": source,

@@ -186,11 +186,15 @@ def test_docker_test_script_is_executable_valid_bash():
 
 def test_notebooks_name_the_kernel_the_setup_registers():
     """JupyterLab rewrites a notebook whose kernel display name differs from the installed one."""
-    from cifar_helpers.jupyter_setup import KERNEL_DISPLAY_NAME, KERNEL_NAME
+    from cifar_helpers.jupyter_setup import KERNEL_DISPLAY_NAME, KERNEL_NAME, LANGUAGE_INFO
 
     for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
-        spec = json.loads(path.read_text())["metadata"]["kernelspec"]
+        metadata = json.loads(path.read_text())["metadata"]
+        spec = metadata["kernelspec"]
         assert (spec["name"], spec["display_name"]) == (KERNEL_NAME, KERNEL_DISPLAY_NAME), path.name
+        # JupyterLab writes the kernel's language_info into an opened notebook: stored as it writes it,
+        # an untouched notebook stays unchanged (seen in a headless JupyterLab: no save prompt, same bytes)
+        assert metadata["language_info"] == LANGUAGE_INFO, path.name
     installed = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
     if installed.is_file():  # `make install` ran in this environment
         assert json.loads(installed.read_text())["display_name"] == KERNEL_DISPLAY_NAME

@@ -99,8 +99,11 @@ def test_plot_history_shows_loss_and_accuracy_with_best_epochs():
     loss_ax, acc_ax = fig.axes
     assert (loss_ax.get_xlabel(), loss_ax.get_ylabel()) == ("epoch", "cross-entropy loss")
     assert (acc_ax.get_xlabel(), acc_ax.get_ylabel()) == ("epoch", "accuracy (%)")
-    assert legend_texts(loss_ax) == ["train", "test", "lowest test loss: 1.3000 (epoch 17)"]
-    assert legend_texts(acc_ax) == ["train", "test", "highest test accuracy: 53.12% (epoch 19)"]
+    assert loss_ax.get_title() == "loss: lowest test loss 1.3000 (epoch 17)"
+    assert acc_ax.get_title() == "accuracy: highest test accuracy 53.12% (epoch 19)"
+    assert legend_texts(fig) == ["train", "test", "best epoch (lowest test loss, highest test accuracy)"]
+    assert loss_ax.get_legend() is None and acc_ax.get_legend() is None
+    assert_legends_outside_the_axes(fig)
     marker = labelled_line(loss_ax, "lowest test loss")
     assert list(marker.get_xdata()) == [17] and marker.get_ydata()[0] == pytest.approx(1.3)
     marker = labelled_line(acc_ax, "highest test accuracy")
@@ -308,4 +311,22 @@ def test_mistakes_gallery_puts_true_and_predicted_class_under_each_image():
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 2 and np.array_equal(shown[0].images[0].get_array(), images[11])
     assert shown[0].texts[0].get_text() == "c3\n→ c5 (99%)" and shown[0].texts[0].get_position()[1] < 0
+    assert_nothing_clipped(fig)
+
+
+def test_fig1_draws_the_mean_over_seeds_with_a_band():
+    from matplotlib.collections import PolyCollection
+
+    from cifar_helpers.results import LoadedResults
+
+    runs = [make_result("dnn", **SPECS["dnn"]), make_result("dnn", **{**SPECS["dnn"], "best_loss": 1.1})]
+    results = LoadedResults({"dnn": runs[0]}, {}, {"dnn": runs})
+    fig = fig1_loss_curves(results)
+    ax = fig.axes[0]
+    assert "mean of 2 seeds" in ax.get_title()
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2  # train and test bands
+    test_line = labelled_line(ax, "test")
+    expected = [(a["test_loss"] + b["test_loss"]) / 2 for a, b in zip(runs[0]["history"], runs[1]["history"])]
+    assert list(test_line.get_ydata()) == pytest.approx(expected)
+    assert legend_texts(fig)[-1] == "± 1 std over the seeds"
     assert_nothing_clipped(fig)

@@ -378,3 +378,26 @@ def test_summary_names_the_data_the_runs_read():
     assert "Data: synthetic." in summary_paragraph(results)
     results["dnn"] = {**results["dnn"], "data_source": "JPEG image folder (lossy copy) at /x"}
     assert "The runs read different data: JPEG image folder (lossy copy) at /x and synthetic." in summary_paragraph(results)
+
+
+def test_seeds_load_beside_the_main_run_and_table1_shows_mean_and_std(tmp_path):
+    main = make_result("dnn", **SPECS["dnn"])
+    main["params"]["seed"] = 23
+    other = make_result("dnn", **{**SPECS["dnn"], "best_acc": 0.5512, "best_loss": 1.25})
+    other["params"]["seed"] = 24
+    write_results(tmp_path, {"dnn": main, "cnn": make_result("cnn", **SPECS["cnn"])})
+    write_results(tmp_path / "seed-24", {"dnn": other})
+    results = load_results(tmp_path, warn=False)
+    assert results["dnn"] is not None and [r["params"]["seed"] for r in results.seeds["dnn"]] == [23, 24]
+    assert len(results.seeds["cnn"]) == 1
+    df = table1(results)
+    assert df.loc[0, "Best Accuracy (%)"] == 53.12  # the main seed's run
+    assert df.loc[0, "Best Acc over seeds (%)"] == "54.12 ± 1.41 (n=2)"  # mean 54.12, std |55.12-53.12|/sqrt(2)
+    assert df.loc[0, "Best Loss over seeds"] == "1.2750 ± 0.0354 (n=2)"
+    assert df.loc[1, "Best Acc over seeds (%)"].endswith("(n=1)")
+    assert any("Over seeds" in note for note in df.attrs["notes"])
+
+
+def test_one_seed_keeps_table1_as_it_was(tmp_path):
+    results = load_results(write_results(tmp_path, all_results()), warn=False)
+    assert list(table1(results).columns) == list(TABLE1_COLUMNS)

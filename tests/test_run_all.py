@@ -215,3 +215,47 @@ def test_a_rerun_skips_complete_results_and_force_retrains(tmp_path, fake_data_d
     again = json.loads((tmp_path / "results" / "dnn.json").read_text())
     strip = lambda r: [{k: v for k, v in row.items() if not k.endswith("seconds")} for row in r["history"]]  # noqa: E731
     assert strip(again) == strip(first)
+
+
+@pytest.mark.parametrize("value, expected", [(None, None), ("23,24,25", [23, 24, 25]), ([23, 7], [23, 7]), (5, [5])])
+def test_seeds_parse(value, expected):
+    assert run_all.parse_seeds(value) == expected
+
+
+@pytest.mark.parametrize("value", ["23,23", "a,b", [23, -1], [1.5], [True]])
+def test_bad_seeds_are_refused(value):
+    with pytest.raises(RunError, match="SEEDS must be distinct whole numbers"):
+        run_all.parse_seeds(value)
+
+
+def test_further_seeds_write_beside_the_main_run_never_over_it():
+    declared = {"SEED": 23, "RESULTS_DIR": "results", "CHECKPOINT_DIR": "checkpoints", "EPOCHS": 100}
+    runs = run_all.seed_runs({"RESULTS_DIR": "results/x"}, declared, [23, 24])
+    assert runs[0] == ({"SEED": 23}, "")
+    changes, folder = runs[1]
+    assert folder == "seed-24" and changes["SEED"] == 24
+    assert changes["RESULTS_DIR"] == str(REPO_ROOT / "results/x/seed-24")
+    assert changes["CHECKPOINT_DIR"] == str(REPO_ROOT / "checkpoints/seed-24")
+    assert run_all.seed_runs({}, declared, None) == [({}, "")]
+
+
+@pytest.mark.slow
+def test_a_two_seed_run_gives_table1_mean_and_std(tmp_path, fake_data_dir):
+    import pandas as pd
+
+    params = tmp_path / "seeds.yaml"
+    params.write_text(f"SEEDS: [23, 24]\nDATA_DIR: {fake_data_dir}\nDEVICE: cpu\nEPOCHS: 2\nSUBSET: [100, 50]\n"
+                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n"
+                      f"FIGURES_DIR: {tmp_path}/figures\n")
+    argv = ["--params", str(params), "--only", "01,06", "--executed-dir", str(tmp_path / "executed")]
+    assert run_all.main(argv) == 0
+    main = json.loads((tmp_path / "results" / "dnn.json").read_text())
+    other = json.loads((tmp_path / "results" / "seed-24" / "dnn.json").read_text())
+    assert (main["params"]["seed"], other["params"]["seed"]) == (23, 24)
+    assert (tmp_path / "executed" / "seed-24" / "01_dnn.ipynb").is_file()
+    assert (tmp_path / "ckpt" / "seed-24" / "dnn" / "last.pt").is_file()
+    table = pd.read_csv(tmp_path / "results" / "table1.csv", dtype=str)
+    accs = pd.Series([100 * max(r["test_acc"] for r in run["history"]) for run in (main, other)])
+    assert table.loc[0, "Best Acc over seeds (%)"] == f"{accs.mean():.2f} ± {accs.std(ddof=1):.2f} (n=2)"
+    assert float(table.loc[0, "Best Accuracy (%)"]) == pytest.approx(accs[0], abs=0.005)  # the main seed
+    assert run_all.main(argv) == 0  # a rerun skips both seeds' complete runs

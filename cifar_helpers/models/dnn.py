@@ -27,7 +27,7 @@ from torch import nn
 IMAGE_FEATURES = 3 * 32 * 32
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
 class DNN(nn.Module):

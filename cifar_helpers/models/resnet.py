@@ -70,20 +70,29 @@ class BasicBlock(nn.Module):
         return F.relu(out)
 
 
+# The stem: (kernel, stride). "3x3" keeps 32×32 (the CIFAR ResNet); "7x7" is the Custom ResNet's
+# stem, 7×7 with stride 2 to 16×16 (no max-pool).
+STEMS = {"3x3": (3, 1), "7x7": (7, 2)}
+
+
 class ResNet(nn.Module):
     def __init__(
         self,
         widths: tuple[int, ...] = (16, 32, 64),
         blocks: tuple[int, ...] = (2, 2, 2),
         batch_norm: bool = True,
+        stem: str = "3x3",
         num_classes: int = 10,
     ):
         super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"resnet: stem must be one of {', '.join(STEMS)}, got {stem!r}")
         if len(widths) != len(blocks) or not widths:
             raise ValueError(f"resnet: widths {widths} and blocks {blocks} need one entry per stage, and the same number")
         if any(n < 1 for n in blocks):
             raise ValueError(f"resnet: every stage needs at least one block, got blocks={blocks}")
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1, bias=not batch_norm),
+        kernel, stride = STEMS[stem]
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], kernel, stride=stride, padding=kernel // 2, bias=not batch_norm),
                                   *([nn.BatchNorm2d(widths[0])] if batch_norm else []), nn.ReLU(inplace=True))
         in_channels = widths[0]
         self.stage_names = tuple(f"layer{index}" for index in range(1, len(widths) + 1))
@@ -124,7 +133,9 @@ def resnet(
     widths: tuple[int, ...] = (16, 32, 64),
     blocks: tuple[int, ...] = (2, 2, 2),
     batch_norm: bool = True,
+    stem: str = "3x3",
     num_classes: int = 10,
 ) -> ResNet:
     """The lecture ResNet: a 3×3 stem and three stages of two basic blocks (16, 32, 64 channels), batch norm."""
-    return ResNet(widths=tuple(widths), blocks=tuple(blocks), batch_norm=batch_norm, num_classes=num_classes)
+    return ResNet(widths=tuple(widths), blocks=tuple(blocks), batch_norm=batch_norm, stem=stem,
+                  num_classes=num_classes)
