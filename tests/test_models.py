@@ -109,7 +109,7 @@ def test_lecture_model_options_build_the_study_candidates():
     sigmoid = build_model("dnn", hidden=(64,), activation="sigmoid")
     assert any(isinstance(m, nn.Sigmoid) for m in sigmoid.modules()) and sigmoid(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match="activation must be one of"):
-        build_model("dnn", activation="tanh")
+        build_model("dnn", activation="gelu")
     bn_cnn = build_model("cnn", batch_norm=True, dropout=0.5)
     convs = [m for m in bn_cnn.modules() if isinstance(m, nn.Conv2d)]
     assert len([m for m in bn_cnn.modules() if isinstance(m, nn.BatchNorm2d)]) == len(convs) == 5
