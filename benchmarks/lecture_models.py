@@ -61,6 +61,8 @@ CANDIDATES: dict[str, Candidate] = {
     "C0": Candidate("cnn", {"batch_norm": False}, "conv 32,32 | 64,64 | 128, fc 256, ReLU (the first inference)"),
     "C1": Candidate("cnn", {"batch_norm": True}, "as C0 with BatchNorm2d after every convolution"),
     "C2": Candidate("cnn", {"batch_norm": True, "dropout": 0.5}, "as C1 with dropout 0.5 before the last linear"),
+    "C3": Candidate("cnn", {"widths": (64, 128, 256), "batch_norm": True},
+                    "as C1, twice as wide: conv 64,64 | 128,128 | 256, BatchNorm, fc 256"),
     # ResNet: a 3×3 stem and three stages of basic blocks.
     "R0": Candidate("resnet", {"widths": (32, 64, 128), "batch_norm": False},
                     "32-64-128, 2 blocks a stage, no BN, zero-init residuals (the first inference)"),
@@ -80,7 +82,7 @@ def result_path(name: str, epochs: int) -> Path:
     return OUT_DIR / f"{name}-e{epochs}.json"
 
 
-def train(names: list[str], epochs: int, data_dir: str, threads: int | None) -> None:
+def train(names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu") -> None:
     import torch
 
     from cifar_helpers.config import TrainConfig
@@ -94,12 +96,12 @@ def train(names: list[str], epochs: int, data_dir: str, threads: int | None) -> 
         candidate = CANDIDATES[name]
         cfg = TrainConfig.for_model(candidate.model, epochs=epochs, model_options=dict(candidate.options))
         print(f"== {name}: {candidate.description}; {epochs} epochs", flush=True)
-        record = train_model(cfg, data, device="cpu", results_dir=OUT_DIR / ".runs" / name,
+        record = train_model(cfg, data, device=device, results_dir=OUT_DIR / ".runs" / name,
                              checkpoint_dir=CHECKPOINT_DIR / name, progress="lines",
                              log=lambda line: print(line, flush=True))
         record["candidate"] = {"name": name, "description": candidate.description}
         record["command"] = (f"python benchmarks/lecture_models.py train {name} --epochs {epochs} "
-                             "--data-dir <the JPEG copy>")
+                             f"--data-dir <the JPEG copy> --device {device}")
         atomic_write_json(result_path(name, epochs), record)
 
 
@@ -180,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--epochs", type=int, required=True)
     run.add_argument("--data-dir", required=True, help="CIFAR-10 folder (the JPEG copy here)")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    run.add_argument("--device", default="cpu", help="cpu (the study so far), or cuda on a GPU machine")
     sub.add_parser("table", help="print the study's Markdown table from the saved runs")
     args = parser.parse_args(argv)
     if args.command == "train":
-        train(args.names, args.epochs, args.data_dir, args.threads)
+        train(args.names, args.epochs, args.data_dir, args.threads, args.device)
     else:
         print(table())
     return 0

@@ -20,15 +20,18 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import contextlib
 import logging
 import os
 import re
+import signal
+import threading
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -301,6 +304,54 @@ class _Tee:
             stream.flush()
 
 
+_KERNELS: list = []  # the kernel managers of the notebooks this process runs
+
+
+def _tracked_kernel_manager():
+    """jupyter_client's kernel manager, remembering each kernel it starts: the kernel runs in a session
+    of its own, so a terminal's Ctrl-C does not reach it unless make run passes it on."""
+    from jupyter_client import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            _KERNELS.append(self)
+
+    return TrackedKernelManager
+
+
+def _interrupt_kernels() -> None:
+    """What JupyterLab's Kernel > Interrupt does: SIGINT to each kernel's process group."""
+    for manager in _KERNELS:
+        process = getattr(getattr(manager, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(os.getpgid(process.pid), signal.SIGINT)
+
+
+@contextlib.contextmanager
+def interrupts_go_to_the_kernel() -> Iterator[dict[str, bool]]:
+    """The first SIGINT (Ctrl-C) interrupts the kernel, whose cell stops cleanly (training says how to
+    resume), and is noted; a second one aborts at once. Yields the note: {"interrupted": True} once a
+    SIGINT came."""
+    note = {"interrupted": False}
+
+    def on_sigint(signum, frame):
+        if note["interrupted"]:
+            raise KeyboardInterrupt
+        note["interrupted"] = True
+        _interrupt_kernels()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield note  # signal handlers belong to the main thread
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield note
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -308,18 +359,22 @@ def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> N
     source = NOTEBOOK_DIR / f"{notebook}.ipynb"
     output = executed_dir / f"{notebook}.ipynb"
     log_path = executed_dir / f"{notebook}.log"
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "w", encoding="utf-8") as log, interrupts_go_to_the_kernel() as note:
         try:
             papermill.execute_notebook(
                 str(source), str(output), parameters=params, kernel_name="python3",
                 progress_bar=False, stdout_file=_Tee(log, sys.stdout), stderr_file=_Tee(log, sys.stderr),
-                cwd=str(NOTEBOOK_DIR),
+                cwd=str(NOTEBOOK_DIR), kernel_manager_class=_tracked_kernel_manager(),
             )
         except PapermillExecutionError as exc:
+            if note["interrupted"]:
+                raise KeyboardInterrupt from None
             raise RunError(
                 f"notebooks/{notebook}.ipynb failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                 f"  log: {log_path}\n  notebook with outputs: {output}"
             ) from None
+    if note["interrupted"]:  # the kernel was between cells, or never got the signal
+        raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,16 +174,21 @@ def test_the_report_protocol_without_a_gpu_is_estimated_and_refused(monkeypatch,
     assert "No GPU" in err and "01_dnn" in err and "05_custom_resnet" in err and "make smoke" in err
 
 
+def tiny_run(tmp_path, data_dir, extra: str = "", only: str = "01") -> list[str]:
+    """make run's arguments for a one-epoch CPU profile on `data_dir`, everything under tmp_path."""
+    params = tmp_path / "tiny.yaml"
+    params.write_text(f"DATA_DIR: {data_dir}\nDEVICE: cpu\nEPOCHS: 1\n{extra}"
+                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
+    return ["--params", str(params), "--only", only, "--executed-dir", str(tmp_path / "executed")]
+
+
 @pytest.mark.slow
 def test_data_changed_under_a_finished_run_retrains_instead_of_skipping(tmp_path, capsys):
     from cifar_helpers.fake_data import write_fake_cifar10
 
     data = tmp_path / "data"
     write_fake_cifar10(data, 100, 50, seed=0)
-    params = tmp_path / "tiny.yaml"
-    params.write_text(f"DATA_DIR: {data}\nDEVICE: cpu\nEPOCHS: 1\n"
-                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
-    argv = ["--params", str(params), "--only", "01", "--executed-dir", str(tmp_path / "executed")]
+    argv = tiny_run(tmp_path, data)
     assert run_all.main(argv) == 0
     first = json.loads((tmp_path / "results" / "dnn.json").read_text())
     write_fake_cifar10(data, 100, 50, seed=1)  # other images, same folder, same counts
@@ -198,10 +203,7 @@ def test_data_changed_under_a_finished_run_retrains_instead_of_skipping(tmp_path
 
 @pytest.mark.slow
 def test_a_rerun_skips_complete_results_and_force_retrains(tmp_path, fake_data_dir, capsys):
-    params = tmp_path / "tiny.yaml"
-    params.write_text(f"DATA_DIR: {fake_data_dir}\nDEVICE: cpu\nEPOCHS: 1\nSUBSET: [100, 50]\n"
-                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
-    argv = ["--params", str(params), "--only", "01", "--executed-dir", str(tmp_path / "executed")]
+    argv = tiny_run(tmp_path, fake_data_dir, "SUBSET: [100, 50]\n")
     assert run_all.main(argv) == 0
     first = json.loads((tmp_path / "results" / "dnn.json").read_text())
     assert "01_dnn: done" in capsys.readouterr().out
@@ -259,3 +261,31 @@ def test_a_two_seed_run_gives_table1_mean_and_std(tmp_path, fake_data_dir):
     assert table.loc[0, "Best Acc over seeds (%)"] == f"{accs.mean():.2f} ± {accs.std(ddof=1):.2f} (n=2)"
     assert float(table.loc[0, "Best Accuracy (%)"]) == pytest.approx(accs[0], abs=0.005)  # the main seed
     assert run_all.main(argv) == 0  # a rerun skips both seeds' complete runs
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_make_run_with_one_message(tmp_path, fake_data_dir):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the kernel stops the training
+    cell cleanly, make run says how to resume, and no traceback reaches the console."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = tiny_run(tmp_path, fake_data_dir).copy()
+    (tmp_path / "tiny.yaml").write_text((tmp_path / "tiny.yaml").read_text().replace("EPOCHS: 1", "EPOCHS: 500"))
+    log = tmp_path / "executed" / "01_dnn.log"
+    proc = subprocess.Popen([sys.executable, "-m", "cifar_helpers.run_all", *argv, "--yes"], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while not (log.exists() and "epoch   2/500" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, "training never started"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "make run interrupted during 01_dnn" in err and "resume" in err
+    assert "Traceback" not in err and "Traceback" not in out
+    assert (tmp_path / "ckpt" / "dnn" / "last.pt").is_file()
