@@ -2,6 +2,7 @@
 
     python benchmarks/lecture_models.py train D1 D2 --epochs 30 --data-dir /tmp/cifar10-jpeg
     python benchmarks/lecture_models.py table            # the study's table, from the saved runs
+    python benchmarks/lecture_models.py snapshot         # save the runs in progress as *-partial.json
 
 The report names no architecture for its DNN, CNN and ResNet (docs/protocol.md).
 Each candidate here is one of `cifar_helpers.models` with factory options, and
@@ -31,6 +32,7 @@ from cifar_helpers.atomic import atomic_write_json  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "reference" / "lecture-models"
 REFERENCE_DIR = REPO_ROOT / "reference" / "cpu-jpeg" / "results"  # the notebooks' runs with the chosen models
+STUDY_PAGE = REPO_ROOT / "docs" / "lecture-models.md"
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints" / "lecture-models"
 
 # The report's numbers each candidate is compared with (report Table 1 and section 2.2).
@@ -105,6 +107,25 @@ def train(names: list[str], epochs: int, data_dir: str, threads: int | None, dev
         atomic_write_json(result_path(name, epochs), record)
 
 
+def snapshot() -> list[Path]:
+    """Copy the runs still in progress (or stopped) into the study as `<candidate>-e<planned>-partial.json`,
+    so that what they have measured so far can be committed and cited."""
+    written = []
+    for path in sorted((OUT_DIR / ".runs").glob("*/*.json")):
+        record = json.loads(path.read_text())
+        name = path.parent.name
+        if record.get("complete") is not False or name not in CANDIDATES:
+            continue
+        final = result_path(name, record["epochs_planned"])
+        if final.exists():
+            continue
+        record["candidate"] = {"name": name, "description": CANDIDATES[name].description}
+        record["command"] = (f"python benchmarks/lecture_models.py train {name} --epochs {record['epochs_planned']} "
+                             f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
+        written.append(atomic_write_json(OUT_DIR / f"{name}-e{record['epochs_planned']}-partial.json", record))
+    return written
+
+
 def summarize(record: dict) -> dict:
     """The study's row for one run: peak, where it was, and what came after."""
     history = record["history"]
@@ -126,6 +147,8 @@ def summarize(record: dict) -> dict:
 
 def _plain(value):
     """Tuples as lists, as JSON has them."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
@@ -148,6 +171,8 @@ def study_records() -> list[tuple[str, str, dict]]:
     found = []
     for path in OUT_DIR.glob("*.json"):
         record = json.loads(path.read_text())
+        if path.stem.endswith("-partial") and result_path(record["candidate"]["name"], record["epochs_planned"]).exists():
+            continue  # the finished run has replaced it
         found.append((record["candidate"]["name"], f"study ({path.name})", record))
     for path in REFERENCE_DIR.glob("*.json"):
         record = json.loads(path.read_text())
@@ -174,6 +199,22 @@ def table() -> str:
     return "\n".join(rows)
 
 
+TABLE_START = "<!-- the study table: python benchmarks/lecture_models.py table --write -->"
+TABLE_END = "<!-- end of the study table -->"
+
+
+def write_table(page: Path) -> None:
+    """Replace the table between the page's two markers with the one the saved runs give now."""
+    from cifar_helpers.atomic import atomic_write_text
+
+    text = page.read_text(encoding="utf-8")
+    before, start, rest = text.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not start or not end:
+        raise SystemExit(f"{page} lacks the markers {TABLE_START!r} and {TABLE_END!r}")
+    atomic_write_text(page, f"{before}{TABLE_START}\n{table()}\n{TABLE_END}{after}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,10 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data-dir", required=True, help="CIFAR-10 folder (the JPEG copy here)")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     run.add_argument("--device", default="cpu", help="cpu (the study so far), or cuda on a GPU machine")
-    sub.add_parser("table", help="print the study's Markdown table from the saved runs")
+    shown = sub.add_parser("table", help="print the study's Markdown table from the saved runs")
+    shown.add_argument("--write", action="store_true", help=f"put it into {STUDY_PAGE.relative_to(REPO_ROOT)}")
+    sub.add_parser("snapshot", help="save the runs in progress as <candidate>-e<epochs>-partial.json")
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args.names, args.epochs, args.data_dir, args.threads, args.device)
+    elif args.command == "snapshot":
+        for path in snapshot():
+            print("wrote", path.relative_to(REPO_ROOT))
+    elif args.write:
+        write_table(STUDY_PAGE)
     else:
         print(table())
     return 0

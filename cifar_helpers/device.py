@@ -44,7 +44,7 @@ def select_device(name: str | None = "auto") -> torch.device:
 
 def prefers_channels_last(device: torch.device) -> bool:
     """Train in channels_last (NHWC) memory? Yes on CUDA, and on the CPU, where the convolutions ran
-    17-22% faster per step (benchmarks/cpu_memory_format.py, benchmarks/RESULTS.md)."""
+    17-28% faster per step (benchmarks/cpu_memory_format.py, benchmarks/RESULTS.md)."""
     return device.type in ("cuda", "cpu")
 
 
@@ -53,7 +53,8 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def describe_device(device: torch.device, long_run: bool = False) -> str:

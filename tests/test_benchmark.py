@@ -82,3 +82,17 @@ def test_fast_profile_builds_notebook_05s_config_from_the_profile():
     assert (report.optimizer, report.scheduler, report.batch_size, report.step_mode) == ("adam", "step", 64, "eager")
     with pytest.raises(ConfigError, match="unknown parameter 'LABEL_SMOOTHING'"):
         fast_profile.build_config("params/fast.yaml", {"LABEL_SMOOTHING": 0.1})
+
+
+def test_the_study_page_shows_the_table_the_committed_runs_give():
+    """Every number of docs/lecture-models.md's table comes from the committed study and reference runs."""
+    table = load("lecture_models").table()
+    assert table.count("\n") >= 3, "the study has runs"
+    assert table in (REPO_ROOT / "docs" / "lecture-models.md").read_text()
+
+
+def test_the_readme_shows_the_reference_runs_table_1():
+    rows = [line for line in (REPO_ROOT / "reference" / "cpu-jpeg" / "results" / "table1.md").read_text().splitlines()
+            if line.startswith("|")]
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert rows and all(row in readme for row in rows)

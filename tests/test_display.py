@@ -37,14 +37,14 @@ def test_sentences_are_markdown_that_wraps():
 def test_report_comparison_takes_every_number_from_the_run_or_the_report():
     result = make_result("resnet", **SPECS["resnet"]) | {"complete": False, "epochs_planned": 100,
                                                        "data_source": "JPEG image folder (lossy copy) at /x",
-                                                       "device_name": "CPU (1 threads)"}
+                                                       "device_name": "CPU (1 thread)"}
     text = report_comparison(result).data
     assert "**Best test accuracy:** 81.23% at epoch 11 here; the report: 80.85% at epoch 11 (+0.38 points)." in text
     assert "**Lowest test loss:** 0.6000 at epoch 11 here; the report: 0.5801." in text
     last = result["history"][-1]["test_loss"]
     assert f"In the 14 epochs after it, the test loss ended at {last:.4f} (+{last - 0.6:.4f}" in text
     assert "test loss rose after epoch 11 (overfitting)" in text
-    assert "JPEG copy on CPU (1 threads)" in text
+    assert "JPEG copy on CPU (1 thread)" in text
     assert "This run is partial: it stopped after 25 of the 100 epochs planned." in text
     assert "costs up to 1-2 points" in text
 
