@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import contextlib
+import json
 import logging
 import os
 import re
 import signal
-import threading
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
