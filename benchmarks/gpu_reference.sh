@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Issue 13 on a lent GPU machine, in one bounded call that can be repeated to go on:
+#   1. graph_check: cuda_graph trains exactly like eager (4 models); decides STEP_MODE;
+#   2. the report's protocols of 03_resnet and 05_custom_resnet (params/reference-gpu.yaml) through
+#      make run's runner, side by side, until the time budget calls a halt; a stopped run is then
+#      finished as a partial one (STOP_AFTER = its last saved epoch) so that its notebook has outputs;
+#   3. the speed benchmark (plain loop vs engine, 4 models, one process) with the time that is left.
+# Steps 1 and 3 run once per machine (marker files); step 2 resumes from its checkpoints.
+#
+# Here, once:  ../shared/gpu-wheels/fetch.sh .gpu && cp ../shared/cifar10/cifar10_jpeg.tar.gz .gpu/
+# Device tool: run(command="GPU_BUDGET=480 bash benchmarks/gpu_reference.sh", carry=[".gpu"], timeout_s=540)
+# $OUT gets: gpu.log, reference.tar.gz (results, executed notebooks, logs, consoles), checkpoints.tar.gz.part-*
+# (to carry back for a later session: cat them | tar -xz), epoch_speed.json, RESULTS-gpu.md.
+set -uo pipefail
+
+OUT=${OUT:-$PWD/gpu-reference-out}
+mkdir -p "$OUT"
+BUDGET=${GPU_BUDGET:-480}       # seconds for the whole script
+SPEED_SECONDS=${SPEED_SECONDS:-90}  # kept for step 3 (skipped once done on this machine)
+START=$(date +%s)
+PY=${PYTHON:-python3}
+DATA=data/cifar10-jpeg
+MARKS=checkpoints/gpu-session   # ignored, so it stays on a warm machine between calls
+mkdir -p "$MARKS"
+export PYTHONUNBUFFERED=1 CIFAR_PROGRESS=lines
+exec > >(tee -a "$OUT/gpu.log") 2>&1
+
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+say() { echo "=== $* ($(($(date +%s) - START)) s elapsed)"; }
+
+say "gpu_reference $(date -u +%FT%TZ) commit ${GIT_COMMIT:-unknown}"
+if ! "$PY" -c "import papermill, ipykernel" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/*.whl || exit 2
+fi
+export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+"$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(), 'cudnn.allow_tf32', torch.backends.cudnn.allow_tf32)"
+if [ ! -d "$DATA/train" ]; then
+    mkdir -p "$DATA" && tar -xzf .gpu/cifar10_jpeg.tar.gz -C "$DATA" || exit 2
+fi
+"$PY" -c "import warnings; warnings.simplefilter('ignore'); from cifar_helpers.data import load_cifar10; print(load_cifar10('$DATA', download=False))" || exit 2
+say "data ready"
+
+# 1. graph equivalence, once per machine.
+if [ ! -f "$MARKS/graph_check.passed" ] && [ ! -f "$MARKS/graph_check.failed" ]; then
+    say "1 graph_check"
+    if timeout --signal=INT --kill-after=10 100 "$PY" benchmarks/graph_check.py --data-dir "$DATA"; then
+        touch "$MARKS/graph_check.passed"
+    else
+        touch "$MARKS/graph_check.failed"
+    fi
+fi
+MODE=eager
+[ -f "$MARKS/graph_check.passed" ] && MODE=cuda_graph
+say "1 graph_check: $(ls "$MARKS" | grep graph_check); STEP_MODE=$MODE"
+
+# 2. the two protocols side by side, bounded by the budget.
+profile() {  # profile NOTEBOOK [STOP_AFTER] -> a parameter file for make run's runner
+    "$PY" - "$MODE" "$@" <<'EOF'
+import sys, yaml
+mode, notebook, stop = sys.argv[1], sys.argv[2], (sys.argv[3:] or [None])[0]
+p = yaml.safe_load(open("params/reference-gpu.yaml"))
+p["STEP_MODE"] = mode
+if stop is not None:
+    p.setdefault("notebooks", {})[notebook] = {"STOP_AFTER": int(stop)}
+path = f"/tmp/reference-gpu-{notebook}.yaml"
+yaml.safe_dump(p, open(path, "w"))
+print(path)
+EOF
+}
+run_notebook() {  # run_notebook NOTEBOOK SECONDS [STOP_AFTER]
+    local nb=$1 seconds=$2
+    mkdir -p "reference/jpeg/executed-$nb"
+    timeout --signal=INT --kill-after=30 "$seconds" "$PY" -m cifar_helpers.run_all --yes --only "$nb" \
+        --params "$(profile "$nb" "${3:-}")" --executed-dir "reference/jpeg/executed-$nb" \
+        >>"reference/jpeg/executed-$nb/console.log" 2>&1
+    echo "$nb: exit $?"
+}
+saved_epochs() {  # the epochs in a model's last checkpoint's results file
+    "$PY" -c "import json,sys; r=json.load(open('reference/jpeg/results/$1.json')); print(len(r['history']), r.get('complete'))" 2>/dev/null || echo "0 False"
+}
+reserve=$((40 + 15))
+[ -f "$MARKS/speed.done" ] || reserve=$((reserve + SPEED_SECONDS))
+train_seconds=$(($(left) - reserve))
+if ((train_seconds > 30)); then
+    say "2 training 03_resnet and 05_custom_resnet for at most ${train_seconds} s"
+    run_notebook 03_resnet "$train_seconds" & run_notebook 05_custom_resnet "$train_seconds" & wait
+    for pair in 03_resnet:resnet 05_custom_resnet:custom_resnet; do
+        nb=${pair%%:*} model=${pair##*:}
+        read -r epochs complete < <(saved_epochs "$model")
+        say "2 $model: $epochs epochs saved, complete=$complete"
+        tail -n 3 "reference/jpeg/executed-$nb/console.log"
+        if [ "$complete" != "True" ] && ((epochs > 0)); then
+            say "2 $nb: finishing as a partial run with STOP_AFTER=$epochs"
+            run_notebook "$nb" 60 "$epochs" &
+        fi
+    done
+    wait
+    for model in resnet custom_resnet; do say "2 $model: $(saved_epochs $model)"; done
+else
+    say "2 SKIPPED: ${train_seconds} s for training"
+fi
+
+# 3. speed: plain loop vs engine, once per machine.
+if [ ! -f "$MARKS/speed.done" ] && (($(left) > 45)); then
+    say "3 epoch_speed (limit $(($(left) - 15)) s)"
+    timeout --signal=INT --kill-after=5 $(($(left) - 15)) "$PY" benchmarks/epoch_speed.py --device cuda \
+        --models custom_resnet,dnn,cnn,resnet --modes "$MODE" --epochs 1 --suite --data-dir "$DATA" \
+        --json "$OUT/epoch_speed.json" --markdown "$OUT/RESULTS-gpu.md" && touch "$MARKS/speed.done"
+fi
+
+say "packing"
+tar -czf "$OUT/reference.tar.gz" reference/jpeg/results reference/jpeg/executed-* "$MARKS" 2>/dev/null
+tar -cz checkpoints/reference-gpu | split -b 15M - "$OUT/checkpoints.tar.gz.part-"
+say "done"
+ls -la "$OUT"
