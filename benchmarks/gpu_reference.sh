@@ -11,6 +11,8 @@
 # Device tool: run(command="GPU_BUDGET=480 bash benchmarks/gpu_reference.sh", carry=[".gpu"], timeout_s=540)
 # $OUT gets: gpu.log, reference.tar.gz (results, executed notebooks, logs, consoles), checkpoints.tar.gz.part-*
 # (to carry back for a later session: cat them | tar -xz), epoch_speed.json, RESULTS-gpu.md.
+# To go on from an earlier session's runs, extract its checkpoints here and add checkpoints/reference-gpu
+# to carry; they resume only under the same STEP_MODE, which is part of a run's fingerprint.
 set -uo pipefail
 
 OUT=${OUT:-$PWD/gpu-reference-out}
@@ -19,7 +21,6 @@ BUDGET=${GPU_BUDGET:-480}       # seconds for the whole script
 SPEED_SECONDS=${SPEED_SECONDS:-90}  # kept for step 3 (skipped once done on this machine)
 START=$(date +%s)
 PY=${PYTHON:-python3}
-DATA=data/cifar10-jpeg
 MARKS=checkpoints/gpu-session   # ignored, so it stays on a warm machine between calls
 mkdir -p "$MARKS"
 export PYTHONUNBUFFERED=1 CIFAR_PROGRESS=lines
@@ -29,10 +30,12 @@ left() { echo $((BUDGET - ($(date +%s) - START))); }
 say() { echo "=== $* ($(($(date +%s) - START)) s elapsed)"; }
 
 say "gpu_reference $(date -u +%FT%TZ) commit ${GIT_COMMIT:-unknown}"
-if ! "$PY" -c "import papermill, ipykernel" 2>/dev/null; then
+export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$PY" -c "import papermill, ipykernel" 2>/dev/null; then  # installed by an earlier call on this machine?
     "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/*.whl || exit 2
 fi
-export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# The data and where the runs go: params/reference-gpu.yaml's DATA_DIR, RESULTS_DIR and executed_dir.
+read -r DATA RESULTS EXECUTED < <("$PY" -c "import yaml; p = yaml.safe_load(open('params/reference-gpu.yaml')); print(p['DATA_DIR'], p['RESULTS_DIR'], p['workbook']['executed_dir'])")
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(), 'cudnn.allow_tf32', torch.backends.cudnn.allow_tf32)"
 if [ ! -d "$DATA/train" ]; then
@@ -58,7 +61,7 @@ say "1 graph_check: $(ls "$MARKS" | grep graph_check); STEP_MODE=$MODE"
 profile() {  # profile NOTEBOOK [STOP_AFTER] -> a parameter file for make run's runner
     "$PY" - "$MODE" "$@" <<'EOF'
 import sys, yaml
-mode, notebook, stop = sys.argv[1], sys.argv[2], (sys.argv[3:] or [None])[0]
+mode, notebook, stop = sys.argv[1], sys.argv[2], (sys.argv[3:] or [""])[0] or None
 p = yaml.safe_load(open("params/reference-gpu.yaml"))
 p["STEP_MODE"] = mode
 if stop is not None:
@@ -70,32 +73,35 @@ EOF
 }
 run_notebook() {  # run_notebook NOTEBOOK SECONDS [STOP_AFTER]
     local nb=$1 seconds=$2
-    mkdir -p "reference/jpeg/executed-$nb"
+    mkdir -p "$EXECUTED-$nb"
     timeout --signal=INT --kill-after=30 "$seconds" "$PY" -m cifar_helpers.run_all --yes --only "$nb" \
-        --params "$(profile "$nb" "${3:-}")" --executed-dir "reference/jpeg/executed-$nb" \
-        >>"reference/jpeg/executed-$nb/console.log" 2>&1
+        --params "$(profile "$nb" "${3:-}")" --executed-dir "$EXECUTED-$nb" \
+        >>"$EXECUTED-$nb/console.log" 2>&1
     echo "$nb: exit $?"
 }
 saved_epochs() {  # the epochs in a model's last checkpoint's results file
-    "$PY" -c "import json,sys; r=json.load(open('reference/jpeg/results/$1.json')); print(len(r['history']), r.get('complete'))" 2>/dev/null || echo "0 False"
+    "$PY" -c "import json,sys; r=json.load(open('$RESULTS/$1.json')); print(len(r['history']), r.get('complete'))" 2>/dev/null || echo "0 False"
 }
 reserve=$((40 + 15))
 [ -f "$MARKS/speed.done" ] || reserve=$((reserve + SPEED_SECONDS))
 train_seconds=$(($(left) - reserve))
 if ((train_seconds > 30)); then
     say "2 training 03_resnet and 05_custom_resnet for at most ${train_seconds} s"
-    run_notebook 03_resnet "$train_seconds" & run_notebook 05_custom_resnet "$train_seconds" & wait
+    run_notebook 03_resnet "$train_seconds" & p1=$!
+    run_notebook 05_custom_resnet "$train_seconds" & p2=$!
+    wait $p1 $p2  # (a bare wait would also wait for the tee of the log)
+    pids=()
     for pair in 03_resnet:resnet 05_custom_resnet:custom_resnet; do
         nb=${pair%%:*} model=${pair##*:}
         read -r epochs complete < <(saved_epochs "$model")
         say "2 $model: $epochs epochs saved, complete=$complete"
-        tail -n 3 "reference/jpeg/executed-$nb/console.log"
+        tail -n 3 "$EXECUTED-$nb/console.log"
         if [ "$complete" != "True" ] && ((epochs > 0)); then
             say "2 $nb: finishing as a partial run with STOP_AFTER=$epochs"
-            run_notebook "$nb" 60 "$epochs" &
+            run_notebook "$nb" 60 "$epochs" & pids+=($!)
         fi
     done
-    wait
+    for p in "${pids[@]}"; do wait "$p"; done
     for model in resnet custom_resnet; do say "2 $model: $(saved_epochs $model)"; done
 else
     say "2 SKIPPED: ${train_seconds} s for training"
@@ -110,7 +116,7 @@ if [ ! -f "$MARKS/speed.done" ] && (($(left) > 45)); then
 fi
 
 say "packing"
-tar -czf "$OUT/reference.tar.gz" reference/jpeg/results reference/jpeg/executed-* "$MARKS" 2>/dev/null
+tar -czf "$OUT/reference.tar.gz" "$RESULTS" "$EXECUTED"-* "$MARKS" 2>/dev/null
 tar -cz checkpoints/reference-gpu | split -b 15M - "$OUT/checkpoints.tar.gz.part-"
 say "done"
 ls -la "$OUT"

@@ -5,10 +5,17 @@
 1. Step equivalence. For each model, the same seed, data and per-batch
    learning-rate schedule, trained for 4 epochs of 1,000 images at batch 64
    (15 full batches and a partial one of 40, so both graphs are captured and
-   replayed), with cudnn in deterministic mode: per-epoch train loss sums
-   and final weights of each mode against eager. The Custom ResNet runs with
-   dropout 0 here (graph replays draw other random numbers than eager), and
-   once more with dropout 0.1 and bf16, where only a falling loss is checked.
+   replayed), cudnn in deterministic mode and TF32 off, against eager:
+   - the first 12 steps' losses (10 of them graph replays) must agree to
+     1e-4: a wrong step (stale gradients, a missed lr, a double update) shows
+     at once, while rounding has had no time to grow;
+   - the per-epoch losses and final weights must agree to the tolerance, or
+     stay within 10x of what a second eager run differs from the first (the
+     noise floor: cuDNN's batch-norm kernels in channels_last may reduce in
+     any order, and 64 steps amplify a last-bit difference to percents).
+   The Custom ResNet runs with dropout 0 here (graph replays draw other
+   random numbers than eager), and once more with dropout 0.1 and bf16,
+   where only a falling loss is checked.
 2. Short training (`--train-epochs N`): `train_model` with the report's
    protocol on the full data, eager against cuda_graph, for the models in
    `--train-models`: best test accuracy and seconds of each.
@@ -20,6 +27,7 @@ tests/test_steps.py checks the same bookkeeping on the CPU with a fake capture.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -41,33 +49,61 @@ from cifar_helpers.train import make_optimizer, onecycle_factor, train_model, tr
 EPOCHS, N_TRAIN, N_TEST, BATCH = 4, 1000, 500, 64
 DEVICE = torch.device("cuda")
 TOLERANCE = {"cuda_graph": 1e-4, "compile_cuda_graph": 2e-2, "compile": 2e-2}
+EARLY_STEPS, EARLY_TOLERANCE = 12, 1e-4  # steps 3-12 are the first replays of the batch-64 graph
+NOISE_FACTOR = 10
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
 
 
-def train_short(name: str, data, mode: str, model_options: dict, amp: bool = False) -> dict:
+class RecordingStep:
+    """Calls a training step and keeps each batch's mean loss (a host sync per step; fine in a check)."""
+
+    def __init__(self, step):
+        self.step, self.losses = step, []
+
+    @property
+    def model(self):
+        return self.step.model
+
+    def __call__(self, inputs, labels, loss_sum, correct) -> None:
+        batch_sum = torch.zeros_like(loss_sum)
+        self.step(inputs, labels, batch_sum, correct)
+        loss_sum.add_(batch_sum)
+        self.losses.append(batch_sum.item() / labels.shape[0])
+
+
+def train_short(name: str, data, mode: str, model_options: dict, amp: bool = False,
+                optimizer_mode: str | None = None) -> dict:
+    """4 short epochs in step `mode`, with the optimizer made as for `optimizer_mode` (default: `mode`)."""
     cfg = TrainConfig.for_model(name, batch_size=BATCH, step_mode=mode, amp=amp, epochs=EPOCHS,
                                 model_options=model_options)
     device = DEVICE
     torch.manual_seed(cfg.seed)
     model = build_model(name, **cfg.model_options).to(device).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, model, device)
+    optimizer = make_optimizer(dataclasses.replace(cfg, step_mode=optimizer_mode or mode), model, device)
     steps_per_epoch = -(-N_TRAIN // BATCH)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda k: onecycle_factor(k, EPOCHS * steps_per_epoch, 0.2))
     mean, std = channel_stats(data.train_images)
     device_data = DeviceData(data.train_images, data.train_labels, data.test_images, data.test_labels,
                              mean, std, device, channels_last=True)
-    step = make_step(mode, model, optimizer, amp, device)
+    step = RecordingStep(make_step(mode, model, optimizer, amp, device))
     losses = []
     for epoch in range(1, EPOCHS + 1):
         loss, _, _ = train_one_epoch(step, device_data, cfg, epoch, "lines", scheduler.step)
         losses.append(loss)
     weights = torch.cat([p.detach().float().flatten() for p in model.parameters()])
-    return {"losses": torch.tensor(losses), "weights": weights, "lr": float(optimizer.param_groups[0]["lr"]),
-            "captured": getattr(step, "captured_sizes", None)}
+    return {"losses": torch.tensor(losses), "step_losses": torch.tensor(step.losses), "weights": weights,
+            "lr": float(optimizer.param_groups[0]["lr"]), "captured": getattr(step.step, "captured_sizes", None)}
+
+
+def differences(result: dict, reference: dict) -> dict:
+    """Relative differences of a run against the reference run: early steps, epoch losses, weights."""
+    return {"early": relative(result["step_losses"][:EARLY_STEPS], reference["step_losses"][:EARLY_STEPS]),
+            "losses": relative(result["losses"], reference["losses"]),
+            "weights": relative(result["weights"], reference["weights"])}
 
 
 def check_equivalence(models, modes, data) -> bool:
@@ -76,20 +112,28 @@ def check_equivalence(models, modes, data) -> bool:
     ok = True
     for name in models:
         options = {"dropout": 0.0} if name == "custom_resnet" else {}
-        reference = train_short(name, data, "eager", options)
         for mode in modes:
+            # The reference: eager with this mode's optimizer (a float32 device-tensor lr, fused), since
+            # a last-bit difference in the lr alone grows to percents within 64 steps at lr 0.1.
+            reference = train_short(name, data, "eager", options, optimizer_mode=mode)
+            noise = differences(train_short(name, data, "eager", options, optimizer_mode=mode), reference)
+            print(f"NOISE {name:<13} eager vs eager ({mode}'s optimizer): first {EARLY_STEPS} steps "
+                  f"{noise['early']:.2e}, epoch losses {noise['losses']:.2e}, weights {noise['weights']:.2e}",
+                  flush=True)
             started = time.perf_counter()
             result = train_short(name, data, mode, options)
-            loss_diff = relative(result["losses"], reference["losses"])
-            weight_diff = relative(result["weights"], reference["weights"])
+            diff = differences(result, reference)
+            allowed = max(TOLERANCE[mode], NOISE_FACTOR * max(noise["losses"], noise["weights"]))
             captured_ok = mode == "compile" or result["captured"] == sorted({BATCH, N_TRAIN % BATCH})
             lr_ok = abs(result["lr"] - reference["lr"]) <= 1e-6 * max(1e-3, abs(reference["lr"]))
-            passed = max(loss_diff, weight_diff) <= TOLERANCE[mode] and captured_ok and lr_ok
+            passed = (diff["early"] <= EARLY_TOLERANCE and max(diff["losses"], diff["weights"]) <= allowed
+                      and captured_ok and lr_ok)
             ok &= passed
-            print(f"{'PASS' if passed else 'FAIL'} {name:<13} {mode:<18} vs eager: epoch losses rel diff "
-                  f"{loss_diff:.2e}, weights rel diff {weight_diff:.2e} (tolerance {TOLERANCE[mode]:.0e}); "
-                  f"graphs for batch sizes {result['captured']}; final lr {result['lr']:.3g} vs {reference['lr']:.3g}; "
-                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            print(f"{'PASS' if passed else 'FAIL'} {name:<13} {mode:<18} vs eager: first {EARLY_STEPS} steps "
+                  f"{diff['early']:.2e} (tolerance {EARLY_TOLERANCE:.0e}); epoch losses {diff['losses']:.2e}, "
+                  f"weights {diff['weights']:.2e} (allowed {allowed:.1e}: tolerance {TOLERANCE[mode]:.0e} or "
+                  f"{NOISE_FACTOR}x eager's noise); graphs for batch sizes {result['captured']}; final lr "
+                  f"{result['lr']:.3g} vs {reference['lr']:.3g}; {time.perf_counter() - started:.1f} s", flush=True)
     torch.backends.cudnn.deterministic = False
     return ok
 
@@ -136,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         parser.error("graph_check needs a CUDA GPU (tests/test_steps.py covers the CPU side)")
+    # Strict fp32: TF32's rounding differs between the cuDNN algorithms picked in eager and under
+    # capture, and 60 steps amplify it far past the tolerance.
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFAR10Warning)
         full = load_cifar10(args.data_dir, download=False)

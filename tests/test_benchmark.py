@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cifar_helpers.config import ConfigError
+from cifar_helpers.data import subset
 from cifar_helpers.paths import REPO_ROOT
+from cifar_helpers.steps import GraphedStep
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -39,6 +42,28 @@ def test_epoch_speed_times_plain_and_engine_on_a_cpu_subset(fake_data_dir, tmp_p
     assert "commit: " in text and "| dnn | engine:eager |" in text
     saved = json.loads(results.read_text())
     assert [row["loop"] for row in saved["rows"]] == ["plain", "engine:eager"]
+
+
+def test_graph_check_compares_the_graph_with_eager_under_the_same_optimizer(fake_data, monkeypatch, capsys):
+    # On the CPU, with a capture that replays the step eagerly, the graph path must match its reference
+    # bit for bit: the reference is eager with the graph's optimizer (a float32 device-tensor lr). Against
+    # a float lr, conv nets drifted by percents within 64 steps and the check failed on an H200.
+    graph_check = load("graph_check")
+    make_step = graph_check.make_step
+
+    def fake_capture_step(mode, model, optimizer, amp, device):
+        if mode == "cuda_graph":
+            return GraphedStep(model, optimizer, amp, device, capture=lambda body: body)
+        return make_step(mode, model, optimizer, amp, device)
+
+    monkeypatch.setattr(graph_check, "DEVICE", torch.device("cpu"))
+    monkeypatch.setattr(graph_check, "make_step", fake_capture_step)
+    monkeypatch.setattr(graph_check, "N_TRAIN", 200)  # batches of 64, 64, 64 and 8
+    assert graph_check.check_equivalence(["dnn"], ["cuda_graph"], subset(fake_data, 200, 100))
+    out = capsys.readouterr().out
+    assert "NOISE dnn" in out and "eager vs eager (cuda_graph's optimizer): first 12 steps 0.00e+00" in out
+    assert "PASS dnn           cuda_graph         vs eager: first 12 steps 0.00e+00" in out
+    assert "graphs for batch sizes [8, 64]" in out
 
 
 def test_epoch_speed_rejects_what_cannot_run(fake_data_dir):
