@@ -8,7 +8,10 @@
 # Steps 1 and 3 run once per machine (marker files); step 2 resumes from its checkpoints.
 #
 # Here, once:  ../shared/gpu-wheels/fetch.sh .gpu && cp ../shared/cifar10/cifar10_jpeg.tar.gz .gpu/
-# Device tool: run(command="GPU_BUDGET=480 bash benchmarks/gpu_reference.sh", carry=[".gpu"], timeout_s=540)
+# Device tool: run(command="GPU_BUDGET=520 bash benchmarks/gpu_reference.sh", carry=[".gpu"], timeout_s=570),
+# then at once (a machine stays warm 30 s) the same with GPU_BUDGET=<what is left less 40> to go on: the
+# second call skips steps 1 and 3 and resumes the runs. Seen on an H200 (2026-11-28): start ~35 s; wheels,
+# data and decoding 16-28 s; graph check ~30 s.
 # $OUT gets: gpu.log, reference.tar.gz (results, executed notebooks, logs, consoles), checkpoints.tar.gz.part-*
 # (to carry back for a later session: cat them | tar -xz), epoch_speed.json, RESULTS-gpu.md.
 # To go on from an earlier session's runs, extract its checkpoints here and add checkpoints/reference-gpu

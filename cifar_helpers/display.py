@@ -40,7 +40,7 @@ def best_epoch_sentence(result: Mapping[str, Any]) -> Markdown:
     best = best_points(result)
     label = MODEL_LABELS[result["model"]]
     sentence = (f"{label}: the lowest test loss, {best.test_loss:.4f}, came at epoch {best.loss_epoch} "
-                f"of {epochs_label(result)} (test accuracy {100 * best.acc_at_loss_epoch:.2f}%)")
+                f"(test accuracy {100 * best.acc_at_loss_epoch:.2f}%)")
     if best.acc_epoch == best.loss_epoch:
         sentence += ", which is also the epoch of the highest accuracy."
     else:
@@ -48,6 +48,7 @@ def best_epoch_sentence(result: Mapping[str, Any]) -> Markdown:
                      f"{best.acc_epoch} (test loss {best.loss_at_acc_epoch:.4f}).")
     if result.get("stopped_early"):
         sentence += f" Early stopping ended the run after epoch {result['stop_epoch']}."
+    sentence += f" Epochs run: {epochs_label(result)}."
     return Markdown(sentence)
 
 

@@ -227,7 +227,12 @@ def fig4_custom_resnet_loss(result: Mapping[str, Any] | None, seeds: Mapping[str
         shown, spread, n = _over_seeds(seeds if seeds is not None else {"custom_resnet": result}, "custom_resnet")
         _loss_panel(ax, shown, spread)
         stop_epoch = int(result.get("stop_epoch") or len(result["history"]))
-        stop_label = f"early stop (epoch {stop_epoch})" if result.get("stopped_early") else f"final epoch {stop_epoch} (no early stop)"
+        if result.get("stopped_early"):
+            stop_label = f"early stop (epoch {stop_epoch})"
+        elif result.get("complete") is False:  # a partial run may still stop early later
+            stop_label = f"stopped after epoch {epochs_label(result)}"
+        else:
+            stop_label = f"final epoch {stop_epoch} (no early stop)"
         if n > 1:  # the mean covers the epochs every seed ran
             ax.set_title(f"Fig 4. Custom ResNet loss curve, mean of {n} seeds (band: ± 1 std)")
             stop_epoch = len(shown["history"])

@@ -236,6 +236,19 @@ def _train_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
     return data_sizes.get(data_dir(params.get("DATA_DIR")), FULL_TRAIN)
 
 
+def check_devices(jobs: list[tuple]) -> None:
+    """Each training notebook's DEVICE must exist here (a GPU profile on a machine without one stops
+    before any notebook runs, and before any executed notebook is overwritten)."""
+    from .device import DeviceError, select_device
+
+    for notebook, model, _, full, _ in jobs:
+        if model:
+            try:
+                select_device(full.get("DEVICE", "auto"))
+            except DeviceError as exc:
+                raise RunError(f"{notebook}: {exc}") from None
+
+
 def _trains_on_cpu(params: dict[str, Any]) -> bool:
     """Will this notebook train on the CPU? The device `select_device` picks, as the notebook will."""
     from .device import DeviceError, select_device
@@ -428,6 +441,7 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
         for seed, folder in (seed_runs(given, declared, seeds) if model else [(None, "")]):
             run_given = {**given, **seed} if seed else given
             jobs.append((notebook, model, run_given, {**declared, **run_given}, folder))
+    check_devices(jobs)
     # Every output folder is checked before the first epoch, not found unwritable hours later.
     require_writable(executed_dir, "the executed-notebook folder (--executed-dir, or executed_dir under workbook:)")
     for _, _, _, full, _ in jobs:

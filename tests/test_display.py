@@ -30,7 +30,8 @@ def test_metrics_table_shows_every_row_with_the_same_decimals():
 
 def test_sentences_are_markdown_that_wraps():
     sentence = best_epoch_sentence(make_result("dnn", **SPECS["dnn"]))
-    assert sentence.data.startswith("DNN: the lowest test loss, 1.3000, came at epoch 17 of 30")
+    assert sentence.data.startswith("DNN: the lowest test loss, 1.3000, came at epoch 17 (test accuracy")
+    assert sentence.data.endswith(" Epochs run: 30.")
     assert "highest test accuracy, 53.12%, came at epoch 19" in sentence._repr_markdown_()
 
 

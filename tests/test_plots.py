@@ -170,6 +170,8 @@ def test_fig4_without_early_stop_labels_the_final_epoch_and_handles_no_result():
     (ax,) = fig.axes
     assert vertical_lines(ax, STOP_COLOUR) == [20] and vertical_lines(ax, LR_COLOUR) == []
     assert "final epoch 20 (no early stop)" in legend_texts(fig)
+    partial = result | {"complete": False, "epochs_planned": 300}
+    assert "stopped after epoch 20 of 300 (partial)" in legend_texts(fig4_custom_resnet_loss(partial))
     (ax,) = fig4_custom_resnet_loss(None).axes
     assert "notebooks/05_custom_resnet.ipynb" in ax.texts[0].get_text()
 

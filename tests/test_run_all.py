@@ -52,6 +52,17 @@ def test_a_misspelled_name_stops_make_run_before_any_work(tmp_path, monkeypatch,
     assert message in capsys.readouterr().err
 
 
+def test_a_gpu_profile_without_a_gpu_stops_before_any_notebook(tmp_path, monkeypatch, capsys):
+    file = tmp_path / "p.yaml"
+    file.write_text(f"DEVICE: cuda\nworkbook:\n  executed_dir: {tmp_path / 'executed'}\n")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("nothing may start"))
+    assert run_all.main(["--params", str(file), "--only", "03"]) == 1
+    err = capsys.readouterr().err
+    assert "make run stopped: 03_resnet: DEVICE='cuda', but PyTorch sees no CUDA GPU" in err
+    assert not (tmp_path / "executed").exists()
+
+
 def test_numbers_are_read_as_the_notebooks_write_them(tmp_path):
     file = tmp_path / "p.yaml"
     file.write_text("LR: 1e-3\nWEIGHT_DECAY: 5e-4\nGAMMA: .5\nEPOCHS: 10\nDATA_DIR: '1e-3'\n")
