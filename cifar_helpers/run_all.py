@@ -250,13 +250,11 @@ def check_devices(jobs: list[tuple]) -> None:
 
 
 def _trains_on_cpu(params: dict[str, Any]) -> bool:
-    """Will this notebook train on the CPU? The device `select_device` picks, as the notebook will."""
-    from .device import DeviceError, select_device
+    """Will this notebook train on the CPU? The device `select_device` picks, as the notebook will
+    (`check_devices` has made sure it exists)."""
+    from .device import select_device
 
-    try:
-        return select_device(params.get("DEVICE", "auto")).type == "cpu"
-    except DeviceError:
-        return False  # the notebook stops at once with the device's own message
+    return select_device(params.get("DEVICE", "auto")).type == "cpu"
 
 
 def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
