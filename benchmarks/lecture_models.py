@@ -1,6 +1,7 @@
 """The lecture-model study: train candidate architectures under the report's lecture protocol.
 
     python benchmarks/lecture_models.py train D1 D2 --epochs 30 --data-dir /tmp/cifar10-jpeg
+    python benchmarks/lecture_models.py train R4 --epochs 100 --stop-after 16 --data-dir /tmp/cifar10-jpeg
     python benchmarks/lecture_models.py table            # the study's table, from the saved runs
     python benchmarks/lecture_models.py snapshot         # save the runs in progress as *-partial.json
 
@@ -8,9 +9,10 @@ The report names no architecture for its DNN, CNN and ResNet (docs/protocol.md).
 Each candidate here is one of `cifar_helpers.models` with factory options, and
 is trained by the workbook's own engine with the report's lecture protocol
 (SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 64, normalisation only,
-seed 23, fp32), for `--epochs` epochs. Each run writes its full results
-record to `reference/lecture-models/<candidate>-e<epochs>.json` and resumes from
-`checkpoints/lecture-models/` when interrupted. `table` reads those records, and
+seed 23, fp32), for `--epochs` epochs, or the first `--stop-after` of them.
+Each run writes its full results record to `reference/lecture-models/<candidate>-e<epochs>.json`
+(`-partial.json` when it stopped early) and resumes from `checkpoints/lecture-models/`
+when interrupted, or run again with a higher `--stop-after`. `table` reads those records, and
 the reference runs of the notebooks (reference/cpu-jpeg/results/, matched to a
 candidate by the architecture they record), and prints the Markdown table of
 docs/lecture-models.md.
@@ -84,7 +86,12 @@ def result_path(name: str, epochs: int) -> Path:
     return OUT_DIR / f"{name}-e{epochs}.json"
 
 
-def train(names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu") -> None:
+def partial_path(name: str, epochs: int) -> Path:
+    return OUT_DIR / f"{name}-e{epochs}-partial.json"
+
+
+def train(names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu",
+          stop_after: int | None = None) -> None:
     import torch
 
     from cifar_helpers.config import TrainConfig
@@ -97,14 +104,16 @@ def train(names: list[str], epochs: int, data_dir: str, threads: int | None, dev
     for name in names:
         candidate = CANDIDATES[name]
         cfg = TrainConfig.for_model(candidate.model, epochs=epochs, model_options=dict(candidate.options))
-        print(f"== {name}: {candidate.description}; {epochs} epochs", flush=True)
+        stop = f", stopping after epoch {stop_after}" if stop_after else ""
+        print(f"== {name}: {candidate.description}; {epochs} epochs{stop}", flush=True)
         record = train_model(cfg, data, device=device, results_dir=OUT_DIR / ".runs" / name,
-                             checkpoint_dir=CHECKPOINT_DIR / name, progress="lines",
+                             checkpoint_dir=CHECKPOINT_DIR / name, progress="lines", stop_after=stop_after,
                              log=lambda line: print(line, flush=True))
         record["candidate"] = {"name": name, "description": candidate.description}
         record["command"] = (f"python benchmarks/lecture_models.py train {name} --epochs {epochs} "
-                             f"--data-dir <the JPEG copy> --device {device}")
-        atomic_write_json(result_path(name, epochs), record)
+                             + (f"--stop-after {stop_after} " if stop_after else "")
+                             + f"--data-dir <the JPEG copy> --device {device}")
+        atomic_write_json((result_path if record["complete"] else partial_path)(name, epochs), record)
 
 
 def snapshot() -> list[Path]:
@@ -122,7 +131,7 @@ def snapshot() -> list[Path]:
         record["candidate"] = {"name": name, "description": CANDIDATES[name].description}
         record["command"] = (f"python benchmarks/lecture_models.py train {name} --epochs {record['epochs_planned']} "
                              f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
-        written.append(atomic_write_json(OUT_DIR / f"{name}-e{record['epochs_planned']}-partial.json", record))
+        written.append(atomic_write_json(partial_path(name, record["epochs_planned"]), record))
     return written
 
 
@@ -222,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("names", nargs="+", choices=sorted(CANDIDATES))
     run.add_argument("--epochs", type=int, required=True)
     run.add_argument("--data-dir", required=True, help="CIFAR-10 folder (the JPEG copy here)")
+    run.add_argument("--stop-after", type=int, default=None, metavar="N",
+                     help="stop after epoch N (a partial run; run again with a higher N to go on)")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     run.add_argument("--device", default="cpu", help="cpu (the study so far), or cuda on a GPU machine")
     shown = sub.add_parser("table", help="print the study's Markdown table from the saved runs")
@@ -229,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("snapshot", help="save the runs in progress as <candidate>-e<epochs>-partial.json")
     args = parser.parse_args(argv)
     if args.command == "train":
-        train(args.names, args.epochs, args.data_dir, args.threads, args.device)
+        train(args.names, args.epochs, args.data_dir, args.threads, args.device, args.stop_after)
     elif args.command == "snapshot":
         for path in snapshot():
             print("wrote", path.relative_to(REPO_ROOT))

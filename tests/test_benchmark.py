@@ -121,3 +121,24 @@ def test_the_readme_shows_the_reference_runs_table_1():
             if line.startswith("|")]
     readme = (REPO_ROOT / "README.md").read_text()
     assert rows and all(row in readme for row in rows)
+
+
+def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fake_data_dir, tmp_path, monkeypatch):
+    study = load("lecture_models")
+    monkeypatch.setattr(study, "OUT_DIR", tmp_path / "study")
+    monkeypatch.setattr(study, "CHECKPOINT_DIR", tmp_path / "checkpoints")
+    monkeypatch.setattr(study, "REFERENCE_DIR", tmp_path / "no-reference-runs")
+    args = ["train", "D1", "--epochs", "3", "--data-dir", str(fake_data_dir), "--threads", "1"]
+
+    study.main([*args, "--stop-after", "1"])
+    partial = json.loads((tmp_path / "study" / "D1-e3-partial.json").read_text())
+    assert partial["complete"] is False and len(partial["history"]) == 1
+    assert "--epochs 3 --stop-after 1 " in partial["command"]
+    assert not (tmp_path / "study" / "D1-e3.json").exists()
+
+    study.main(args)  # resumes from epoch 1's checkpoint
+    final = json.loads((tmp_path / "study" / "D1-e3.json").read_text())
+    assert final["complete"] is True and [row["epoch"] for row in final["history"]] == [1, 2, 3]
+    assert final["history"][0] == partial["history"][0]
+    assert [(name, source) for name, source, _ in study.study_records()] == [("D1", "study (D1-e3.json)")], \
+        "the finished run replaces the partial one"
