@@ -71,10 +71,15 @@ def test_numbers_are_read_as_the_notebooks_write_them(tmp_path):
     assert isinstance(params["EPOCHS"], int)
 
 
+@pytest.fixture(scope="module")
+def declared_by():
+    """Each notebook's parameters, read once for all the profiles."""
+    return {nb: run_all.declared_parameters(run_all.NOTEBOOK_DIR / f"{nb}.ipynb") for nb, _ in run_all.NOTEBOOKS}
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "params").glob("*.yaml")))
-def test_every_committed_profile_names_parameters_the_notebooks_declare(name):
+def test_every_committed_profile_names_parameters_the_notebooks_declare(name, declared_by):
     profile = load_profile(REPO_ROOT / "params" / name)
-    declared_by = {nb: run_all.declared_parameters(run_all.NOTEBOOK_DIR / f"{nb}.ipynb") for nb, _ in run_all.NOTEBOOKS}
     run_all.check_profile_names(profile, declared_by)  # raises RunError naming the first unknown one
     assert set(profile.settings.get("only", [])) <= set(declared_by)
 
