@@ -57,6 +57,15 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({threads} thread{'' if threads == 1 else 's'})"
 
 
+def cuda_fp32_math(device: torch.device) -> dict[str, str] | None:
+    """What CUDA's "fp32" convolutions and matrix products really compute in: PyTorch lets cuDNN's
+    convolutions use TF32 (a 10-bit mantissa) by default, so a results file says which it was."""
+    if device.type != "cuda":
+        return None
+    return {"convolutions": "tf32" if torch.backends.cudnn.allow_tf32 else "fp32",
+            "matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"}
+
+
 def describe_device(device: torch.device, long_run: bool = False) -> str:
     """One line for the notebook: which device trains, and, for a long run on the CPU, what that means."""
     if device.type != "cpu":

@@ -31,7 +31,7 @@ from .data import subset
 from .hashing import content_digest
 from .errors import TrainingInterrupted, WorkbookError
 from .lock import exclusive
-from .device import (SMALL_RUN_IMAGES, configure_determinism, describe_device, device_name,
+from .device import (SMALL_RUN_IMAGES, configure_determinism, cuda_fp32_math, describe_device, device_name,
                      prefers_channels_last, select_device)
 from .models import build_model, count_parameters, model_options
 from .paths import REPO_ROOT, repo_path, require_writable
@@ -399,6 +399,7 @@ def _results_record(cfg, state: TrainingState, fingerprint, model, device, sourc
         "architecture": {**model_options(cfg.model), **cfg.model_options},
         "device": device.type,
         "device_name": device_name(device),
+        "cuda_fp32_math": cuda_fp32_math(device),
         "data_source": source,
         "data_digest": data_digest,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,

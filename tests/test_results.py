@@ -20,6 +20,7 @@ from cifar_helpers.results import (
     ResultsSkippedWarning,
     best_points,
     data_label,
+    device_label,
     epochs_label,
     format_duration,
     formatted_table1,
@@ -190,6 +191,21 @@ def test_a_partial_run_loads_and_table1_labels_it(tmp_path):
 def test_data_label_names_the_copy_a_run_read(source, label):
     subset = [400, 200] if "subset" in source else None
     assert data_label({"data_source": source, "params": {"subset": subset}}) == label
+
+
+@pytest.mark.parametrize("recorded, label", [
+    ({"device_name": "CPU (1 thread)", "cuda_fp32_math": None}, "CPU (1 thread)"),
+    ({"device_name": "NVIDIA H200", "cuda_fp32_math": {"convolutions": "tf32", "matmul": "fp32"}},
+     "NVIDIA H200 (TF32 convolutions)"),
+    ({"device_name": "NVIDIA H200", "cuda_fp32_math": {"convolutions": "fp32", "matmul": "fp32"}}, "NVIDIA H200"),
+    ({"device_name": "NVIDIA H200", "cuda_fp32_math": {"convolutions": "tf32", "matmul": "fp32"}, "amp": True},
+     "NVIDIA H200"),  # bf16 autocast: the table's precision is the run's, not TF32's
+    ({"device_name": "NVIDIA H200"}, "NVIDIA H200"),  # recorded before the field existed
+    ({"device": "cuda"}, "cuda"),
+])
+def test_device_label_says_when_cuda_convolutions_ran_in_tf32(recorded, label):
+    amp = recorded.pop("amp", False)
+    assert device_label({**recorded, "params": {"amp": amp}}) == label
 
 
 @pytest.mark.parametrize(

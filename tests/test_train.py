@@ -15,7 +15,7 @@ import torch
 from cifar_helpers import checkpoint
 from cifar_helpers.batches import DeviceData, crop_flip, crop_flip_indices, epoch_generator, PAD
 from cifar_helpers.config import ConfigError, TrainConfig
-from cifar_helpers.device import DeviceError, select_device
+from cifar_helpers.device import DeviceError, cuda_fp32_math, select_device
 from cifar_helpers.paths import require_data_dir
 from cifar_helpers.train import EarlyStopping, train_model
 
@@ -137,6 +137,19 @@ def test_crop_flip_matches_a_per_image_reference():
     assert rows[:, 0].min() >= 0 and rows[:, 0].max() <= 2 * PAD
 
 
+def test_cuda_fp32_math_reads_the_tf32_switches():
+    matmul = torch.backends.cuda.matmul.allow_tf32  # a property of torch's own module object: set and restore
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        with torch.backends.cudnn.flags(allow_tf32=True):
+            assert cuda_fp32_math(torch.device("cuda")) == {"convolutions": "tf32", "matmul": "fp32"}
+        with torch.backends.cudnn.flags(allow_tf32=False):
+            assert cuda_fp32_math(torch.device("cuda")) == {"convolutions": "fp32", "matmul": "fp32"}
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+    assert cuda_fp32_math(torch.device("cpu")) is None
+
+
 def test_normalization_is_mean_std():
     data = small_device_data()
     x = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
@@ -157,6 +170,7 @@ def test_training_records_everything_and_writes_results(fake_data, tmp_path):
         assert all(math.isfinite(v) for v in row.values())
     assert record["params"]["batch_size"] == 64 and record["num_parameters"] > 0
     assert record["device"] == "cpu" and record["versions"]["torch"] == torch.__version__
+    assert record["cuda_fp32_math"] is None  # recorded for CUDA runs only
     assert "official python batches" in record["data_source"]
     assert record["best_loss"]["test_loss"] == min(r["test_loss"] for r in record["history"])
     assert record["restored_best"]["test_loss"] == record["best_loss"]["test_loss"]
