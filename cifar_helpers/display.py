@@ -76,6 +76,10 @@ def report_comparison(result: Mapping[str, Any]) -> Markdown:
                  f"accuracy reached {100 * last['train_acc']:.2f}%")
         worst = max(row["test_loss"] for row in history[best.loss_epoch:])
         trend += f"; its highest value after the best epoch was {worst:.4f}."
+    means = ten_epoch_means([row["test_loss"] for row in history])
+    if len(means) >= 2:  # one epoch's jump or a trend: the means tell them apart
+        trend += (f" The test loss's mean over each ten epochs, epochs 1-10 to {10 * len(means)}: "
+                  f"{', '.join(f'{m:.2f}' if np.isfinite(m) else 'diverged' for m in means)}.")
     lines.append(f"**After the best epoch:** {trend} The report: {report.note}.")
     partial = (f" This run is partial: it stopped after {len(history)} of the {result.get('epochs_planned')} "
                "epochs planned." if result.get("complete") is False else "")
@@ -83,6 +87,12 @@ def report_comparison(result: Mapping[str, Any]) -> Markdown:
                  f"official files on one RTX A6000.{partial}" + (JPEG_NOTE if data_label(result).startswith("JPEG")
                                                                else ""))
     return Markdown("\n\n".join(lines))
+
+
+def ten_epoch_means(values: Sequence[float]) -> list[float]:
+    """The mean of each whole ten epochs (1-10, 11-20, ...); nan where one of them was not finite."""
+    blocks = [values[i:i + 10] for i in range(0, len(values) - len(values) % 10, 10)]
+    return [float(np.mean(block)) if np.all(np.isfinite(block)) else float("nan") for block in blocks]
 
 
 JPEG_NOTE = " The JPEG copy costs up to 1-2 points of accuracy against the official files."

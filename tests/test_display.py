@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from test_plots import fake_predictions
 from test_results import SPECS, all_results, make_result
@@ -14,6 +16,7 @@ from cifar_helpers.display import (
     per_class_accuracy_table,
     report_comparison,
     results_overview,
+    ten_epoch_means,
 )
 from cifar_helpers.models import compare_blocks
 from cifar_helpers.results import LoadedResults
@@ -45,9 +48,18 @@ def test_report_comparison_takes_every_number_from_the_run_or_the_report():
     last = result["history"][-1]["test_loss"]
     assert f"In the 14 epochs after it, the test loss ended at {last:.4f} (+{last - 0.6:.4f}" in text
     assert "test loss rose after epoch 11 (overfitting)" in text
+    means = ten_epoch_means([row["test_loss"] for row in result["history"]])
+    assert f"mean over each ten epochs, epochs 1-10 to 20: {means[0]:.2f}, {means[1]:.2f}." in text
     assert "JPEG copy on CPU (1 thread)" in text
     assert "This run is partial: it stopped after 25 of the 100 epochs planned." in text
     assert "costs up to 1-2 points" in text
+
+
+def test_ten_epoch_means_cover_whole_tens_and_mark_a_diverged_one():
+    assert ten_epoch_means([1.0] * 10 + [3.0] * 10 + [9.0] * 5) == [1.0, 3.0]
+    assert ten_epoch_means([1.0] * 9) == []
+    means = ten_epoch_means([1.0] * 10 + [float("inf")] + [2.0] * 9)
+    assert means[0] == 1.0 and math.isnan(means[1])
 
 
 def test_per_class_table_names_each_classs_accuracy_and_its_usual_mistake():
