@@ -307,8 +307,8 @@ def data_label(result: Mapping[str, Any]) -> str:
 
 def device_label(result: Mapping[str, Any]) -> str:
     name = str(result.get("device_name") or result.get("device") or "unrecorded")
-    math = result.get("cuda_fp32_math") or {}
-    if math.get("convolutions") == "tf32" and not result.get("params", {}).get("amp"):
+    fp32_math = result.get("cuda_fp32_math") or {}
+    if fp32_math.get("convolutions") == "tf32" and not result.get("params", {}).get("amp"):
         name += " (TF32 convolutions)"  # PyTorch's default on CUDA: "fp32" convolutions round to TF32
     return name
 
