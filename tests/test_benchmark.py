@@ -123,12 +123,13 @@ def test_the_readme_shows_the_reference_runs_table_1():
     assert rows and all(row in readme for row in rows)
 
 
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.CIFAR10Warning")  # fake data, by design
 def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fake_data_dir, tmp_path, monkeypatch):
     study = load("lecture_models")
     monkeypatch.setattr(study, "OUT_DIR", tmp_path / "study")
     monkeypatch.setattr(study, "CHECKPOINT_DIR", tmp_path / "checkpoints")
     monkeypatch.setattr(study, "REFERENCE_DIR", tmp_path / "no-reference-runs")
-    args = ["train", "D1", "--epochs", "3", "--data-dir", str(fake_data_dir), "--threads", "1"]
+    args = ["train", "D1", "--epochs", "3", "--data-dir", str(fake_data_dir)]  # no --threads: it would stay set
 
     study.main([*args, "--stop-after", "1"])
     partial = json.loads((tmp_path / "study" / "D1-e3-partial.json").read_text())
