@@ -78,6 +78,8 @@ class TrainingState:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     early: EarlyStopping
     history: list[dict[str, float]] = field(default_factory=list)
+    # Who trained which epochs: a resumed run may have moved machines, thread counts or commits.
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def epoch(self) -> int:
@@ -93,6 +95,7 @@ class TrainingState:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "early_stopping": self.early.state_dict(),
             "history": self.history,
+            "sessions": self.sessions,
             "rng": checkpoint.rng_state(),
         }
 
@@ -103,7 +106,16 @@ class TrainingState:
             self.scheduler.load_state_dict(state["scheduler"])
         self.early.load_state_dict(state["early_stopping"])
         self.history = list(state["history"])
+        self.sessions = [dict(session) for session in state.get("sessions", [])]  # none in older checkpoints
         checkpoint.set_rng_state(state["rng"])
+
+    def record_session(self, epoch: int, session: dict[str, Any]) -> None:
+        """Count `epoch` as trained by `session`; consecutive epochs of one setup share one entry."""
+        last = self.sessions[-1] if self.sessions else None
+        if last and last["last_epoch"] == epoch - 1 and all(last.get(k) == v for k, v in session.items()):
+            last["last_epoch"] = epoch
+        else:
+            self.sessions.append({"first_epoch": epoch, "last_epoch": epoch, **session})
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
@@ -182,6 +194,28 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _session(device: torch.device) -> dict[str, Any]:
+    """What this process trains with, as the results file records it."""
+    return {"device_name": device_name(device), "cuda_fp32_math": cuda_fp32_math(device),
+            "git_commit": _git_commit(),
+            # plain str: the checkpoint holds this, and torch.__version__'s class is no weights_only type
+            "versions": {"python": platform.python_version(), "torch": str(torch.__version__),
+                         "torchvision": str(torchvision.__version__)}}
+
+
+def _device_names(sessions: list[dict[str, Any]]) -> str:
+    """One device name, or each with the epochs it trained when a resumed run changed device."""
+    spans: list[list] = []  # [name, first epoch, last epoch]
+    for session in sessions:
+        if spans and spans[-1][0] == session["device_name"]:
+            spans[-1][2] = session["last_epoch"]
+        else:
+            spans.append([session["device_name"], session["first_epoch"], session["last_epoch"]])
+    if len(spans) == 1:
+        return spans[0][0]
+    return "; ".join(f"{name}, epochs {first}-{last}" for name, first, last in spans)
 
 
 def _config_diff(old: dict, new: dict) -> str:
@@ -272,12 +306,15 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     log(describe_device(device, long_run=images > SMALL_RUN_IMAGES))
     log(f"{cfg.model}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
         f"{device_data.n_test:,} test images; run {fingerprint}")
+    session = _session(device)
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
     if last_path.exists():
         saved = checkpoint.load(last_path)
         if saved.get("fingerprint") == fingerprint:
             state.load_state_dict(saved)
             log(f"Resuming from {last_path} after epoch {state.epoch}.")
+            if state.epoch and not state.sessions:  # a checkpoint from before sessions were recorded
+                state.sessions = [{"first_epoch": 1, "last_epoch": state.epoch, **session}]
         else:
             old_fingerprint = str(saved.get("fingerprint", "unknown"))
             moved = [checkpoint.archive_stale(p, old_fingerprint) for p in (last_path, best_path) if p.exists()]
@@ -291,7 +328,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
 
     def write_record(restored=None, predictions=None) -> dict[str, Any]:
         record = _results_record(cfg, state, fingerprint, model, device, data.source, context["data_digest"],
-                                 restored, time.perf_counter() - started)
+                                 restored, time.perf_counter() - started, session)
         record["predictions"] = predictions
         atomic_write_json(results_path, record)
         return record
@@ -308,6 +345,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                        test_acc=test_acc, lr=lr, train_seconds=train_seconds, eval_seconds=eval_seconds)
             state.history.append(row)
+            state.record_session(epoch, session)
             if state.early.update(epoch, test_loss):
                 checkpoint.save(model.state_dict(), best_path)
             checkpoint.save(state.state_dict(fingerprint, cfg.to_dict()), last_path)
@@ -383,9 +421,12 @@ def _best_entries(history: list[dict]) -> tuple[dict | None, dict | None]:
 
 
 def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, data_digest, restored,
-                    seconds) -> dict:
+                    seconds, session: dict[str, Any]) -> dict:
     history = state.history
     best_loss, best_acc = _best_entries(history)
+    # The setup that trained the epochs, not the one that reads a finished checkpoint back.
+    trained = state.sessions or [{"first_epoch": 1, "last_epoch": state.epoch, **session}]
+    last = trained[-1]
     return {
         "schema": SCHEMA_VERSION,
         "model": cfg.model,
@@ -398,13 +439,13 @@ def _results_record(cfg, state: TrainingState, fingerprint, model, device, sourc
         # even after a default changes
         "architecture": {**model_options(cfg.model), **cfg.model_options},
         "device": device.type,
-        "device_name": device_name(device),
-        "cuda_fp32_math": cuda_fp32_math(device),
+        "device_name": _device_names(trained),
+        "cuda_fp32_math": last["cuda_fp32_math"],
         "data_source": source,
         "data_digest": data_digest,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": torchvision.__version__},
-        "git_commit": _git_commit(),
+        "versions": last["versions"],
+        "git_commit": last["git_commit"],
+        "sessions": [{k: s[k] for k in ("first_epoch", "last_epoch", "device_name", "git_commit")} for s in trained],
         "history": history,
         "best_loss": best_loss,
         "best_acc": best_acc,

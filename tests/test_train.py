@@ -302,6 +302,41 @@ def test_stop_after_writes_a_partial_record_and_a_later_run_finishes_it(fake_dat
     assert without_timings(finished["history"]) == without_timings(straight["history"])
 
 
+def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_reads_it_back(
+        fake_data, tmp_path, monkeypatch):
+    import cifar_helpers.train as engine
+
+    def train_as(machine, commit, **kwargs):
+        monkeypatch.setattr(engine, "device_name", lambda device: machine)
+        monkeypatch.setattr(engine, "_git_commit", lambda: commit)
+        return quiet_train(TrainConfig.for_model("dnn", epochs=3, lr=0.01), fake_data, tmp_path, **kwargs)[0]
+
+    assert train_as("machine A", "aaa", stop_after=1)["device_name"] == "machine A"
+    same_machine = train_as("machine A", "bbb", stop_after=2)
+    assert same_machine["device_name"] == "machine A" and same_machine["git_commit"] == "bbb"
+    finished = train_as("machine B", "ccc")
+    assert finished["device_name"] == "machine A, epochs 1-2; machine B, epochs 3-3"
+    assert finished["git_commit"] == "ccc"
+    assert [(s["first_epoch"], s["last_epoch"], s["git_commit"]) for s in finished["sessions"]] == [
+        (1, 1, "aaa"), (2, 2, "bbb"), (3, 3, "ccc")]
+    # A finished run executed again trains nothing: its record keeps who trained it.
+    read_back = train_as("machine C", "ddd")
+    for key in ("device_name", "git_commit", "sessions", "history"):
+        assert read_back[key] == finished[key]
+
+
+def test_a_checkpoint_from_before_sessions_were_recorded_still_resumes(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("dnn", epochs=2, lr=0.01)
+    quiet_train(cfg, fake_data, tmp_path, stop_after=1)
+    last = tmp_path / "run" / "ckpt" / "dnn" / "last.pt"
+    old = torch.load(last, map_location="cpu", weights_only=True)
+    del old["sessions"]
+    torch.save(old, last)
+    record, lines = quiet_train(cfg, fake_data, tmp_path)
+    assert any("after epoch 1" in line for line in lines) and record["complete"] is True
+    assert [(s["first_epoch"], s["last_epoch"]) for s in record["sessions"]] == [(1, 2)]  # attributed to this one
+
+
 def test_the_record_holds_the_best_epochs_test_predictions(fake_data, tmp_path):
     record, _ = quiet_train(TrainConfig.for_model("dnn", epochs=2, lr=0.01, subset=[200, 100]), fake_data, tmp_path)
     predictions = record["predictions"]
