@@ -90,6 +90,13 @@ def partial_path(name: str, epochs: int) -> Path:
     return OUT_DIR / f"{name}-e{epochs}-partial.json"
 
 
+def _label(record: dict, name: str, epochs: int, how: str) -> dict:
+    """Name the candidate in its record, and the command that reruns it (`how`: what follows --epochs)."""
+    record["candidate"] = {"name": name, "description": CANDIDATES[name].description}
+    record["command"] = f"python benchmarks/lecture_models.py train {name} --epochs {epochs} {how}"
+    return record
+
+
 def train(names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu",
           stop_after: int | None = None) -> None:
     import torch
@@ -109,10 +116,8 @@ def train(names: list[str], epochs: int, data_dir: str, threads: int | None, dev
         record = train_model(cfg, data, device=device, results_dir=OUT_DIR / ".runs" / name,
                              checkpoint_dir=CHECKPOINT_DIR / name, progress="lines", stop_after=stop_after,
                              log=lambda line: print(line, flush=True))
-        record["candidate"] = {"name": name, "description": candidate.description}
-        record["command"] = (f"python benchmarks/lecture_models.py train {name} --epochs {epochs} "
-                             + (f"--stop-after {stop_after} " if stop_after else "")
-                             + f"--data-dir <the JPEG copy> --device {device}")
+        stop_flag = f"--stop-after {stop_after} " if stop_after else ""
+        _label(record, name, epochs, f"{stop_flag}--data-dir <the JPEG copy> --device {device}")
         atomic_write_json((result_path if record["complete"] else partial_path)(name, epochs), record)
 
 
@@ -128,9 +133,8 @@ def snapshot() -> list[Path]:
         final = result_path(name, record["epochs_planned"])
         if final.exists():
             continue
-        record["candidate"] = {"name": name, "description": CANDIDATES[name].description}
-        record["command"] = (f"python benchmarks/lecture_models.py train {name} --epochs {record['epochs_planned']} "
-                             f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
+        _label(record, name, record["epochs_planned"],
+               f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
         written.append(atomic_write_json(partial_path(name, record["epochs_planned"]), record))
     return written
 
