@@ -130,9 +130,10 @@ def snapshot() -> list[Path]:
         name = path.parent.name
         if record.get("complete") is not False or name not in CANDIDATES:
             continue
-        final = result_path(name, record["epochs_planned"])
-        if final.exists():
-            continue
+        final, partial = result_path(name, record["epochs_planned"]), partial_path(name, record["epochs_planned"])
+        saved = len(json.loads(partial.read_text())["history"]) if partial.exists() else 0
+        if final.exists() or saved >= len(record["history"]):
+            continue  # nothing newer than what train saved, with its exact command
         _label(record, name, record["epochs_planned"],
                f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
         written.append(atomic_write_json(partial_path(name, record["epochs_planned"]), record))
@@ -206,7 +207,8 @@ def table() -> str:
         after = (f"{s['max_loss_after']:.4f}, {s['last_test_loss']:.4f}" if math.isfinite(s["max_loss_after"])
                  else "(last epoch)")
         rows.append(
-            f"| {name} | {CANDIDATES[name].description} | {record['num_parameters']:,} | {epochs} "
+            f"| {name} | {CANDIDATES[name].description.replace('|', '&#124;')} "  # a bare | would split the cell
+            f"| {record['num_parameters']:,} | {epochs} "
             f"| {100 * s['best_acc']:.2f}% ({s['best_acc_epoch']}) | {s['best_loss']:.4f} ({s['best_loss_epoch']}) "
             f"| {after} | {100 * s['last_train_acc']:.2f}% | {source} |")
     return "\n".join(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -136,6 +137,7 @@ def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fa
     assert partial["complete"] is False and len(partial["history"]) == 1
     assert "--epochs 3 --stop-after 1 " in partial["command"]
     assert not (tmp_path / "study" / "D1-e3.json").exists()
+    assert study.snapshot() == [], "train's own partial record, with its command, is kept"
 
     study.main(args)  # resumes from epoch 1's checkpoint
     final = json.loads((tmp_path / "study" / "D1-e3.json").read_text())
@@ -143,3 +145,6 @@ def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fa
     assert final["history"][0] == partial["history"][0]
     assert [(name, source) for name, source, _ in study.study_records()] == [("D1", "study (D1-e3.json)")], \
         "the finished run replaces the partial one"
+    monkeypatch.setitem(study.CANDIDATES, "D1", dataclasses.replace(study.CANDIDATES["D1"], description="conv 32 | 64"))
+    row = study.table().splitlines()[-1]
+    assert row.count("|") == 10 and "conv 32 &#124; 64" in row  # a pipe in a description would split its cell
