@@ -136,7 +136,7 @@ def snapshot() -> list[Path]:
             continue  # nothing newer than what train saved, with its exact command
         _label(record, name, record["epochs_planned"],
                f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
-        written.append(atomic_write_json(partial_path(name, record["epochs_planned"]), record))
+        written.append(atomic_write_json(partial, record))
     return written
 
 

@@ -215,7 +215,8 @@ def _device_names(sessions: list[dict[str, Any]]) -> str:
             spans.append([session["device_name"], session["first_epoch"], session["last_epoch"]])
     if len(spans) == 1:
         return spans[0][0]
-    return "; ".join(f"{name}, epochs {first}-{last}" for name, first, last in spans)
+    return "; ".join(f"{name}, epoch{f' {first}' if first == last else f's {first}-{last}'}"
+                     for name, first, last in spans)
 
 
 def _config_diff(old: dict, new: dict) -> str:

@@ -315,7 +315,7 @@ def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_rea
     same_machine = train_as("machine A", "bbb", stop_after=2)
     assert same_machine["device_name"] == "machine A" and same_machine["git_commit"] == "bbb"
     finished = train_as("machine B", "ccc")
-    assert finished["device_name"] == "machine A, epochs 1-2; machine B, epochs 3-3"
+    assert finished["device_name"] == "machine A, epochs 1-2; machine B, epoch 3"
     assert finished["git_commit"] == "ccc"
     assert [(s["first_epoch"], s["last_epoch"], s["git_commit"]) for s in finished["sessions"]] == [
         (1, 1, "aaa"), (2, 2, "bbb"), (3, 3, "ccc")]
