@@ -329,7 +329,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
 
     def write_record(restored=None, predictions=None) -> dict[str, Any]:
         record = _results_record(cfg, state, fingerprint, model, device, data.source, context["data_digest"],
-                                 restored, time.perf_counter() - started, session)
+                                 restored, time.perf_counter() - started)
         record["predictions"] = predictions
         atomic_write_json(results_path, record)
         return record
@@ -422,11 +422,11 @@ def _best_entries(history: list[dict]) -> tuple[dict | None, dict | None]:
 
 
 def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, data_digest, restored,
-                    seconds, session: dict[str, Any]) -> dict:
+                    seconds) -> dict:
     history = state.history
     best_loss, best_acc = _best_entries(history)
     # The setup that trained the epochs, not the one that reads a finished checkpoint back.
-    trained = state.sessions or [{"first_epoch": 1, "last_epoch": state.epoch, **session}]
+    trained = state.sessions
     last = trained[-1]
     return {
         "schema": SCHEMA_VERSION,
