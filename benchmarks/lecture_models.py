@@ -159,23 +159,15 @@ def summarize(record: dict) -> dict:
     }
 
 
-def _plain(value):
-    """Tuples as lists, as JSON has them."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
 def candidate_of(record: dict) -> str | None:
     """The study candidate whose architecture a results file records, if any."""
-    from cifar_helpers.models import model_options
+    from cifar_helpers.models import architecture
 
     recorded = record.get("architecture")
     if not recorded:
         return None
     for name, candidate in CANDIDATES.items():
-        if candidate.model == record["model"] and \
-                _plain({**model_options(candidate.model), **candidate.options}) == _plain(recorded):
+        if candidate.model == record["model"] and architecture(candidate.model, **candidate.options) == recorded:
             return name
     return None
 
@@ -187,7 +179,9 @@ def study_records() -> list[tuple[str, str, dict]]:
         record = json.loads(path.read_text())
         if path.stem.endswith("-partial") and result_path(record["candidate"]["name"], record["epochs_planned"]).exists():
             continue  # the finished run has replaced it
-        found.append((record["candidate"]["name"], f"study ({path.name})", record))
+        # a notebook's reference run kept here after its model's default changed says so by its command
+        kind = "former reference run" if record["command"].startswith("make run") else "study"
+        found.append((record["candidate"]["name"], f"{kind} ({path.name})", record))
     for path in REFERENCE_DIR.glob("*.json"):
         record = json.loads(path.read_text())
         name = record.get("model") in REPORT and candidate_of(record)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import WorkbookError
 from .hashing import short_hash
-from .models import MODEL_NAMES
+from .models import MODEL_NAMES, architecture
 from .models.custom_resnet import DEFAULT_DROPOUT
 from .steps import STEP_MODES
 
@@ -90,6 +90,10 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["subset"] = list(self.subset) if self.subset is not None else None
         return out
+
+    def architecture(self) -> dict[str, Any]:
+        """The network this config trains: its factory's every option (models.architecture)."""
+        return architecture(self.model, **self.model_options)
 
     def fingerprint(self, **context: Any) -> str:
         """A short hash of every parameter that changes the training, plus `context` (device type, data).

@@ -83,16 +83,21 @@ def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in namespace.items() if _PARAMETER_NAME.match(k) and not callable(v)}
 
 
-def training_run(model: str, namespace: Mapping[str, Any]) -> TrainingRun:
-    """Check a training notebook's parameters and build its run; fails before any work."""
-    params = notebook_parameters(namespace)
+def training_config(model: str, params: Mapping[str, Any]) -> TrainConfig:
+    """The TrainConfig that a training notebook's parameters (UPPERCASE names) give."""
     check_names(params, set(PROTOCOL_PARAMETERS) | set(MODEL_PARAMETERS) | set(RUN_PARAMETERS),
                 f"notebook for {model}")
     overrides = {field: params[name] for name, field in PROTOCOL_PARAMETERS.items() if name in params}
     options = {option: params[name] for name, option in MODEL_PARAMETERS.items() if name in params}
     if options:
         overrides["model_options"] = options
-    config = TrainConfig.for_model(model, **overrides)
+    return TrainConfig.for_model(model, **overrides)
+
+
+def training_run(model: str, namespace: Mapping[str, Any]) -> TrainingRun:
+    """Check a training notebook's parameters and build its run; fails before any work."""
+    params = notebook_parameters(namespace)
+    config = training_config(model, params)
     stop_after = check_stop_after(params.get("STOP_AFTER"))
     return TrainingRun(
         config=config,

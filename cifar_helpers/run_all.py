@@ -39,7 +39,7 @@ from .atomic import atomic_write_json
 from .catalog import NOTEBOOKS
 from .errors import WorkbookError
 from .hashing import short_hash
-from .parameters import unknown_parameter_message
+from .parameters import training_config, unknown_parameter_message
 from .lock import FolderInUseError, exclusive
 from .paths import REPO_ROOT, FolderNotWritableError, data_dir, repo_path, require_writable
 
@@ -136,14 +136,17 @@ def _results_file(params: dict[str, Any], model: str) -> Path:
 
 def is_complete(state_file: Path, params: dict[str, Any], model: str, data_digest: str | None) -> bool:
     """True when this notebook finished with these parameters, on data with this content digest,
-    and its results are intact."""
+    with the network these parameters build today (a factory default may have changed since), and
+    its results are intact."""
     try:
         state = json.loads(state_file.read_text())
         result = json.loads(_results_file(params, model).read_text())
-    except (OSError, ValueError):
+        network = training_config(model, params).architecture()
+    except (OSError, ValueError):  # ConfigError is a ValueError: the notebook itself will say what is wrong
         return False
     return (state.get("params_hash") == short_hash(params) and result.get("complete") is True
             and result.get("fingerprint") == state.get("fingerprint")
+            and result.get("architecture") == network
             and data_digest is not None and result.get("data_digest") == data_digest)
 
 

@@ -33,7 +33,7 @@ from .errors import TrainingInterrupted, WorkbookError
 from .lock import exclusive
 from .device import (SMALL_RUN_IMAGES, configure_determinism, cuda_fp32_math, describe_device, device_name,
                      prefers_channels_last, select_device)
-from .models import build_model, count_parameters, model_options
+from .models import build_model, count_parameters
 from .paths import REPO_ROOT, repo_path, require_writable
 from .predictions import prediction_record
 from .progress import batch_progress, format_epoch, progress_mode
@@ -85,10 +85,11 @@ class TrainingState:
     def epoch(self) -> int:
         return len(self.history)
 
-    def state_dict(self, fingerprint: str, config: dict) -> dict[str, Any]:
+    def state_dict(self, fingerprint: str, cfg: TrainConfig) -> dict[str, Any]:
         return {
             "fingerprint": fingerprint,
-            "config": config,
+            "config": cfg.to_dict(),
+            "architecture": cfg.architecture(),
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -225,6 +226,25 @@ def _config_diff(old: dict, new: dict) -> str:
     return "; ".join(changed) or "same parameters, other device or data"
 
 
+def _made_otherwise(saved: dict, fingerprint: str, cfg: TrainConfig, model: torch.nn.Module) -> str | None:
+    """How a checkpoint differs from this run ("with other parameters (...)"), or None when it resumes it.
+
+    The fingerprint covers the parameters, not the code: a factory default that changed since (the
+    ResNet's widths, say) leaves it equal. So the network must match too: the architecture the
+    checkpoint records or, in one from before that was recorded, its weights' names and shapes."""
+    if saved.get("fingerprint") != fingerprint:
+        return f"with other parameters ({_config_diff(saved.get('config', {}), cfg.to_dict())})"
+    if "architecture" in saved:
+        if saved["architecture"] != cfg.architecture():
+            return (f"for another {cfg.model} network "
+                    f"({_config_diff(saved['architecture'], cfg.architecture())}: a default changed since)")
+        return None
+    shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    if {name: tuple(tensor.shape) for name, tensor in saved["model"].items()} != shapes:
+        return f"for another {cfg.model} network (its weights do not fit this one: a default changed since)"
+    return None
+
+
 class OutOfMemory(WorkbookError, RuntimeError):
     """The GPU ran out of memory; the message says what to lower."""
 
@@ -311,7 +331,8 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
     if last_path.exists():
         saved = checkpoint.load(last_path)
-        if saved.get("fingerprint") == fingerprint:
+        other = _made_otherwise(saved, fingerprint, cfg, model)
+        if other is None:
             state.load_state_dict(saved)
             log(f"Resuming from {last_path} after epoch {state.epoch}.")
             if state.epoch and not state.sessions:  # a checkpoint from before sessions were recorded
@@ -319,8 +340,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
         else:
             old_fingerprint = str(saved.get("fingerprint", "unknown"))
             moved = [checkpoint.archive_stale(p, old_fingerprint) for p in (last_path, best_path) if p.exists()]
-            log(f"The checkpoint in {ckpt_dir} was made with other parameters "
-                f"({_config_diff(saved.get('config', {}), cfg.to_dict())}); "
+            log(f"The checkpoint in {ckpt_dir} was made {other}; "
                 f"kept it as {', '.join(p.name for p in moved)} and starting fresh.")
 
     started = time.perf_counter()
@@ -349,7 +369,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             state.record_session(epoch, session)
             if state.early.update(epoch, test_loss):
                 checkpoint.save(model.state_dict(), best_path)
-            checkpoint.save(state.state_dict(fingerprint, cfg.to_dict()), last_path)
+            checkpoint.save(state.state_dict(fingerprint, cfg), last_path)
             log(format_epoch(row, cfg.epochs))
             if not _finished(state, cfg):
                 write_record()  # progress so far; the last epoch's record comes below
@@ -436,9 +456,7 @@ def _results_record(cfg, state: TrainingState, fingerprint, model, device, sourc
         "fingerprint": fingerprint,
         "params": cfg.to_dict(),
         "num_parameters": count_parameters(model),
-        # every option of the model's factory, defaults included: the file names its architecture
-        # even after a default changes
-        "architecture": {**model_options(cfg.model), **cfg.model_options},
+        "architecture": cfg.architecture(),
         "device": device.type,
         "device_name": _device_names(trained),
         "cuda_fp32_math": last["cuda_fp32_math"],

@@ -148,3 +148,6 @@ def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fa
     monkeypatch.setitem(study.CANDIDATES, "D1", dataclasses.replace(study.CANDIDATES["D1"], description="conv 32 | 64"))
     row = study.table().splitlines()[-1]
     assert row.count("|") == 10 and "conv 32 &#124; 64" in row  # a pipe in a description would split its cell
+    # a notebook's reference run, kept in the study after its model's default changed, is not called a study run
+    (tmp_path / "study" / "D1-e3.json").write_text(json.dumps({**final, "command": "make run PARAMS=... (01_dnn)"}))
+    assert [source for _, source, _ in study.study_records()] == ["former reference run (D1-e3.json)"]

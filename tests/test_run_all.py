@@ -8,6 +8,7 @@ import pytest
 
 from cifar_helpers import run_all
 from cifar_helpers.hashing import short_hash
+from cifar_helpers.models import architecture
 from cifar_helpers.paths import REPO_ROOT
 from cifar_helpers.run_all import RunError, check_cpu_cost, is_complete, load_profile
 
@@ -84,18 +85,25 @@ def test_every_committed_profile_names_parameters_the_notebooks_declare(name, de
     assert set(profile.settings.get("only", [])) <= set(declared_by)
 
 
-def test_complete_means_same_parameters_same_data_and_an_intact_results_file(tmp_path):
+def test_complete_means_same_parameters_same_network_same_data_and_an_intact_results_file(tmp_path):
     params = {"EPOCHS": 2, "RESULTS_DIR": str(tmp_path)}
     state = tmp_path / "state.json"
     assert not is_complete(state, params, "dnn", "d1")
     state.write_text(json.dumps({"params_hash": short_hash(params), "fingerprint": "abc"}))
-    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "abc", "data_digest": "d1"}))
+    finished = {"complete": True, "fingerprint": "abc", "data_digest": "d1", "architecture": architecture("dnn")}
+    (tmp_path / "dnn.json").write_text(json.dumps(finished))
     assert is_complete(state, params, "dnn", "d1")
     assert not is_complete(state, params, "dnn", "d2")  # the data changed under the finished run
     assert not is_complete(state, params, "dnn", None)  # no data there now
     assert not is_complete(state, {**params, "EPOCHS": 3}, "dnn", "d1")
-    (tmp_path / "dnn.json").write_text(json.dumps({"complete": True, "fingerprint": "other run", "data_digest": "d1"}))
+    assert not is_complete(state, {**params, "EPOCH": 3}, "dnn", "d1")  # the notebook will name the typo
+    (tmp_path / "dnn.json").write_text(json.dumps({**finished, "fingerprint": "other run"}))
     assert not is_complete(state, params, "dnn", "d1")
+    # a factory default changed since the run (the ResNet's widths, say): the same parameters, another network
+    (tmp_path / "dnn.json").write_text(json.dumps({**finished, "architecture": architecture("dnn", hidden=(64,))}))
+    assert not is_complete(state, params, "dnn", "d1")
+    (tmp_path / "dnn.json").write_text(json.dumps({key: v for key, v in finished.items() if key != "architecture"}))
+    assert not is_complete(state, params, "dnn", "d1")  # a file from before the network was recorded
     (tmp_path / "dnn.json").write_text("{truncated")
     assert not is_complete(state, params, "dnn", "d1")
 

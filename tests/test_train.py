@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from cifar_helpers import checkpoint
+from cifar_helpers import checkpoint, models
 from cifar_helpers.batches import DeviceData, crop_flip, crop_flip_indices, epoch_generator, PAD
 from cifar_helpers.config import ConfigError, TrainConfig
 from cifar_helpers.device import DeviceError, cuda_fp32_math, select_device
@@ -330,11 +330,37 @@ def test_a_checkpoint_from_before_sessions_were_recorded_still_resumes(fake_data
     quiet_train(cfg, fake_data, tmp_path, stop_after=1)
     last = tmp_path / "run" / "ckpt" / "dnn" / "last.pt"
     old = torch.load(last, map_location="cpu", weights_only=True)
-    del old["sessions"]
+    del old["sessions"], old["architecture"]
     torch.save(old, last)
     record, lines = quiet_train(cfg, fake_data, tmp_path)
     assert any("after epoch 1" in line for line in lines) and record["complete"] is True
     assert [(s["first_epoch"], s["last_epoch"]) for s in record["sessions"]] == [(1, 2)]  # attributed to this one
+
+
+def narrower_dnn(hidden=(64,), batch_norm=True, activation="relu", num_classes=10):
+    """The DNN factory with another default: what a checkpoint made before a default changed meets."""
+    return models.dnn(hidden=hidden, batch_norm=batch_norm, activation=activation, num_classes=num_classes)
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["architecture recorded", "older checkpoint"])
+def test_a_checkpoint_of_a_network_whose_default_changed_since_is_kept_aside(fake_data, tmp_path, monkeypatch,
+                                                                               recorded):
+    cfg = TrainConfig.for_model("dnn", epochs=2, lr=0.01)
+    quiet_train(cfg, fake_data, tmp_path, stop_after=1)
+    last = tmp_path / "run" / "ckpt" / "dnn" / "last.pt"
+    if not recorded:
+        old = torch.load(last, map_location="cpu", weights_only=True)
+        del old["architecture"]
+        torch.save(old, last)
+    monkeypatch.setitem(models._FACTORIES, "dnn", narrower_dnn)  # same parameters, so the same fingerprint
+    record, lines = quiet_train(cfg, fake_data, tmp_path)
+    said = "hidden: [512, 256] -> [64]" if recorded else "its weights do not fit"
+    assert any("for another dnn network" in line and said in line for line in lines), lines
+    assert not any("Resuming" in line for line in lines)
+    assert list(last.parent.glob("last.stale-*.pt"))
+    assert record["architecture"]["hidden"] == [64] and len(record["history"]) == 2
+    fresh, _ = quiet_train(cfg, fake_data, tmp_path, "fresh")
+    assert without_timings(record["history"]) == without_timings(fresh["history"])
 
 
 def test_the_record_holds_the_best_epochs_test_predictions(fake_data, tmp_path):

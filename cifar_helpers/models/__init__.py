@@ -10,6 +10,7 @@ traces stage shapes.
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any, Callable
 
 from torch import nn
@@ -44,6 +45,14 @@ def model_options(name: str) -> dict[str, Any]:
     return {key: p.default for key, p in inspect.signature(factory).parameters.items()}
 
 
+def architecture(name: str, **options: Any) -> dict[str, Any]:
+    """Every option of `name`'s factory, defaults filled in, as JSON has them (tuples as lists).
+
+    What a run's network is, even after a factory default changes: results files and checkpoints
+    record it, and a run resumes or is skipped only where it matches."""
+    return json.loads(json.dumps({**model_options(name), **options}))
+
+
 def build_model(name: str, **options: Any) -> nn.Module:
     """Build one of MODEL_NAMES; `options` go to that model's factory function."""
     accepted = model_options(name)
@@ -67,6 +76,7 @@ __all__ = [
     "MODEL_NAMES",
     "build_model",
     "model_options",
+    "architecture",
     "DNN",
     "CNN",
     "ResNet",
