@@ -93,8 +93,8 @@ def test_fig3_identity_block_and_dropout_option():
 
 
 def test_fig3_draws_a_basic_block_without_batch_norm():
-    shown = texts(draw_bottleneck_block(build_model("resnet", batch_norm=False).layer2[0]))
-    assert shown.count("3×3 conv, 16→32, stride 2") == 1
+    shown = texts(draw_bottleneck_block(build_model("resnet").layer2[0]))  # the lecture ResNet has none
+    assert shown.count("3×3 conv, 32→64, stride 2") == 1
     assert "BatchNorm" not in shown and "identity" not in shown  # a missing norm is not drawn
     assert "projection shortcut" in shown
 
