@@ -235,14 +235,18 @@ def _made_otherwise(saved: dict, fingerprint: str, cfg: TrainConfig, model: torc
     if saved.get("fingerprint") != fingerprint:
         return f"with other parameters ({_config_diff(saved.get('config', {}), cfg.to_dict())})"
     if "architecture" in saved:
-        if saved["architecture"] != cfg.architecture():
+        wanted = cfg.architecture()
+        if saved["architecture"] != wanted:
             return (f"for another {cfg.model} network "
-                    f"({_config_diff(saved['architecture'], cfg.architecture())}: a default changed since)")
+                    f"({_config_diff(saved['architecture'], wanted)}: a default changed since)")
         return None
-    shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    if {name: tuple(tensor.shape) for name, tensor in saved["model"].items()} != shapes:
+    if _weight_shapes(saved["model"]) != _weight_shapes(model.state_dict()):
         return f"for another {cfg.model} network (its weights do not fit this one: a default changed since)"
     return None
+
+
+def _weight_shapes(state_dict: dict) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(tensor.shape) for name, tensor in state_dict.items()}
 
 
 class OutOfMemory(WorkbookError, RuntimeError):
