@@ -32,7 +32,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -51,6 +50,7 @@ from cifar_helpers.config import TrainConfig  # noqa: E402
 from cifar_helpers.data import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
 from cifar_helpers.device import configure_determinism, device_name, prefers_channels_last, select_device  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
+from cifar_helpers.provenance import code_revision, describe  # noqa: E402
 from cifar_helpers.results import format_duration  # noqa: E402
 from cifar_helpers.steps import GRAPH_MODES, GRAPH_WARMUP_STEPS, STEP_MODES, make_step, resolve_mode  # noqa: E402
 from cifar_helpers.train import evaluate, make_optimizer, train_one_epoch  # noqa: E402
@@ -250,19 +250,6 @@ def time_engine(name: str, data, device, spec: str, batch_size: int, epochs: int
 
 # ----------------------------------------------------------------------------- reporting
 
-def git_commit() -> str:
-    """HEAD (and whether the tree differs), or $GIT_COMMIT where the copy has no .git (the GPU machine)."""
-    if os.environ.get("GIT_COMMIT"):
-        return os.environ["GIT_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (out.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -277,7 +264,7 @@ def describe_run(device: torch.device, data, args, n_train: int, n_test: int) ->
     lines = [
         f"device: {device_name(device)}; torch {torch.__version__}; python {platform.python_version()}; "
         f"host CPU {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
-        f"date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}; commit: {git_commit()}",
+        f"date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}; commit: {describe(code_revision())}",
         f"data: {data.source}; batch {args.batch_size}",
         f"timed: median of {args.epochs} epoch(s) after warm-up (engine: {args.warmup if args.warmup is not None else 'auto'} "
         f"epoch(s), plain: {args.plain_warmup_steps} steps); "

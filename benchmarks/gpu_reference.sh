@@ -8,7 +8,8 @@
 # Steps 1 and 3 run once per machine (marker files); step 2 resumes from its checkpoints.
 #
 # Here, once:  ../shared/gpu-wheels/fetch.sh .gpu && cp ../shared/cifar10/cifar10_jpeg.tar.gz .gpu/
-# Device tool: run(command="GPU_BUDGET=520 bash benchmarks/gpu_reference.sh", carry=[".gpu"], timeout_s=570),
+# Device tool: run(command="GIT_COMMIT=<git rev-parse HEAD> GPU_BUDGET=520 bash benchmarks/gpu_reference.sh",
+#   carry=[".gpu"], timeout_s=570) (the copy there has no .git: the results record $GIT_COMMIT),
 # then at once (a machine stays warm 30 s) the same with GPU_BUDGET=<what is left less 40> to go on: the
 # second call skips steps 1 and 3 and resumes the runs. Seen on an H200 (2026-11-28): start ~35 s; wheels,
 # data and decoding 16-28 s; graph check ~30 s.

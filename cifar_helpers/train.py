@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import math
 import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,9 @@ from .lock import exclusive
 from .device import (SMALL_RUN_IMAGES, configure_determinism, cuda_fp32_math, describe_device, device_name,
                      prefers_channels_last, select_device)
 from .models import build_model, count_parameters
-from .paths import REPO_ROOT, repo_path, require_writable
+from .paths import repo_path, require_writable
 from .predictions import prediction_record
+from .provenance import code_revision
 from .progress import batch_progress, format_epoch, progress_mode
 from .results import SCHEMA_VERSION, best_points
 from .steps import make_step, optimizer_options
@@ -189,18 +189,13 @@ def evaluate(model, data: DeviceData, cfg: TrainConfig) -> tuple[float, float, f
     return loss_sum.item() / data.n_test, correct.item() / data.n_test, seconds
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+SESSION_KEYS = ("first_epoch", "last_epoch", "device_name", "git_commit", "uncommitted_code")  # as results record them
 
 
 def _session(device: torch.device) -> dict[str, Any]:
     """What this process trains with, as the results file records it."""
     return {"device_name": device_name(device), "cuda_fp32_math": cuda_fp32_math(device),
-            "git_commit": _git_commit(),
+            **code_revision(),  # git_commit, uncommitted_code
             # plain str: the checkpoint holds this, and torch.__version__'s class is no weights_only type
             "versions": {"python": platform.python_version(), "torch": str(torch.__version__),
                          "torchvision": str(torchvision.__version__)}}
@@ -468,7 +463,8 @@ def _results_record(cfg, state: TrainingState, fingerprint, model, device, sourc
         "data_digest": data_digest,
         "versions": last["versions"],
         "git_commit": last["git_commit"],
-        "sessions": [{k: s[k] for k in ("first_epoch", "last_epoch", "device_name", "git_commit")} for s in trained],
+        "uncommitted_code": last.get("uncommitted_code"),  # None in older checkpoints
+        "sessions": [{k: s.get(k) for k in SESSION_KEYS} for s in trained],
         "history": history,
         "best_loss": best_loss,
         "best_acc": best_acc,

@@ -308,7 +308,7 @@ def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_rea
 
     def train_as(machine, commit, **kwargs):
         monkeypatch.setattr(engine, "device_name", lambda device: machine)
-        monkeypatch.setattr(engine, "_git_commit", lambda: commit)
+        monkeypatch.setattr(engine, "code_revision", lambda: {"git_commit": commit, "uncommitted_code": False})
         return quiet_train(TrainConfig.for_model("dnn", epochs=3, lr=0.01), fake_data, tmp_path, **kwargs)[0]
 
     assert train_as("machine A", "aaa", stop_after=1)["device_name"] == "machine A"
@@ -316,7 +316,7 @@ def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_rea
     assert same_machine["device_name"] == "machine A" and same_machine["git_commit"] == "bbb"
     finished = train_as("machine B", "ccc")
     assert finished["device_name"] == "machine A, epochs 1-2; machine B, epoch 3"
-    assert finished["git_commit"] == "ccc"
+    assert finished["git_commit"] == "ccc" and finished["uncommitted_code"] is False
     assert [(s["first_epoch"], s["last_epoch"], s["git_commit"]) for s in finished["sessions"]] == [
         (1, 1, "aaa"), (2, 2, "bbb"), (3, 3, "ccc")]
     # A finished run executed again trains nothing: its record keeps who trained it.
