@@ -41,12 +41,13 @@ run: install
 smoke: install
 	$(MAKE) --no-print-directory run PARAMS=$(SMOKE_PARAMS)
 
-# The smoke run trains from scratch; its checkpoints are then removed so that
-# nbval's re-execution trains again and must reproduce the seeded metrics.
+# The smoke run trains from scratch; its checkpoints and first-seed results files are then
+# removed so that nbval's re-execution trains again (a finished run's record would only be
+# shown) and must reproduce the seeded metrics.
 test: install
 	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_PARAMS) --force
 	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_SEEDS_PARAMS) --force
-	rm -rf checkpoints/smoke checkpoints/smoke-seeds
+	rm -rf checkpoints/smoke checkpoints/smoke-seeds results/smoke/*.json results/smoke-seeds/*.json
 	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb executed/smoke-seeds/*.ipynb \
 		notebooks/04_custom_resnet_architecture.ipynb
 

@@ -25,6 +25,16 @@ def repo_path(path: str | os.PathLike | None, default: str) -> Path:
     return chosen if chosen.is_absolute() else REPO_ROOT / chosen
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """`path` as a reader should see it: relative to the repository when inside it, so that committed outputs
+    never name one machine's folders; anything outside the repository stays absolute."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 class DataDirNotFoundError(WorkbookError, FileNotFoundError):
     """DATA_DIR names a folder that does not exist."""
 

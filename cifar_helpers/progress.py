@@ -50,3 +50,25 @@ def format_epoch(row: dict, epochs: int) -> str:
             f"  train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%"
             f"  test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%"
             f"  lr {row['lr']:.3g}  {row['train_seconds']:.1f}s train + {row['eval_seconds']:.1f}s eval")
+
+
+def format_session(session: dict) -> str:
+    """The heading of a span of epochs in a replayed course: which setup trained them."""
+    first, last = session["first_epoch"], session["last_epoch"]
+    span = f"epoch {first}" if first == last else f"epochs {first}-{last}"
+    commit = (session.get("git_commit") or "unknown commit")[:7]
+    changed = " with uncommitted code changes" if session.get("uncommitted_code") else ""
+    return f"{span}: trained on {session.get('device_name') or 'an unrecorded device'}, commit {commit}{changed}"
+
+
+def format_course(history: list[dict], sessions: list[dict], epochs: int) -> list[str]:
+    """The lines a run printed for its earlier epochs, each span headed by the setup that trained it.
+
+    A resumed or finished run shows them first, so its notebook shows the whole course, not only the
+    epochs trained since the last checkpoint."""
+    lines = []
+    for session in sessions:
+        lines.append(format_session(session))
+        lines.extend(format_epoch(row, epochs) for row in history
+                     if session["first_epoch"] <= row["epoch"] <= session["last_epoch"])
+    return lines

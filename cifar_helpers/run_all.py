@@ -38,6 +38,7 @@ import yaml
 from .atomic import atomic_write_json
 from .catalog import NOTEBOOKS
 from .errors import WorkbookError
+from .executed import make_paths_relative
 from .hashing import short_hash
 from .parameters import training_config, unknown_parameter_message
 from .lock import FolderInUseError, exclusive
@@ -171,10 +172,15 @@ def inspect_data(folder: Path) -> DataInfo | None:
 
 
 def discard_checkpoints(params: dict[str, Any], model: str) -> None:
-    """--force retrains from scratch: the model's checkpoints would otherwise resume."""
+    """--force retrains from scratch: the model's checkpoints would otherwise resume, and its finished
+    results file would be shown instead of trained again. That file is kept aside, hidden, as
+    `.<model>.json.before-force`, so a retrain that fails at once loses nothing."""
     folder = repo_path(params.get("CHECKPOINT_DIR"), "checkpoints") / model
     for name in ("last.pt", "best.pt"):
         (folder / name).unlink(missing_ok=True)
+    results = _results_file(params, model)
+    if results.exists():
+        results.replace(results.with_name(f".{results.name}.before-force"))
 
 
 def make_fake_data(settings: dict[str, Any]) -> None:
@@ -373,20 +379,24 @@ def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> N
     source = NOTEBOOK_DIR / f"{notebook}.ipynb"
     output = executed_dir / f"{notebook}.ipynb"
     log_path = executed_dir / f"{notebook}.log"
-    with open(log_path, "w", encoding="utf-8") as log, interrupts_go_to_the_kernel() as note:
-        try:
-            papermill.execute_notebook(
-                str(source), str(output), parameters=params, kernel_name="python3",
-                progress_bar=False, stdout_file=_Tee(log, sys.stdout), stderr_file=_Tee(log, sys.stderr),
-                cwd=str(NOTEBOOK_DIR), kernel_manager_class=_tracked_kernel_manager(),
-            )
-        except PapermillExecutionError as exc:
-            if note["interrupted"]:
-                raise KeyboardInterrupt from None
-            raise RunError(
-                f"notebooks/{notebook}.ipynb failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-                f"  log: {log_path}\n  notebook with outputs: {output}"
-            ) from None
+    try:
+        with open(log_path, "w", encoding="utf-8") as log, interrupts_go_to_the_kernel() as note:
+            try:
+                papermill.execute_notebook(
+                    str(source), str(output), parameters=params, kernel_name="python3",
+                    progress_bar=False, stdout_file=_Tee(log, sys.stdout), stderr_file=_Tee(log, sys.stderr),
+                    cwd=str(NOTEBOOK_DIR), kernel_manager_class=_tracked_kernel_manager(),
+                )
+            except PapermillExecutionError as exc:
+                if note["interrupted"]:
+                    raise KeyboardInterrupt from None
+                raise RunError(
+                    f"notebooks/{notebook}.ipynb failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                    f"  log: {log_path}\n  notebook with outputs: {output}"
+                ) from None
+    finally:  # what was written so far, failed or not, names no machine's folder
+        if output.exists():
+            make_paths_relative(output, log_path)
     if note["interrupted"]:  # the kernel was between cells, or never got the signal
         raise KeyboardInterrupt
 

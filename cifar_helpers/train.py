@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 import platform
 import time
@@ -33,11 +34,11 @@ from .lock import exclusive
 from .device import (SMALL_RUN_IMAGES, configure_determinism, cuda_fp32_math, describe_device, device_name,
                      prefers_channels_last, select_device)
 from .models import build_model, count_parameters
-from .paths import repo_path, require_writable
+from .paths import repo_path, require_writable, shown_path
 from .predictions import prediction_record
 from .provenance import code_revision
-from .progress import batch_progress, format_epoch, progress_mode
-from .results import SCHEMA_VERSION, best_points
+from .progress import batch_progress, format_course, format_epoch, progress_mode
+from .results import SCHEMA_VERSION, best_points, validate_result
 from .steps import make_step, optimizer_options
 
 
@@ -328,23 +329,34 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
         f"{device_data.n_test:,} test images; run {fingerprint}")
     session = _session(device)
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
+    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    results_path = results_dir / f"{cfg.model}.json"
+    if not last_path.exists():
+        recorded = _recorded_run(results_path, fingerprint, cfg, last_epoch)
+        if recorded is not None:
+            log(f"{shown_path(results_path)} holds this run (run {fingerprint}, same parameters, data and network) "
+                f"up to epoch {len(recorded['history'])}, and there is no checkpoint to go on from: showing it, not "
+                "training it again (FORCE=1, or deleting that file, trains afresh). The epochs:")
+            for line in format_course(recorded["history"], recorded["sessions"], cfg.epochs):
+                log(line)
+            return recorded
     if last_path.exists():
         saved = checkpoint.load(last_path)
         other = _made_otherwise(saved, fingerprint, cfg, model)
         if other is None:
             state.load_state_dict(saved)
-            log(f"Resuming from {last_path} after epoch {state.epoch}.")
             if state.epoch and not state.sessions:  # a checkpoint from before sessions were recorded
                 state.sessions = [{"first_epoch": 1, "last_epoch": state.epoch, **session}]
+            log(f"Resuming from {shown_path(last_path)} after epoch {state.epoch}; the epochs so far:")
+            for line in format_course(state.history, state.sessions, cfg.epochs):
+                log(line)
         else:
             old_fingerprint = str(saved.get("fingerprint", "unknown"))
             moved = [checkpoint.archive_stale(p, old_fingerprint) for p in (last_path, best_path) if p.exists()]
-            log(f"The checkpoint in {ckpt_dir} was made {other}; "
+            log(f"The checkpoint in {shown_path(ckpt_dir)} was made {other}; "
                 f"kept it as {', '.join(p.name for p in moved)} and starting fresh.")
 
     started = time.perf_counter()
-    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    results_path = results_dir / f"{cfg.model}.json"
 
     def write_record(restored=None, predictions=None) -> dict[str, Any]:
         record = _results_record(cfg, state, fingerprint, model, device, data.source, context["data_digest"],
@@ -377,7 +389,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     except torch.cuda.OutOfMemoryError:
         raise OutOfMemory(_oom_message(cfg)) from None
     except KeyboardInterrupt:
-        saved = f"epochs 1-{state.epoch} are saved in {last_path}" if state.epoch else "no epoch had finished"
+        saved = f"epochs 1-{state.epoch} are saved in {shown_path(last_path)}" if state.epoch else "no epoch had finished"
         raise TrainingInterrupted(
             f"Training stopped during epoch {state.epoch + 1} of {cfg.epochs}; {saved}. Run this cell again "
             "(or the same command) to resume from there.") from None
@@ -387,7 +399,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     finished = _finished(state, cfg)
     if not finished:
         log(f"Stopped after epoch {state.epoch} of {cfg.epochs} (STOP_AFTER={stop_after}): the results are "
-            f"partial. Run again with a higher STOP_AFTER, or None, to resume from {last_path}.")
+            f"partial. Run again with a higher STOP_AFTER, or None, to resume from {shown_path(last_path)}.")
     restored = predictions = None
     best_epoch = state.early.best_loss_epoch
     if best_epoch and best_path.exists():
@@ -399,11 +411,11 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
         log(f"{'Restored the best weights' if finished else 'The best weights so far'} (epoch {best_epoch}): "
             f"test loss {loss:.4f}, accuracy {100 * acc:.2f}%.")
     elif best_epoch:
-        log(f"Warning: {best_path} is missing, so the weights of the best epoch ({best_epoch}) can be neither "
+        log(f"Warning: {shown_path(best_path)} is missing, so the weights of the best epoch ({best_epoch}) can be neither "
             "restored nor evaluated: the results file has no restored_best and no predictions (the history is "
             "complete). Retrain from scratch (FORCE=1) to get them back.")
     record = write_record(restored, predictions)
-    log(f"Results written to {results_path}")
+    log(f"Results written to {shown_path(results_path)}")
     return record
 
 
@@ -425,6 +437,22 @@ def _tensor_digest(data) -> str:
     """The content digest of a CIFAR10 built by hand (load_cifar10 and subset set `digest` themselves)."""
     return content_digest([t.numpy() for t in (data.train_images, data.train_labels,
                                                data.test_images, data.test_labels)])
+
+
+def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig, last_epoch: int) -> dict | None:
+    """The results file of this very run when it went as far as asked (`last_epoch`, or to its end), else None.
+
+    A finished run whose checkpoints are gone (a fresh clone of committed reference runs, a cleaned folder) is
+    then shown from its record instead of being trained again from scratch."""
+    try:
+        record = json.loads(results_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if (validate_result(record, cfg.model) is not None or record.get("fingerprint") != fingerprint
+            or record.get("architecture") != cfg.architecture() or not record.get("sessions")):
+        return None
+    done = record.get("complete") is True or record.get("stop_epoch") == last_epoch
+    return record if done else None
 
 
 def _finished(state: TrainingState, cfg: TrainConfig) -> bool:

@@ -229,13 +229,17 @@ def test_a_rerun_skips_complete_results_and_force_retrains(tmp_path, fake_data_d
     assert run_all.main(argv) == 0
     first = json.loads((tmp_path / "results" / "dnn.json").read_text())
     assert "01_dnn: done" in capsys.readouterr().out
+    executed = (tmp_path / "executed" / "01_dnn.ipynb").read_text()
+    assert str(run_all.REPO_ROOT) not in executed and '"input_path": "notebooks/01_dnn.ipynb"' in executed
     assert run_all.main(argv) == 0
     assert "01_dnn: skipped, results complete" in capsys.readouterr().out
     assert run_all.main(argv + ["--force"]) == 0
     out = capsys.readouterr().out
     assert "01_dnn: done" in out
     log = (tmp_path / "executed" / "01_dnn.log").read_text()
-    assert "Resuming" not in log and "epoch 1/1" in log  # retrained from scratch
+    assert "Resuming" not in log and "holds this run" not in log and "epoch 1/1" in log  # retrained from scratch
+    kept = json.loads((tmp_path / "results" / ".dnn.json.before-force").read_text())  # aside, not lost
+    assert kept["fingerprint"] == first["fingerprint"]
     again = json.loads((tmp_path / "results" / "dnn.json").read_text())
     strip = lambda r: [{k: v for k, v in row.items() if not k.endswith("seconds")} for row in r["history"]]  # noqa: E731
     assert strip(again) == strip(first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -302,6 +303,33 @@ def test_stop_after_writes_a_partial_record_and_a_later_run_finishes_it(fake_dat
     assert without_timings(finished["history"]) == without_timings(straight["history"])
 
 
+def test_a_resumed_or_finished_run_shows_its_whole_course_with_repo_relative_paths(fake_data, tmp_path):
+    from cifar_helpers.paths import REPO_ROOT
+    from cifar_helpers.progress import format_epoch
+
+    cfg = TrainConfig.for_model("dnn", epochs=3, lr=0.01)
+    ckpt = REPO_ROOT / "checkpoints" / f"test-course-{tmp_path.name}"
+    try:
+        first = train_model(cfg, fake_data, device="cpu", results_dir=tmp_path, checkpoint_dir=ckpt,
+                            log=lambda line: None, stop_after=2)
+        for _ in range(2):  # the session that trains epoch 3, then one that only reads the finished run back
+            lines = []
+            record = train_model(cfg, fake_data, device="cpu", results_dir=tmp_path, checkpoint_dir=ckpt,
+                                 log=lines.append)
+    finally:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    rows = record["history"]
+    at = lines.index(f"Resuming from checkpoints/{ckpt.name}/dnn/last.pt after epoch 3; the epochs so far:")
+    commit = (record["sessions"][0]["git_commit"] or "unknown commit")[:7]
+    headings = [line for line in lines if ": trained on CPU" in line]  # one setup trained all three
+    assert len(headings) == 1 and headings[0].startswith("epochs 1-3: trained on CPU (") and commit in headings[0]
+    assert [line for line in lines[at:] if line.startswith("epoch ") and "/3" in line] == \
+        [format_epoch(row, 3) for row in rows]  # every epoch's losses, accuracies and lr, in order
+    assert first["history"][:2] == rows[:2]
+    assert not any(str(REPO_ROOT) in line for line in lines)  # no machine's folders in committed outputs
+    assert f"Results written to {tmp_path / 'dnn.json'}" in lines  # outside the repository: absolute
+
+
 def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_reads_it_back(
         fake_data, tmp_path, monkeypatch):
     import cifar_helpers.train as engine
@@ -423,3 +451,44 @@ def test_progress_is_one_line_per_epoch_outside_an_interactive_kernel(monkeypatc
     monkeypatch.setenv("CIFAR_PROGRESS", "bar")
     assert progress_mode() == "bar"
     assert list(batch_progress(iter([1, 2, 3]), 3, "epoch 1", "lines")) == [1, 2, 3]
+
+
+def test_a_replayed_course_heads_each_span_with_the_setup_that_trained_it():
+    from cifar_helpers.progress import format_course
+
+    row = dict(train_loss=1.0, train_acc=0.5, test_loss=1.1, test_acc=0.45, lr=0.1, train_seconds=2.0, eval_seconds=0.5)
+    history = [{**row, "epoch": e} for e in (1, 2, 3)]
+    sessions = [{"first_epoch": 1, "last_epoch": 2, "device_name": "CPU (2 threads)", "git_commit": "dc0e26145f7a",
+                 "uncommitted_code": None},
+                {"first_epoch": 3, "last_epoch": 3, "device_name": "NVIDIA H200", "git_commit": "d6d161169a8f",
+                 "uncommitted_code": True}]
+    lines = format_course(history, sessions, 100)
+    assert lines[0] == "epochs 1-2: trained on CPU (2 threads), commit dc0e261"
+    assert lines[1].startswith("epoch   1/100  train loss 1.0000 acc  50.00%  test loss 1.1000 acc  45.00%  lr 0.1")
+    assert lines[3] == "epoch 3: trained on NVIDIA H200, commit d6d1611 with uncommitted code changes"
+    assert len(lines) == 5
+
+
+def test_a_finished_run_without_its_checkpoint_is_shown_from_its_record_not_trained_again(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("dnn", epochs=2, lr=0.01)
+    first, _ = quiet_train(cfg, fake_data, tmp_path)
+    for name in ("last.pt", "best.pt"):
+        (tmp_path / "run" / "ckpt" / "dnn" / name).unlink()
+    shown, lines = quiet_train(cfg, fake_data, tmp_path)
+    assert shown == first  # the record itself: nothing retrained, nothing rewritten
+    assert any("holds this run" in line and "showing it, not training it again" in line for line in lines)
+    assert not (tmp_path / "run" / "ckpt" / "dnn" / "last.pt").exists()
+    # Other parameters are another run: trained, never served from the old record.
+    other, lines = quiet_train(TrainConfig.for_model("dnn", epochs=2, lr=0.02), fake_data, tmp_path)
+    assert other["fingerprint"] != first["fingerprint"] and not any("holds this run" in line for line in lines)
+
+
+def test_a_partial_record_is_shown_only_as_far_as_it_was_asked_to_go(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("dnn", epochs=3, lr=0.01)
+    partial, _ = quiet_train(cfg, fake_data, tmp_path, stop_after=2)
+    (tmp_path / "run" / "ckpt" / "dnn" / "last.pt").unlink()
+    shown, lines = quiet_train(cfg, fake_data, tmp_path, stop_after=2)
+    assert shown == partial and any("up to epoch 2" in line for line in lines)
+    further, lines = quiet_train(cfg, fake_data, tmp_path, stop_after=3)  # no checkpoint to resume: afresh
+    assert further["complete"] is True and len(further["history"]) == 3
+    assert not any("holds this run" in line or "Resuming" in line for line in lines)

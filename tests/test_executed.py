@@ -1,0 +1,38 @@
+"""Executed notebooks name paths relative to the repository, never one machine's folders."""
+
+from __future__ import annotations
+
+import nbformat
+
+from cifar_helpers.executed import make_paths_relative, relative_text
+from cifar_helpers.paths import REPO_ROOT
+
+
+def test_paths_inside_the_repository_become_relative_and_others_stay():
+    root = str(REPO_ROOT)
+    assert relative_text(f"Resuming from {root}/checkpoints/dnn/last.pt") == "Resuming from checkpoints/dnn/last.pt"
+    assert relative_text(f"cwd {root}, then ({root}).") == "cwd ., then (.)."
+    assert relative_text(f"{root}2/x and /tmp/y") == f"{root}2/x and /tmp/y"  # another folder, not a prefix
+
+
+def test_an_executed_notebook_and_its_log_are_rewritten_but_images_are_not(tmp_path):
+    root = str(REPO_ROOT)
+    image = f"iVBOR{root}/not-a-path"  # base64 that happens to spell the root is image data, kept
+    cell = nbformat.v4.new_code_cell("print(1)", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=f"Results written to {root}/results/dnn.json\n"),
+        nbformat.v4.new_output("display_data", data={"text/markdown": f"**Data:** at {root}/data",
+                                                     "image/png": image}),
+    ])
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["papermill"] = {"input_path": f"{root}/notebooks/01_dnn.ipynb"}
+    path, log = tmp_path / "01_dnn.ipynb", tmp_path / "01_dnn.log"
+    nbformat.write(notebook, path)
+    log.write_text(f"epoch 1 ... Results written to {root}/results/dnn.json\n")
+    make_paths_relative(path, log)
+    rewritten = nbformat.read(path, as_version=4)
+    outputs = rewritten.cells[0].outputs
+    assert outputs[0].text == "Results written to results/dnn.json\n"
+    assert outputs[1].data["text/markdown"] == "**Data:** at data" and outputs[1].data["image/png"] == image
+    assert rewritten.metadata.papermill.input_path == "notebooks/01_dnn.ipynb"
+    assert log.read_text() == "epoch 1 ... Results written to results/dnn.json\n"
+    assert path.read_text().endswith("}\n")
