@@ -58,6 +58,9 @@ def format_session(session: dict) -> str:
     span = f"epoch {first}" if first == last else f"epochs {first}-{last}"
     commit = (session.get("git_commit") or "unknown commit")[:7]
     changed = " with uncommitted code changes" if session.get("uncommitted_code") else ""
+    if session.get("unrecorded"):  # a results file from before sessions were recorded
+        return (f"{span}: trained before sessions were recorded; the record was written on "
+                f"{session.get('device_name') or 'an unrecorded device'}, commit {commit}{changed}")
     return f"{span}: trained on {session.get('device_name') or 'an unrecorded device'}, commit {commit}{changed}"
 
 

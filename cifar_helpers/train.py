@@ -337,7 +337,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             log(f"{shown_path(results_path)} holds this run (run {fingerprint}, same parameters, data and network) "
                 f"up to epoch {len(recorded['history'])}, and there is no checkpoint to go on from: showing it, not "
                 "training it again (FORCE=1, or deleting that file, trains afresh). The epochs:")
-            for line in format_course(recorded["history"], recorded["sessions"], cfg.epochs):
+            for line in format_course(recorded["history"], _recorded_sessions(recorded), cfg.epochs):
                 log(line)
             return recorded
     if last_path.exists():
@@ -449,10 +449,19 @@ def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig, last_e
     except (OSError, ValueError):
         return None
     if (validate_result(record, cfg.model) is not None or record.get("fingerprint") != fingerprint
-            or record.get("architecture") != cfg.architecture() or not record.get("sessions")):
+            or record.get("architecture") != cfg.architecture()):
         return None
     done = record.get("complete") is True or record.get("stop_epoch") == last_epoch
     return record if done else None
+
+
+def _recorded_sessions(record: dict) -> list[dict]:
+    """Who trained which epochs; a record from before sessions were kept names only the setup that wrote it."""
+    if record.get("sessions"):
+        return record["sessions"]
+    return [{"first_epoch": 1, "last_epoch": len(record["history"]), "device_name": record.get("device_name"),
+             "git_commit": record.get("git_commit"), "uncommitted_code": record.get("uncommitted_code"),
+             "unrecorded": True}]
 
 
 def _finished(state: TrainingState, cfg: TrainConfig) -> bool:

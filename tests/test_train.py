@@ -492,3 +492,18 @@ def test_a_partial_record_is_shown_only_as_far_as_it_was_asked_to_go(fake_data, 
     further, lines = quiet_train(cfg, fake_data, tmp_path, stop_after=3)  # no checkpoint to resume: afresh
     assert further["complete"] is True and len(further["history"]) == 3
     assert not any("holds this run" in line or "Resuming" in line for line in lines)
+
+
+def test_a_record_from_before_sessions_is_shown_with_the_setup_that_wrote_it(fake_data, tmp_path):
+    cfg = TrainConfig.for_model("dnn", epochs=2, lr=0.01)
+    first, _ = quiet_train(cfg, fake_data, tmp_path)
+    path = tmp_path / "run" / "results" / "dnn.json"
+    legacy = {k: v for k, v in first.items() if k != "sessions"}
+    path.write_text(json.dumps(legacy))
+    for name in ("last.pt", "best.pt"):
+        (tmp_path / "run" / "ckpt" / "dnn" / name).unlink()
+    shown, lines = quiet_train(cfg, fake_data, tmp_path)
+    assert shown == legacy
+    commit = (first["git_commit"] or "unknown commit")[:7]
+    assert (f"epochs 1-2: trained before sessions were recorded; the record was written on {first['device_name']}, "
+            f"commit {commit}") in "\n".join(lines)
