@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 
 from cifar_helpers.executed import make_paths_relative, relative_text
@@ -36,3 +38,15 @@ def test_an_executed_notebook_and_its_log_are_rewritten_but_images_are_not(tmp_p
     assert rewritten.metadata.papermill.input_path == "notebooks/01_dnn.ipynb"
     assert log.read_text() == "epoch 1 ... Results written to results/dnn.json\n"
     assert path.read_text().endswith("}\n")
+
+
+def test_committed_reference_runs_name_no_machine_folder_and_no_renamed_one():
+    """What a clone holds of the reference runs opens anywhere: no `/work/main/...`, no `reference/jpeg/`."""
+    machine_path = re.compile(r"""(?<![\w.])/[^\s"'()<>]+/(?:data|checkpoints|reference|notebooks|results)/""")
+    files = [p for p in (REPO_ROOT / "reference").rglob("*") if p.suffix in (".ipynb", ".log", ".json", ".md")]
+    assert len(files) > 20
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found = machine_path.search(text)
+        assert found is None, f"{path.relative_to(REPO_ROOT)} names {found.group(0)!r}"
+        assert "reference/jpeg/" not in text, path.relative_to(REPO_ROOT)
