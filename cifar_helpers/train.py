@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import torchvision
 
 from . import checkpoint
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, remove_leftovers
 from .batches import DeviceData
 from .config import TrainConfig, check_stop_after
 from .data import subset
@@ -288,9 +288,8 @@ def train_model(
     require_writable(results_dir, "RESULTS_DIR")
     require_writable(ckpt_dir, "CHECKPOINT_DIR")
     with exclusive(ckpt_dir, f"the checkpoints of {cfg.model}", "set another CHECKPOINT_DIR"):
-        # Half-written files of a run that was killed mid-write; no other run writes here now.
-        for leftover in [*ckpt_dir.glob(".*.tmp"), *results_dir.glob(f".{cfg.model}.json.*.tmp")]:
-            leftover.unlink(missing_ok=True)
+        remove_leftovers(ckpt_dir)
+        remove_leftovers(results_dir, f"{cfg.model}.json")
         return _train(cfg, data, device, results_dir, ckpt_dir, progress or progress_mode(), log,
                       on_epoch_end, stop_after)
 

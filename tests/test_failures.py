@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from cifar_helpers import run_all
-from cifar_helpers.atomic import WriteError, atomic_write_json
+from cifar_helpers.atomic import WriteError, atomic_write_json, remove_leftovers
 from cifar_helpers.checkpoint import CheckpointError
 from cifar_helpers.config import TrainConfig
 from cifar_helpers.lock import FolderInUseError, exclusive
@@ -68,6 +70,51 @@ def test_a_second_run_on_the_same_checkpoints_stops_at_once_and_a_killed_one_lea
     proc.wait()
     record = train(cfg, fake_data, tmp_path)  # the kernel dropped the dead run's lock
     assert record["complete"] is True
+
+
+WRITER_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, time
+    from cifar_helpers.atomic import atomic_path
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_bytes(b"half a figure")
+        print(tmp, flush=True)
+        if sys.argv[2] == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup runs
+        time.sleep(600)
+""")
+
+
+def start_writer(tmp_path, target, fate):
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(target), fate], stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def test_leftovers_of_killed_writes_are_removed_and_live_writes_kept(tmp_path):
+    killed, dead_tmp = start_writer(tmp_path, tmp_path / "figs" / "fig1.png", "killed")
+    killed.wait()
+    live, live_tmp = start_writer(tmp_path, tmp_path / "figs" / "fig4.png", "running")
+    try:
+        assert os.path.exists(dead_tmp) and os.path.exists(live_tmp)
+        assert remove_leftovers(tmp_path / "figs") == [Path(dead_tmp)]
+        assert not os.path.exists(dead_tmp) and os.path.exists(live_tmp)
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_saving_a_figure_removes_the_leftovers_of_a_killed_save(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from cifar_helpers.figstyle import save_figure
+
+    killed, dead_tmp = start_writer(tmp_path, tmp_path / "figs" / "fig1_loss_curves.png", "killed")
+    killed.wait()
+    fig = plt.figure()
+    save_figure(fig, tmp_path / "figs" / "test_accuracy")
+    plt.close(fig)
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["test_accuracy.pdf", "test_accuracy.png"]
 
 
 def test_the_lock_is_released_when_the_block_ends(tmp_path):
