@@ -44,8 +44,8 @@ def _holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def exclusive(folder: str | os.PathLike, what: str, fix: str) -> Iterator[None]:
-    """Run the block as the only holder of `folder`; else raise FolderInUseError.
+def exclusive(folder: str | os.PathLike, what: str, fix: str, name: str = LOCK_NAME) -> Iterator[None]:
+    """Run the block as the only holder of `folder` (of its lock file `name`); else raise FolderInUseError.
 
     `what` names the folder's use ("the checkpoints of dnn"), `fix` says what
     else the user can do ("use another CHECKPOINT_DIR").
@@ -55,7 +55,7 @@ def exclusive(folder: str | os.PathLike, what: str, fix: str) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    path = folder / LOCK_NAME
+    path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:

@@ -287,7 +287,11 @@ def train_model(
     # Before any epoch: a folder that cannot take the results would lose the whole run at its end.
     require_writable(results_dir, "RESULTS_DIR")
     require_writable(ckpt_dir, "CHECKPOINT_DIR")
-    with exclusive(ckpt_dir, f"the checkpoints of {cfg.model}", "set another CHECKPOINT_DIR"):
+    # One writer per checkpoint folder, and per results file: two runs with one RESULTS_DIR and
+    # different CHECKPOINT_DIRs would otherwise replace each other's results.
+    with exclusive(ckpt_dir, f"the checkpoints of {cfg.model}", "set another CHECKPOINT_DIR"), \
+            exclusive(results_dir, f"the results of {cfg.model}", "set another RESULTS_DIR",
+                      name=f".{cfg.model}.lock"):
         remove_leftovers(ckpt_dir)
         remove_leftovers(results_dir, f"{cfg.model}.json")
         return _train(cfg, data, device, results_dir, ckpt_dir, progress or progress_mode(), log,

@@ -72,6 +72,27 @@ def test_a_second_run_on_the_same_checkpoints_stops_at_once_and_a_killed_one_lea
     assert record["complete"] is True
 
 
+def test_one_results_file_has_one_writer(fake_data, tmp_path):
+    """A second run with the same RESULTS_DIR and another CHECKPOINT_DIR stops at once; another model's may run."""
+    cfg = TrainConfig.for_model("dnn", epochs=1, subset=[100, 50])
+    seen = {}
+
+    def second_runs(epoch, row):
+        with pytest.raises(FolderInUseError) as error:
+            train(cfg, fake_data, tmp_path, checkpoint_dir=tmp_path / "other-ckpt")
+        seen["error"] = str(error.value)
+        seen["cnn"] = train(TrainConfig.for_model("cnn", epochs=1, subset=[100, 50]), fake_data, tmp_path,
+                            checkpoint_dir=tmp_path / "other-ckpt")
+
+    first = train(cfg, fake_data, tmp_path, on_epoch_end=second_runs)
+    assert f"the results of dnn in {tmp_path / 'results'} are in use by another run (process {os.getpid()}" \
+        in seen["error"] and "set another RESULTS_DIR" in seen["error"]
+    assert not list((tmp_path / "other-ckpt" / "dnn").glob("*.pt"))
+    on_disk = json.loads((tmp_path / "results" / "dnn.json").read_text())
+    assert on_disk["fingerprint"] == first["fingerprint"] and on_disk["complete"] is True
+    assert seen["cnn"]["complete"] is True and (tmp_path / "results" / "cnn.json").is_file()
+
+
 WRITER_SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
     from cifar_helpers.atomic import atomic_path
