@@ -244,6 +244,27 @@ def _weight_shapes(state_dict: dict) -> dict[str, tuple[int, ...]]:
     return {name: tuple(tensor.shape) for name, tensor in state_dict.items()}
 
 
+def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module, log) -> None:
+    """Read the best weights when a run resumes: a truncated best.pt stops it now, not after its last epoch."""
+    if not best_path.exists():
+        log(f"Warning: {best_path} is missing: the weights of the best epoch so far ({best_epoch}) are lost. "
+            "Unless a later epoch reaches a lower test loss, the results will have no restored best weights "
+            "and no predictions; retrain from scratch (FORCE=1) to get them back.")
+        return
+    try:
+        weights = checkpoint.load(best_path)
+        fits = isinstance(weights, dict) and _weight_shapes(weights) == _weight_shapes(model.state_dict())
+        why = "they do not fit this network"
+    except checkpoint.CheckpointError as exc:
+        fits, why = False, str(exc.__cause__ or exc)
+    if not fits:
+        raise checkpoint.CheckpointError(
+            f"the best weights {best_path} (of epoch {best_epoch}) cannot be used: {why}. Delete the file to go on "
+            f"without them (unless a later epoch reaches a lower test loss, the results will have no restored "
+            f"best weights and no predictions), or delete {best_path.parent} (or use FORCE=1) to retrain from "
+            "scratch.")
+
+
 class OutOfMemory(WorkbookError, RuntimeError):
     """The GPU ran out of memory; the message says what to lower."""
 
@@ -339,6 +360,8 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             log(f"Resuming from {last_path} after epoch {state.epoch}.")
             if state.epoch and not state.sessions:  # a checkpoint from before sessions were recorded
                 state.sessions = [{"first_epoch": 1, "last_epoch": state.epoch, **session}]
+            if state.early.best_loss_epoch:
+                _check_best_weights(best_path, state.early.best_loss_epoch, model, log)
         else:
             old_fingerprint = str(saved.get("fingerprint", "unknown"))
             moved = [checkpoint.archive_stale(p, old_fingerprint) for p in (last_path, best_path) if p.exists()]
