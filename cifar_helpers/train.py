@@ -310,7 +310,7 @@ def train_model(
     require_writable(ckpt_dir, "CHECKPOINT_DIR")
     # One writer per checkpoint folder, and per results file: two runs with one RESULTS_DIR and
     # different CHECKPOINT_DIRs would otherwise replace each other's results.
-    with exclusive(ckpt_dir, f"the checkpoints of {cfg.model}", "set another CHECKPOINT_DIR"), \
+    with checkpoint.exclusive_folder(ckpt_dir, cfg.model), \
             exclusive(results_dir, f"the results of {cfg.model}", "set another RESULTS_DIR",
                       name=f".{cfg.model}.lock"):
         remove_leftovers(ckpt_dir)

@@ -158,6 +158,30 @@ def test_two_make_runs_on_one_folder(tmp_path, holder, capsys):
     assert "make run stopped" in err and f"process {proc.pid}" in err and "another --executed-dir" in err
 
 
+@pytest.mark.parametrize("busy", ["01", "02"])
+def test_force_never_touches_the_checkpoints_of_a_run_in_progress(tmp_path, fake_data_dir, holder, monkeypatch,
+                                                                  capsys, busy):
+    """make run FORCE=1 beside a notebook training in JupyterLab: it stops before any notebook, deleting nothing."""
+    ckpt = {"01": tmp_path / "ckpt" / "dnn", "02": tmp_path / "ckpt" / "cnn"}
+    for folder in ckpt.values():
+        folder.mkdir(parents=True)
+        for name in ("last.pt", "best.pt"):
+            (folder / name).write_bytes(b"a live run's checkpoint")
+    proc = holder(ckpt[busy])
+    params = tmp_path / "p.yaml"
+    params.write_text(f"DATA_DIR: {fake_data_dir}\nDEVICE: cpu\nEPOCHS: 1\n"
+                      f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
+    monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("no notebook may start"))
+    argv = ["--params", str(params), "--only", "01,02", "--executed-dir", str(tmp_path / "executed"), "--force"]
+    assert run_all.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "make run stopped" in err and f"process {proc.pid}" in err and str(ckpt[busy]) in err
+    with pytest.raises(FolderInUseError):  # and when it takes its turn, had the run started meanwhile
+        run_all.discard_checkpoints({"CHECKPOINT_DIR": str(tmp_path / "ckpt")}, ckpt[busy].name)
+    assert all((folder / name).read_bytes() == b"a live run's checkpoint"
+               for folder in ckpt.values() for name in ("last.pt", "best.pt"))
+
+
 def test_an_unwritable_results_folder_is_found_before_the_first_epoch(fake_data, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
