@@ -10,8 +10,12 @@
 
 With none there and ``download=True`` it downloads the official archive.
 The decoded arrays are cached in ``data_dir/.cache/cifar10-<key>/`` (.npy files), so
-later loads take a fraction of a second; the cache key is made of the source
-files' names, sizes and modification times, so editing the source rebuilds it.
+later loads need not decode them again. The cache key is a hash of the source
+files' contents (every byte, with each file's name and class folder), so any
+change to the images or labels misses the cache and is decoded afresh; the
+data's digest, which results and checkpoints record, is then that of the new
+arrays. Reading the 60,000 files of the JPEG copy for the key takes a second
+or more, several from a cold disk (the files are read in threads).
 
 Every load checks the structure: 32x32 RGB uint8 images (image files in other
 modes are converted to RGB), labels 0..9 and all ten classes in both splits;
@@ -39,14 +43,13 @@ import tempfile
 import warnings
 import zlib
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 
 from cifar_helpers import paths
 from cifar_helpers.errors import WorkbookError, WorkbookWarning
-from cifar_helpers.hashing import content_digest, short_hash
+from cifar_helpers.hashing import content_digest, files_digest, short_hash
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -73,7 +76,7 @@ OFFICIAL_TRAIN_PER_CLASS = 5000
 OFFICIAL_TEST_PER_CLASS = 1000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CACHE_DIR = ".cache"
-_CACHE_FORMAT = 2  # bump when the cache's content or layout changes (2: the content digest)
+_CACHE_FORMAT = 3  # bump when the cache's content or layout changes (2: the content digest; 3: a key of the bytes)
 
 
 class CIFAR10Error(WorkbookError, RuntimeError):
@@ -175,9 +178,8 @@ def _find_source(root: Path, download: bool) -> _Source:
     if batches is None and (root / ARCHIVE_NAME).is_file():
         batches = _extract_archive(root / ARCHIVE_NAME, root)
     if batches is not None:
-        stats = {name: (batches / name).stat() for name in _BATCH_FILES}
-        lines = (f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats.items())
-        return _Source("batches", batches, _fingerprint("batches", lines))
+        groups = [(name, str(batches), [name]) for name in _BATCH_FILES]
+        return _Source("batches", batches, _content_key("batches", groups))
     if (root / "train").is_dir() or (root / "test").is_dir():
         return _scan_image_folder(root)
     if not download:
@@ -188,6 +190,27 @@ def _find_source(root: Path, download: bool) -> _Source:
         raise DatasetNotFoundError(
             _not_found_message(root, f"the download from {OFFICIAL_URL} failed: {err}")) from err
     return _find_source(root, download=False)
+
+
+def _unreadable(err: OSError) -> CorruptDatasetError:
+    """The one-line error for a data file or folder that cannot be opened (`err.filename` its full path)."""
+    path = str(err.filename)
+    if isinstance(err, FileNotFoundError) and os.path.islink(path):
+        return CorruptDatasetError(
+            f"{path} is a broken link: what it points to does not exist. Restore the file, or delete the link.")
+    return CorruptDatasetError(
+        f"Cannot read {path} ({err.strerror or err}). Check that it exists and that you may read it "
+        "(its owner and permissions), or replace it.")
+
+
+def _content_key(layout: str, groups) -> str:
+    """The cache key: a hash of the source files' bytes (`hashing.files_digest` groups), never of
+    their names, sizes or times alone, which a swap or an edit can leave equal."""
+    try:
+        contents = files_digest(groups)
+    except OSError as err:
+        raise _unreadable(err) from None
+    return short_hash([_CACHE_FORMAT, layout, contents])
 
 
 _BATCH_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
@@ -299,11 +322,6 @@ def _extract_archive(archive: Path, root: Path) -> Path:
     return target
 
 
-def _fingerprint(layout: str, entries: Iterable[str]) -> str:
-    """The cache key: a hash of "name:size:mtime" lines (cheap to get), never of contents."""
-    return short_hash([_CACHE_FORMAT, layout, list(entries)])
-
-
 # --------------------------------------------------------------------------- official batches
 
 
@@ -394,7 +412,7 @@ def _md5(file: Path) -> str:
 
 def _scan_image_folder(root: Path) -> _Source:
     folders: list[tuple[int, int, str, list[str]]] = []
-    stats: list[str] = []
+    groups: list[tuple[str, str, list[str]]] = []  # what the cache key reads: (split/class, folder, files)
     for split_index, split in enumerate(("train", "test")):
         split_dir = root / split
         if not split_dir.is_dir():
@@ -410,22 +428,9 @@ def _scan_image_folder(root: Path) -> _Source:
             # Hidden files are never images: .DS_Store, and macOS's "._name.jpg" resource forks.
             files = sorted(f for f in os.listdir(class_dir)
                            if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
-            stats.append(f"{split}/{name}")
-            # Plain names and stat relative to the folder: 60,000 Path objects would cost seconds.
-            fd = os.open(class_dir, os.O_RDONLY)
-            try:
-                for file in files:
-                    try:
-                        st = os.stat(file, dir_fd=fd)
-                    except FileNotFoundError:  # a symbolic link to nothing
-                        raise CorruptDatasetError(
-                            f"{os.path.join(class_dir, file)} is a broken link: what it points to does not "
-                            "exist. Restore the file, or delete the link.") from None
-                    stats.append(f"{file}:{st.st_size}:{st.st_mtime_ns}")
-            finally:
-                os.close(fd)
             folders.append((split_index, CIFAR10_CLASSES.index(name), class_dir, files))
-    return _Source("images", root, _fingerprint("images", stats), folders)
+            groups.append((f"{split}/{name}", class_dir, files))
+    return _Source("images", root, _content_key("images", groups), folders)
 
 
 def _decode_image(file: str) -> np.ndarray:

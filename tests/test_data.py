@@ -22,6 +22,7 @@ from cifar_helpers.data import (
     DatasetNotFoundError, channel_stats, counts, load_cifar10, subset,
 )
 from cifar_helpers.fake_data import write_fake_cifar10
+from cifar_helpers.hashing import content_digest
 
 N_TRAIN, N_TEST = 200, 50
 
@@ -412,6 +413,66 @@ def test_image_folder_cache_and_its_invalidation(tmp_path, monkeypatch):
     assert len(list((tmp_path / ".cache").iterdir())) == 1  # the stale cache is gone
 
 
+def solid_png(file: Path, value: int) -> None:
+    Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(file)
+
+
+def test_swapping_two_same_name_same_size_images_between_classes_misses_the_cache(tmp_path, monkeypatch):
+    """The JPEG copy gives every file one time, and has many same-name, same-size pairs across classes."""
+    write_image_tree(tmp_path, ".png")
+    cat, dog = tmp_path / "train" / "cat" / "0000.png", tmp_path / "train" / "dog" / "0000.png"
+    solid_png(cat, 10)
+    solid_png(dog, 200)
+    stamp = 1_500_000_000 * 10**9
+    for file in (cat, dog):
+        os.utime(file, ns=(stamp, stamp))
+    before = {f: (f.stat().st_size, f.stat().st_mtime_ns) for f in (cat, dog)}
+    assert before[cat] == before[dog]  # same name, same size, same time
+    first, _ = load_recording(tmp_path, download=False)
+
+    cat_bytes, dog_bytes = cat.read_bytes(), dog.read_bytes()
+    cat.write_bytes(dog_bytes)
+    dog.write_bytes(cat_bytes)
+    for file in (cat, dog):
+        os.utime(file, ns=(stamp, stamp))
+    assert {f: (f.stat().st_size, f.stat().st_mtime_ns) for f in (cat, dog)} == before  # only the bytes moved
+    decoded = []
+    real_decode = D._decode_image
+    monkeypatch.setattr(D, "_decode_image", lambda file: decoded.append(file) or real_decode(file))
+    second, _ = load_recording(tmp_path, download=False)
+    assert decoded  # the cache of the old contents was not used
+    assert second.digest != first.digest
+    solid = lambda data, value: data.train_labels[(data.train_images == value).all(dim=(1, 2, 3))].tolist()  # noqa: E731
+    assert (solid(first, 10), solid(first, 200)) == ([3], [5])  # cat, dog
+    assert (solid(second, 10), solid(second, 200)) == ([5], [3])  # the swap, as it now is on disk
+    decoded.clear()
+    third, _ = load_recording(tmp_path, download=False)
+    assert not decoded and third.digest == second.digest  # and the new contents are cached
+
+
+def test_an_edited_batch_file_of_the_same_size_and_time_misses_the_cache(fake_dir):
+    before, _ = load_recording(fake_dir, download=False)
+    file = fake_dir / D.BATCHES_DIR / "data_batch_3"
+    blob, mtime = bytearray(file.read_bytes()), file.stat().st_mtime_ns
+    blob[len(blob) // 2] ^= 0xFF  # one pixel value: the middle of the file is image data
+    file.write_bytes(blob)
+    os.utime(file, ns=(mtime, mtime))
+    after, _ = load_recording(fake_dir, download=False)
+    assert_matches(after, expected_arrays(fake_dir / D.BATCHES_DIR))
+    assert after.digest != before.digest
+
+
+def test_the_recorded_digest_of_unchanged_data_is_the_one_recorded_before(fake_dir, tmp_path):
+    """Results files and checkpoints record the digest: for the same data it keeps the value it had
+    before the cache key came from the files' bytes (pinned from commit 87e2e3b), so they still count."""
+    written = write_image_tree(tmp_path / "png", ".png")
+    for _ in range(2):  # decoded, then from the cache
+        png, _ = load_recording(tmp_path / "png", download=False)
+        batches, _ = load_recording(fake_dir, download=False)
+        assert png.digest == "21fe2676a1f15e1f" == content_digest([*written["train"], *written["test"]])
+        assert batches.digest == "d23a286daf2c05ad" == content_digest(expected_arrays(fake_dir / D.BATCHES_DIR))
+
+
 def test_cache_is_rebuilt_when_batches_change(fake_dir):
     before, _ = load_recording(fake_dir, download=False)
     write_fake_cifar10(fake_dir, N_TRAIN, N_TEST, seed=1)  # same names and sizes, other pixels
@@ -540,14 +601,18 @@ def test_a_stalled_download_times_out_with_the_offline_steps(stalled_server, tmp
     assert not list(tmp_path.iterdir())  # no .download-* left behind
 
 
-def test_failed_download_is_a_not_found_error(tmp_path, monkeypatch):
+def refused_url() -> str:
     import socket
 
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there: the connection is refused
-    monkeypatch.setattr(D, "OFFICIAL_URL", f"http://127.0.0.1:{port}/{D.ARCHIVE_NAME}")
+    return f"http://127.0.0.1:{port}/{D.ARCHIVE_NAME}"
+
+
+def test_failed_download_is_a_not_found_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "OFFICIAL_URL", refused_url())
     with pytest.raises(DatasetNotFoundError) as error:
         load_cifar10(tmp_path, download=True)
     assert isinstance(error.value.__cause__, urllib.error.URLError)
