@@ -19,7 +19,8 @@ or more, several from a cold disk (the files are read in threads).
 
 Every load checks the structure: 32x32 RGB uint8 images (image files in other
 modes are converted to RGB), labels 0..9 and all ten classes in both splits;
-a failure raises `CorruptDatasetError`.
+a failure raises `CorruptDatasetError`, as do image files of a type the loader
+does not read (.webp, .bmp, ...), which would otherwise be left out unseen.
 Counts other than the official 50,000/10,000 (5,000/1,000 per class), and
 batch files whose md5 differs from the official release, still load: each
 load then emits exactly one `CIFAR10Warning`, one line that says it all.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import codecs
 import concurrent.futures
 import dataclasses
+import errno
 import functools
 import gzip
 import hashlib
@@ -38,6 +40,7 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import tarfile
 import tempfile
 import warnings
@@ -75,6 +78,9 @@ OFFICIAL_FILE_MD5 = {
 OFFICIAL_TRAIN_PER_CLASS = 5000
 OFFICIAL_TEST_PER_CLASS = 1000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Image files the loader does not read: a class folder holding any stops the load instead of losing them.
+OTHER_IMAGE_SUFFIXES = (".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".pbm", ".tga",
+                        ".ico", ".heic", ".heif", ".avif", ".jp2", ".jxl")
 CACHE_DIR = ".cache"
 _CACHE_FORMAT = 3  # bump when the cache's content or layout changes (2: the content digest; 3: a key of the bytes)
 
@@ -174,33 +180,56 @@ class _Source:
 
 
 def _find_source(root: Path, download: bool) -> _Source:
+    _is_dir(root)  # a link loop is named, not taken for a missing folder
     batches = _batches_dir(root)
     if batches is None and (root / ARCHIVE_NAME).is_file():
         batches = _extract_archive(root / ARCHIVE_NAME, root)
     if batches is not None:
         groups = [(name, str(batches), [name]) for name in _BATCH_FILES]
         return _Source("batches", batches, _content_key("batches", groups))
-    if (root / "train").is_dir() or (root / "test").is_dir():
+    if _is_dir(root / "train") or _is_dir(root / "test"):
         return _scan_image_folder(root)
     if not download:
         raise DatasetNotFoundError(_not_found_message(root, "download=False"))
     try:
         _download_archive(root)
     except Exception as err:  # no network, refused, disk full, ...: all mean "no data"
+        # The message holds the cause: its traceback (the network's, first) would only hide it.
         raise DatasetNotFoundError(
-            _not_found_message(root, f"the download from {OFFICIAL_URL} failed: {err}")) from err
+            _not_found_message(root, f"the download from {OFFICIAL_URL} failed: {err}")) from None
     return _find_source(root, download=False)
+
+
+def _is_dir(path: Path) -> bool:
+    """`path.is_dir()`, but a link loop or an unreadable path raises CorruptDatasetError, naming it."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as err:
+        raise _unreadable(err) from None
 
 
 def _unreadable(err: OSError) -> CorruptDatasetError:
     """The one-line error for a data file or folder that cannot be opened (`err.filename` its full path)."""
     path = str(err.filename)
-    if isinstance(err, FileNotFoundError) and os.path.islink(path):
+    if err.errno == errno.ELOOP:
+        return CorruptDatasetError(
+            f"{path} is a symbolic link loop: it leads back to itself ({path} -> {_link_target(path)}). "
+            "Point the link at the real file or folder, or delete it.")
+    if err.errno == errno.ENOENT and os.path.islink(path):
         return CorruptDatasetError(
             f"{path} is a broken link: what it points to does not exist. Restore the file, or delete the link.")
     return CorruptDatasetError(
         f"Cannot read {path} ({err.strerror or err}). Check that it exists and that you may read it "
         "(its owner and permissions), or replace it.")
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def _content_key(layout: str, groups) -> str:
@@ -218,7 +247,7 @@ _BATCH_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
 
 def _batches_dir(root: Path) -> Path | None:
     for folder in (root / BATCHES_DIR, root):
-        if folder.is_dir() and any((folder / n).exists() for n in _BATCH_FILES):
+        if _is_dir(folder) and any((folder / n).exists() for n in _BATCH_FILES):
             missing = [n for n in _BATCH_FILES if not (folder / n).is_file()]
             if missing:
                 raise CorruptDatasetError(
@@ -307,7 +336,7 @@ def _extract_archive(archive: Path, root: Path) -> Path:
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
             raise CorruptDatasetError(
                 f"{archive} is corrupt or truncated ({err}). Delete it and load again to "
-                f"re-download it, or replace it with a good copy of {OFFICIAL_URL}.") from err
+                f"re-download it, or replace it with a good copy of {OFFICIAL_URL}.") from None
         if not (tmp / BATCHES_DIR).is_dir():
             raise CorruptDatasetError(
                 f"{archive} holds no {BATCHES_DIR}/ folder, so it is not the official CIFAR-10 "
@@ -354,7 +383,7 @@ def _unpickle(file: Path) -> dict:
         raise CorruptDatasetError(
             f"Cannot read {file}: {type(err).__name__}: {err}. It is corrupt or truncated: delete "
             f"{file.parent} and load again to re-extract it from {ARCHIVE_NAME} (or re-download it), "
-            f"or replace the file with a good copy.") from err
+            f"or replace the file with a good copy.") from None
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -413,23 +442,36 @@ def _md5(file: Path) -> str:
 def _scan_image_folder(root: Path) -> _Source:
     folders: list[tuple[int, int, str, list[str]]] = []
     groups: list[tuple[str, str, list[str]]] = []  # what the cache key reads: (split/class, folder, files)
+    unread: list[str] = []
     for split_index, split in enumerate(("train", "test")):
         split_dir = root / split
-        if not split_dir.is_dir():
+        if not _is_dir(split_dir):
             raise CorruptDatasetError(
                 f"{root} looks like an image-folder tree but has no {split}/ folder. "
                 f"Add {split}/<class>/ images, or remove the incomplete tree.")
-        for name in sorted(e.name for e in os.scandir(split_dir) if e.is_dir()):
+        for name in sorted(e.name for e in os.scandir(split_dir) if _is_dir(Path(e.path))):
             if name not in CIFAR10_CLASSES:
                 raise CorruptDatasetError(
                     f"{split_dir / name}: '{name}' is not a CIFAR-10 class; class folders must be "
                     f"named {', '.join(CIFAR10_CLASSES)}. Rename or remove it.")
             class_dir = str(split_dir / name)
+            try:
+                listed = os.listdir(class_dir)
+            except OSError as err:
+                raise _unreadable(err) from None
             # Hidden files are never images: .DS_Store, and macOS's "._name.jpg" resource forks.
-            files = sorted(f for f in os.listdir(class_dir)
-                           if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
+            listed = [f for f in listed if not f.startswith(".")]
+            files = sorted(f for f in listed if f.lower().endswith(IMAGE_SUFFIXES))
+            unread += sorted(os.path.join(class_dir, f) for f in listed if f.lower().endswith(OTHER_IMAGE_SUFFIXES))
             folders.append((split_index, CIFAR10_CLASSES.index(name), class_dir, files))
             groups.append((f"{split}/{name}", class_dir, files))
+    if unread:
+        more = len(unread) - 1
+        more = f", and {more:,} more such file{'s' if more > 1 else ''} in {root}" if more else ""
+        raise CorruptDatasetError(
+            f"{unread[0]} is a {os.path.splitext(unread[0])[1].lower()} image{more}: the loader reads "
+            f"{', '.join(IMAGE_SUFFIXES)} only, and leaving them out would change the data set unseen. "
+            "Convert them to PNG (lossless), or move them out of the class folders.")
     return _Source("images", root, _content_key("images", groups), folders)
 
 
@@ -443,7 +485,7 @@ def _decode_image(file: str) -> np.ndarray:
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... on damaged files
         raise CorruptDatasetError(
             f"Cannot decode {file}: {type(err).__name__}: {err}. Replace it with a good copy, "
-            f"or delete it.") from err
+            f"or delete it.") from None
     if pixels is None:
         raise CorruptDatasetError(
             f"{file} is {size[0]}x{size[1]} pixels; CIFAR-10 images are 32x32. "

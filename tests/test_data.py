@@ -6,7 +6,6 @@ import os
 import pickle
 import shutil
 import tarfile
-import urllib.error
 import warnings
 from pathlib import Path
 
@@ -248,6 +247,7 @@ def test_corrupt_batch_file_names_the_file(fake_dir, damage):
     message = str(error.value)
     assert f"Cannot read {file}" in message
     assert "delete" in message and "re-extract" in message and "replace the file" in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # the message names the cause
 
 
 def test_missing_batch_file_is_named(fake_dir):
@@ -326,6 +326,7 @@ def test_undecodable_image_names_the_file(tmp_path):
     with pytest.raises(CorruptDatasetError) as error:
         load_cifar10(tmp_path, download=False)
     assert f"Cannot decode {bad}" in str(error.value) and "Replace it" in str(error.value)
+    assert error.value.__cause__ is None and error.value.__suppress_context__
 
 
 def test_missing_class_folder(tmp_path):
@@ -396,6 +397,34 @@ def test_a_broken_symlink_names_the_file(tmp_path):
     link.symlink_to(tmp_path / "gone.png")
     with pytest.raises(CorruptDatasetError, match=f"{link} is a broken link.*Restore the file, or delete the link"):
         load_cifar10(tmp_path, download=False)
+
+
+@pytest.mark.parametrize("where", ["file", "class folder", "split folder", "data folder"])
+def test_a_symlink_loop_is_named_with_its_full_path(tmp_path, where):
+    root = tmp_path / "data"
+    write_image_tree(root, ".png")
+    loop = {"file": root / "train" / "cat" / "9999.png", "class folder": root / "test" / "dog",
+            "split folder": root / "test", "data folder": root}[where]
+    if loop.is_dir():
+        shutil.rmtree(loop)
+    loop.symlink_to(loop.name)  # points at itself
+    with pytest.raises(CorruptDatasetError) as error:
+        load_cifar10(root, download=False)
+    assert str(error.value) == (f"{loop} is a symbolic link loop: it leads back to itself ({loop} -> {loop.name}). "
+                                "Point the link at the real file or folder, or delete it.")
+
+
+@pytest.mark.parametrize("suffix, kind", [(".webp", "WEBP"), (".bmp", "BMP"), (".GIF", "GIF"), (".tiff", "TIFF")])
+def test_image_files_of_a_type_the_loader_does_not_read_stop_it(tmp_path, suffix, kind):
+    write_image_tree(tmp_path, ".png")
+    first = tmp_path / "train" / "ship" / f"0200{suffix}"
+    for file in (first, tmp_path / "test" / "bird" / f"0100{suffix}"):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(file, format=kind)
+    with pytest.raises(CorruptDatasetError) as error:
+        load_cifar10(tmp_path, download=False)
+    message = str(error.value)
+    assert message.startswith(f"{first} is a {suffix.lower()} image, and 1 more such file in {tmp_path}:")
+    assert ".png, .jpg, .jpeg only" in message and "Convert them to PNG" in message
 
 
 def test_image_folder_cache_and_its_invalidation(tmp_path, monkeypatch):
@@ -615,11 +644,27 @@ def test_failed_download_is_a_not_found_error(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "OFFICIAL_URL", refused_url())
     with pytest.raises(DatasetNotFoundError) as error:
         load_cifar10(tmp_path, download=True)
-    assert isinstance(error.value.__cause__, urllib.error.URLError)
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # the message says it all
     message = str(error.value)
     assert "download" in message and "failed" in message and "refused" in message.lower()
     assert str(tmp_path) in message and "CIFAR10_DIR" in message
     assert not list(tmp_path.iterdir())
+
+
+def test_offline_a_plain_script_gets_the_workbooks_error_alone(tmp_path):
+    """Not a chained traceback with the network error first: the message already holds it."""
+    import subprocess
+    import sys
+
+    script = (f"import cifar_helpers.data as D\nD.OFFICIAL_URL = {refused_url()!r}\n"
+              f"D.load_cifar10({str(tmp_path)!r})\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.count("Traceback") == 1 and "URLError" not in done.stderr
+    assert "During handling" not in done.stderr and "direct cause" not in done.stderr
+    last = done.stderr.rstrip().split("\n")
+    assert any(line.startswith("cifar_helpers.data.DatasetNotFoundError: No CIFAR-10 data in") for line in last)
+    assert "refused" in done.stderr.lower()
 
 
 def test_cifar10_dir_overrides_the_default(fake_dir, monkeypatch):
