@@ -43,6 +43,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -53,6 +54,7 @@ import torch
 from cifar_helpers import paths
 from cifar_helpers.errors import WorkbookError, WorkbookWarning
 from cifar_helpers.hashing import content_digest, files_digest, short_hash
+from cifar_helpers.progress import counted
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -501,17 +503,24 @@ def _read_image_folder(source: _Source):
         for i in range(start, stop):
             images[i] = _decode_image(files[i])
 
+    # The JPEG copy's first load takes most of a minute: say what happens, and how far it got.
+    print(f"Decoding the {len(files):,} images in {source.path} (once: the arrays are cached for later loads)",
+          flush=True)
+    started = time.perf_counter()
     # PIL releases the GIL while decoding, so threads help; chunks keep the overhead low.
     step = 2000
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
+            counted(len(files), "image") as advance:
         jobs = [pool.submit(decode_range, s, min(s + step, len(files))) for s in range(0, len(files), step)]
         try:
-            for job in jobs:
+            for start, job in zip(range(0, len(files), step), jobs):
                 job.result()
+                advance(min(step, len(files) - start))
         except BaseException:
             for job in jobs:
                 job.cancel()
             raise
+    print(f"Decoded {len(files):,} images in {time.perf_counter() - started:.0f} s.", flush=True)
 
     # The scan lists train folders first, then test ones.
     labels = np.concatenate([np.full(len(names), label, dtype=np.int64)

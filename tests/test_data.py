@@ -512,6 +512,34 @@ def test_cache_is_rebuilt_when_batches_change(fake_dir):
     assert_matches(after, expected_arrays(fake_dir / D.BATCHES_DIR))
 
 
+def test_the_first_load_of_an_image_folder_shows_its_progress(tmp_path, capsys, monkeypatch):
+    write_image_tree(tmp_path, ".jpg")
+    load_recording(tmp_path, download=False)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Decoding the 60 images in {tmp_path} (once: the arrays are cached for later loads)"
+    assert out[1] == "  60 of 60 images (100%)" and out[2].startswith("Decoded 60 images in ")
+    load_recording(tmp_path, download=False)
+    assert capsys.readouterr().out == ""  # from the cache: nothing to wait for
+    shutil.rmtree(tmp_path / ".cache")
+    monkeypatch.setenv("CIFAR_PROGRESS", "bar")  # in JupyterLab: a bar
+    load_recording(tmp_path, download=False)
+    assert "60/60" in capsys.readouterr().out
+
+
+def test_progress_lines_come_at_every_tenth():
+    import contextlib
+    import io
+
+    from cifar_helpers.progress import counted
+
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown), counted(60_000, "image", "lines") as advance:
+        for _ in range(30):
+            advance(2000)
+    lines = shown.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0] == "  6,000 of 60,000 images (10%)" and lines[-1].endswith("(100%)")
+
+
 def test_corrupt_cache_is_ignored_and_rebuilt(fake_dir):
     expected = expected_arrays(fake_dir / D.BATCHES_DIR)
     load_recording(fake_dir, download=False)
