@@ -54,6 +54,7 @@ import torch
 from cifar_helpers import paths
 from cifar_helpers.errors import WorkbookError, WorkbookWarning
 from cifar_helpers.hashing import content_digest, files_digest, short_hash
+from cifar_helpers.lock import held_while_written, remove_abandoned
 from cifar_helpers.progress import counted
 
 CIFAR10_CLASSES = (
@@ -145,6 +146,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
     ones or the batch files' md5 differ from the official release.
     """
     root = paths.data_dir(data_dir)
+    _remove_leftovers(root)
     source = _find_source(root, download)
     cache = root / CACHE_DIR / f"cifar10-{source.key}"
 
@@ -244,6 +246,12 @@ def _content_key(layout: str, groups) -> str:
     return short_hash([_CACHE_FORMAT, layout, contents])
 
 
+def _remove_leftovers(root: Path) -> None:
+    """The half-written downloads, extractions and caches of loads that were killed; a live load's stay."""
+    remove_abandoned([*root.glob(".download-*"), *root.glob(".extract-*"),
+                      *(root / CACHE_DIR).glob(".cifar10-*")])
+
+
 _BATCH_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
 
 
@@ -283,7 +291,7 @@ def _download_archive(root: Path, url: str | None = None, timeout: float | None 
     Prints progress about every tenth of the file. A server that sends
     nothing for `timeout` seconds (connecting included) ends the download
     with an error. Leftovers of earlier downloads that were killed are removed
-    first; this one's temporary folder is removed however it ends.
+    by `load_cifar10` first; this one's temporary folder is removed however it ends.
     """
     import urllib.error
     import urllib.request
@@ -291,9 +299,7 @@ def _download_archive(root: Path, url: str | None = None, timeout: float | None 
     url = url or OFFICIAL_URL
     timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".download-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp, held_while_written(tmp):
         part = Path(tmp) / ARCHIVE_NAME
         print(f"Downloading {url} into {root} (gives up after {timeout:g} s without data) ...", flush=True)
         try:
@@ -327,30 +333,36 @@ def _extract_archive(archive: Path, root: Path) -> Path:
             f"Make the folder writable, or extract the archive yourself into a writable folder "
             f"(tar -xzf {archive} -C <folder>) and set DATA_DIR (or CIFAR10_DIR) to that folder.") from None
     try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                members = [m for m in tar.getmembers()
-                           if m.name.split("/")[0] == BATCHES_DIR and ".." not in m.name.split("/")
-                           and (m.isfile() or m.isdir())]
-                # The "data" filter (Python >= 3.10.12 / 3.11.4) also drops odd permissions.
-                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                tar.extractall(tmp, members=members, **safe)
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-            raise CorruptDatasetError(
-                f"{archive} is corrupt or truncated ({err}). Delete it and load again to "
-                f"re-download it, or replace it with a good copy of {OFFICIAL_URL}.") from None
-        if not (tmp / BATCHES_DIR).is_dir():
-            raise CorruptDatasetError(
-                f"{archive} holds no {BATCHES_DIR}/ folder, so it is not the official CIFAR-10 "
-                f"archive. Replace it with {OFFICIAL_URL}, or delete it.")
-        try:
-            os.rename(tmp / BATCHES_DIR, target)
-        except OSError:
-            if not target.is_dir():  # else another process extracted it first
-                raise
+        with held_while_written(tmp):
+            _extract_batches(archive, tmp)
+            try:
+                os.rename(tmp / BATCHES_DIR, target)
+            except OSError:
+                if not target.is_dir():  # else another process extracted it first
+                    raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _extract_batches(archive: Path, folder: Path) -> None:
+    """Extract the archive's batches folder, and nothing else, into `folder`."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = [m for m in tar.getmembers()
+                       if m.name.split("/")[0] == BATCHES_DIR and ".." not in m.name.split("/")
+                       and (m.isfile() or m.isdir())]
+            # The "data" filter (Python >= 3.10.12 / 3.11.4) also drops odd permissions.
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(folder, members=members, **safe)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise CorruptDatasetError(
+            f"{archive} is corrupt or truncated ({err}). Delete it and load again to "
+            f"re-download it, or replace it with a good copy of {OFFICIAL_URL}.") from None
+    if not (folder / BATCHES_DIR).is_dir():
+        raise CorruptDatasetError(
+            f"{archive} holds no {BATCHES_DIR}/ folder, so it is not the official CIFAR-10 "
+            f"archive. Replace it with {OFFICIAL_URL}, or delete it.")
 
 
 # --------------------------------------------------------------------------- official batches
@@ -601,19 +613,20 @@ def _write_cache(folder: Path, key: str, arrays, description: str, caveats: list
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data folder may be shared
-        for name, array in zip(_ARRAY_NAMES, arrays):
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        for file in tmp.iterdir():
-            with open(file, "rb+") as handle:
-                os.fsync(handle.fileno())
-        shutil.rmtree(folder, ignore_errors=True)  # an unreadable cache of the same key
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "meta.json").is_file():  # else another process just wrote it
-                raise
+        with held_while_written(tmp):  # a later load removes it only if this one was killed
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data folder may be shared
+            for name, array in zip(_ARRAY_NAMES, arrays):
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            for file in tmp.iterdir():
+                with open(file, "rb+") as handle:
+                    os.fsync(handle.fileno())
+            shutil.rmtree(folder, ignore_errors=True)  # an unreadable cache of the same key
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if not (folder / "meta.json").is_file():  # else another process just wrote it
+                    raise
         for stale in folder.parent.glob("cifar10-*"):  # one source per data folder: drop old caches
             if stale != folder:
                 shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)

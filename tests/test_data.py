@@ -540,6 +540,51 @@ def test_progress_lines_come_at_every_tenth():
     assert len(lines) == 10 and lines[0] == "  6,000 of 60,000 images (10%)" and lines[-1].endswith("(100%)")
 
 
+LOAD_KILLED_WHILE_CACHING = """
+import os, signal, sys
+import numpy as np
+from cifar_helpers.data import load_cifar10
+real_save = np.save
+def save_then_die(*args, **kwargs):
+    real_save(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no cleanup runs
+np.save = save_then_die
+load_cifar10(sys.argv[1], download=False)
+"""
+
+CACHE_BEING_WRITTEN = """
+import sys, tempfile, time
+from cifar_helpers.lock import held_while_written
+tmp = tempfile.mkdtemp(prefix=".cifar10-live-", dir=sys.argv[1])
+with held_while_written(tmp):
+    print(tmp, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_half_written_caches_of_killed_loads_are_removed_at_the_next_load(fake_dir):
+    import subprocess
+    import sys
+
+    killed = subprocess.run([sys.executable, "-c", LOAD_KILLED_WHILE_CACHING, str(fake_dir)])
+    assert killed.returncode == -9
+    (dead,) = (fake_dir / ".cache").glob(".cifar10-*")
+    assert (dead / "train_images.npy").is_file()  # what a killed first load leaves
+    (fake_dir / ".extract-killed").mkdir()
+    (fake_dir / ".download-killed").mkdir()
+    live = subprocess.Popen([sys.executable, "-c", CACHE_BEING_WRITTEN, str(fake_dir / ".cache")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        live_tmp = Path(live.stdout.readline().strip())
+        data, _ = load_recording(fake_dir, download=False)
+        assert_matches(data, expected_arrays(fake_dir / D.BATCHES_DIR))
+        assert not dead.exists() and live_tmp.is_dir()  # another load's cache in the making stays
+        assert sorted(p.name for p in fake_dir.iterdir()) == [".cache", D.BATCHES_DIR]
+    finally:
+        live.kill()
+        live.wait()
+
+
 def test_corrupt_cache_is_ignored_and_rebuilt(fake_dir):
     expected = expected_arrays(fake_dir / D.BATCHES_DIR)
     load_recording(fake_dir, download=False)
