@@ -14,8 +14,7 @@ later loads need not decode them again. The cache key is a hash of the source
 files' contents (every byte, with each file's name and class folder), so any
 change to the images or labels misses the cache and is decoded afresh; the
 data's digest, which results and checkpoints record, is then that of the new
-arrays. Reading the 60,000 files of the JPEG copy for the key takes a second
-or more, several from a cold disk (the files are read in threads).
+arrays. So every load reads every byte (in threads; the README gives the times).
 
 Every load checks the structure: 32x32 RGB uint8 images (image files in other
 modes are converted to RGB), labels 0..9 and all ten classes in both splits;
