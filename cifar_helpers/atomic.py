@@ -2,7 +2,8 @@
 
 Each writer writes to a temporary file in the target's folder, flushes it to
 disk and renames it over the target: readers see the old file or the new
-one, never a mix.
+one, never a mix. The temporary file is held (`lock.held_while_written`) while
+it is written, so `remove_leftovers` deletes those of killed writers only.
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import WorkbookError
+from .lock import held_while_written, remove_abandoned
 
 
 class WriteError(WorkbookError, OSError):
     """A file that could not be written; the message names it and what to check."""
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def remove_leftovers(folder: str | os.PathLike, target_name: str = "*") -> list[Path]:
+    """Delete the temporary files that writers killed midway left in `folder` (of `target_name` only, when
+    given); those of writers still running stay. Returns the files deleted."""
+    return remove_abandoned(Path(folder).glob(f".{target_name}.*{TMP_SUFFIX}"))
 
 
 def _umask() -> int:
@@ -37,14 +48,15 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
         os.close(fd)
         tmp = Path(tmp_name)
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, target)
+        with held_while_written(tmp):
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+            os.replace(tmp, target)
     except WriteError:
         raise
     except OSError as err:

@@ -18,6 +18,7 @@ import torch
 
 from .atomic import atomic_write
 from .errors import WorkbookError
+from .lock import exclusive
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -25,6 +26,11 @@ BEST = "best.pt"
 
 class CheckpointError(WorkbookError, RuntimeError):
     """A checkpoint that cannot be used; the message says what to do."""
+
+
+def exclusive_folder(folder: Path, model: str):
+    """Hold `model`'s checkpoint folder for the block: one run (or deletion) at a time, else FolderInUseError."""
+    return exclusive(folder, f"the checkpoints of {model}", "set another CHECKPOINT_DIR")
 
 
 def save(obj: Any, path: Path) -> Path:

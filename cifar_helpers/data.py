@@ -10,12 +10,16 @@
 
 With none there and ``download=True`` it downloads the official archive.
 The decoded arrays are cached in ``data_dir/.cache/cifar10-<key>/`` (.npy files), so
-later loads take a fraction of a second; the cache key is made of the source
-files' names, sizes and modification times, so editing the source rebuilds it.
+later loads need not decode them again. The cache key is a hash of the source
+files' contents (every byte, with each file's name and class folder), so any
+change to the images or labels misses the cache and is decoded afresh; the
+data's digest, which results and checkpoints record, is then that of the new
+arrays. So every load reads every byte (in threads; the README gives the times).
 
 Every load checks the structure: 32x32 RGB uint8 images (image files in other
 modes are converted to RGB), labels 0..9 and all ten classes in both splits;
-a failure raises `CorruptDatasetError`.
+a failure raises `CorruptDatasetError`, as do image files of a type the loader
+does not read (.webp, .bmp, ...), which would otherwise be left out unseen.
 Counts other than the official 50,000/10,000 (5,000/1,000 per class), and
 batch files whose md5 differs from the official release, still load: each
 load then emits exactly one `CIFAR10Warning`, one line that says it all.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import codecs
 import concurrent.futures
 import dataclasses
+import errno
 import functools
 import gzip
 import hashlib
@@ -34,19 +39,22 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import tarfile
 import tempfile
+import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 
 from cifar_helpers import paths
 from cifar_helpers.errors import WorkbookError, WorkbookWarning
-from cifar_helpers.hashing import content_digest, short_hash
+from cifar_helpers.hashing import content_digest, files_digest, short_hash
+from cifar_helpers.lock import held_while_written, remove_abandoned
+from cifar_helpers.progress import counted
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -72,8 +80,11 @@ OFFICIAL_FILE_MD5 = {
 OFFICIAL_TRAIN_PER_CLASS = 5000
 OFFICIAL_TEST_PER_CLASS = 1000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Image files the loader does not read: a class folder holding any stops the load instead of losing them.
+OTHER_IMAGE_SUFFIXES = (".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".pbm", ".tga",
+                        ".ico", ".heic", ".heif", ".avif", ".jp2", ".jxl")
 CACHE_DIR = ".cache"
-_CACHE_FORMAT = 2  # bump when the cache's content or layout changes (2: the content digest)
+_CACHE_FORMAT = 3  # bump when the cache's content or layout changes (2: the content digest; 3: a key of the bytes)
 
 
 class CIFAR10Error(WorkbookError, RuntimeError):
@@ -134,6 +145,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
     ones or the batch files' md5 differ from the official release.
     """
     root = paths.data_dir(data_dir)
+    _remove_leftovers(root)
     source = _find_source(root, download)
     cache = root / CACHE_DIR / f"cifar10-{source.key}"
 
@@ -171,23 +183,72 @@ class _Source:
 
 
 def _find_source(root: Path, download: bool) -> _Source:
+    _is_dir(root)  # a link loop is named, not taken for a missing folder
     batches = _batches_dir(root)
     if batches is None and (root / ARCHIVE_NAME).is_file():
         batches = _extract_archive(root / ARCHIVE_NAME, root)
     if batches is not None:
-        stats = {name: (batches / name).stat() for name in _BATCH_FILES}
-        lines = (f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats.items())
-        return _Source("batches", batches, _fingerprint("batches", lines))
-    if (root / "train").is_dir() or (root / "test").is_dir():
+        groups = [(name, str(batches), [name]) for name in _BATCH_FILES]
+        return _Source("batches", batches, _content_key("batches", groups))
+    if _is_dir(root / "train") or _is_dir(root / "test"):
         return _scan_image_folder(root)
     if not download:
         raise DatasetNotFoundError(_not_found_message(root, "download=False"))
     try:
         _download_archive(root)
     except Exception as err:  # no network, refused, disk full, ...: all mean "no data"
+        # The message holds the cause: its traceback (the network's, first) would only hide it.
         raise DatasetNotFoundError(
-            _not_found_message(root, f"the download from {OFFICIAL_URL} failed: {err}")) from err
+            _not_found_message(root, f"the download from {OFFICIAL_URL} failed: {err}")) from None
     return _find_source(root, download=False)
+
+
+def _is_dir(path: Path) -> bool:
+    """`path.is_dir()`, but a link loop or an unreadable path raises CorruptDatasetError, naming it."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as err:
+        raise _unreadable(err) from None
+
+
+def _unreadable(err: OSError) -> CorruptDatasetError:
+    """The one-line error for a data file or folder that cannot be opened (`err.filename` its full path)."""
+    path = str(err.filename)
+    if err.errno == errno.ELOOP:
+        return CorruptDatasetError(
+            f"{path} is a symbolic link loop: it leads back to itself ({path} -> {_link_target(path)}). "
+            "Point the link at the real file or folder, or delete it.")
+    if err.errno == errno.ENOENT and os.path.islink(path):
+        return CorruptDatasetError(
+            f"{path} is a broken link: what it points to does not exist. Restore the file, or delete the link.")
+    return CorruptDatasetError(
+        f"Cannot read {path} ({err.strerror or err}). Check that it exists and that you may read it "
+        "(its owner and permissions), or replace it.")
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _content_key(layout: str, groups) -> str:
+    """The cache key: a hash of the source files' bytes (`hashing.files_digest` groups), never of
+    their names, sizes or times alone, which a swap or an edit can leave equal."""
+    try:
+        contents = files_digest(groups)
+    except OSError as err:
+        raise _unreadable(err) from None
+    return short_hash([_CACHE_FORMAT, layout, contents])
+
+
+def _remove_leftovers(root: Path) -> None:
+    """The half-written downloads, extractions and caches of loads that were killed; a live load's stay."""
+    remove_abandoned([*root.glob(".download-*"), *root.glob(".extract-*"),
+                      *(root / CACHE_DIR).glob(".cifar10-*")])
 
 
 _BATCH_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
@@ -195,7 +256,7 @@ _BATCH_FILES = TRAIN_BATCHES + (TEST_BATCH, META_FILE)
 
 def _batches_dir(root: Path) -> Path | None:
     for folder in (root / BATCHES_DIR, root):
-        if folder.is_dir() and any((folder / n).exists() for n in _BATCH_FILES):
+        if _is_dir(folder) and any((folder / n).exists() for n in _BATCH_FILES):
             missing = [n for n in _BATCH_FILES if not (folder / n).is_file()]
             if missing:
                 raise CorruptDatasetError(
@@ -229,7 +290,7 @@ def _download_archive(root: Path, url: str | None = None, timeout: float | None 
     Prints progress about every tenth of the file. A server that sends
     nothing for `timeout` seconds (connecting included) ends the download
     with an error. Leftovers of earlier downloads that were killed are removed
-    first; this one's temporary folder is removed however it ends.
+    by `load_cifar10` first; this one's temporary folder is removed however it ends.
     """
     import urllib.error
     import urllib.request
@@ -237,9 +298,7 @@ def _download_archive(root: Path, url: str | None = None, timeout: float | None 
     url = url or OFFICIAL_URL
     timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".download-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp, held_while_written(tmp):
         part = Path(tmp) / ARCHIVE_NAME
         print(f"Downloading {url} into {root} (gives up after {timeout:g} s without data) ...", flush=True)
         try:
@@ -273,35 +332,36 @@ def _extract_archive(archive: Path, root: Path) -> Path:
             f"Make the folder writable, or extract the archive yourself into a writable folder "
             f"(tar -xzf {archive} -C <folder>) and set DATA_DIR (or CIFAR10_DIR) to that folder.") from None
     try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                members = [m for m in tar.getmembers()
-                           if m.name.split("/")[0] == BATCHES_DIR and ".." not in m.name.split("/")
-                           and (m.isfile() or m.isdir())]
-                # The "data" filter (Python >= 3.10.12 / 3.11.4) also drops odd permissions.
-                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                tar.extractall(tmp, members=members, **safe)
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-            raise CorruptDatasetError(
-                f"{archive} is corrupt or truncated ({err}). Delete it and load again to "
-                f"re-download it, or replace it with a good copy of {OFFICIAL_URL}.") from err
-        if not (tmp / BATCHES_DIR).is_dir():
-            raise CorruptDatasetError(
-                f"{archive} holds no {BATCHES_DIR}/ folder, so it is not the official CIFAR-10 "
-                f"archive. Replace it with {OFFICIAL_URL}, or delete it.")
-        try:
-            os.rename(tmp / BATCHES_DIR, target)
-        except OSError:
-            if not target.is_dir():  # else another process extracted it first
-                raise
+        with held_while_written(tmp):
+            _extract_batches(archive, tmp)
+            try:
+                os.rename(tmp / BATCHES_DIR, target)
+            except OSError:
+                if not target.is_dir():  # else another process extracted it first
+                    raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def _fingerprint(layout: str, entries: Iterable[str]) -> str:
-    """The cache key: a hash of "name:size:mtime" lines (cheap to get), never of contents."""
-    return short_hash([_CACHE_FORMAT, layout, list(entries)])
+def _extract_batches(archive: Path, folder: Path) -> None:
+    """Extract the archive's batches folder, and nothing else, into `folder`."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = [m for m in tar.getmembers()
+                       if m.name.split("/")[0] == BATCHES_DIR and ".." not in m.name.split("/")
+                       and (m.isfile() or m.isdir())]
+            # The "data" filter (Python >= 3.10.12 / 3.11.4) also drops odd permissions.
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(folder, members=members, **safe)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise CorruptDatasetError(
+            f"{archive} is corrupt or truncated ({err}). Delete it and load again to "
+            f"re-download it, or replace it with a good copy of {OFFICIAL_URL}.") from None
+    if not (folder / BATCHES_DIR).is_dir():
+        raise CorruptDatasetError(
+            f"{archive} holds no {BATCHES_DIR}/ folder, so it is not the official CIFAR-10 "
+            f"archive. Replace it with {OFFICIAL_URL}, or delete it.")
 
 
 # --------------------------------------------------------------------------- official batches
@@ -336,7 +396,7 @@ def _unpickle(file: Path) -> dict:
         raise CorruptDatasetError(
             f"Cannot read {file}: {type(err).__name__}: {err}. It is corrupt or truncated: delete "
             f"{file.parent} and load again to re-extract it from {ARCHIVE_NAME} (or re-download it), "
-            f"or replace the file with a good copy.") from err
+            f"or replace the file with a good copy.") from None
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -373,7 +433,7 @@ def _read_batches(folder: Path):
               np.concatenate([y for _, y in train]),
               np.ascontiguousarray(test_x), test_y)
     differ = [n for n in _BATCH_FILES if _md5(folder / n) != OFFICIAL_FILE_MD5[n]]
-    description = f"official python batches at {folder}"
+    description = f"official python batches at {paths.shown_path(folder)}"
     caveats = []
     if differ:
         description += "; checksums differ from the official release"
@@ -394,38 +454,38 @@ def _md5(file: Path) -> str:
 
 def _scan_image_folder(root: Path) -> _Source:
     folders: list[tuple[int, int, str, list[str]]] = []
-    stats: list[str] = []
+    groups: list[tuple[str, str, list[str]]] = []  # what the cache key reads: (split/class, folder, files)
+    unread: list[str] = []
     for split_index, split in enumerate(("train", "test")):
         split_dir = root / split
-        if not split_dir.is_dir():
+        if not _is_dir(split_dir):
             raise CorruptDatasetError(
                 f"{root} looks like an image-folder tree but has no {split}/ folder. "
                 f"Add {split}/<class>/ images, or remove the incomplete tree.")
-        for name in sorted(e.name for e in os.scandir(split_dir) if e.is_dir()):
+        for name in sorted(e.name for e in os.scandir(split_dir) if _is_dir(Path(e.path))):
             if name not in CIFAR10_CLASSES:
                 raise CorruptDatasetError(
                     f"{split_dir / name}: '{name}' is not a CIFAR-10 class; class folders must be "
                     f"named {', '.join(CIFAR10_CLASSES)}. Rename or remove it.")
             class_dir = str(split_dir / name)
-            # Hidden files are never images: .DS_Store, and macOS's "._name.jpg" resource forks.
-            files = sorted(f for f in os.listdir(class_dir)
-                           if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
-            stats.append(f"{split}/{name}")
-            # Plain names and stat relative to the folder: 60,000 Path objects would cost seconds.
-            fd = os.open(class_dir, os.O_RDONLY)
             try:
-                for file in files:
-                    try:
-                        st = os.stat(file, dir_fd=fd)
-                    except FileNotFoundError:  # a symbolic link to nothing
-                        raise CorruptDatasetError(
-                            f"{os.path.join(class_dir, file)} is a broken link: what it points to does not "
-                            "exist. Restore the file, or delete the link.") from None
-                    stats.append(f"{file}:{st.st_size}:{st.st_mtime_ns}")
-            finally:
-                os.close(fd)
+                listed = os.listdir(class_dir)
+            except OSError as err:
+                raise _unreadable(err) from None
+            # Hidden files are never images: .DS_Store, and macOS's "._name.jpg" resource forks.
+            listed = [f for f in listed if not f.startswith(".")]
+            files = sorted(f for f in listed if f.lower().endswith(IMAGE_SUFFIXES))
+            unread += sorted(os.path.join(class_dir, f) for f in listed if f.lower().endswith(OTHER_IMAGE_SUFFIXES))
             folders.append((split_index, CIFAR10_CLASSES.index(name), class_dir, files))
-    return _Source("images", root, _fingerprint("images", stats), folders)
+            groups.append((f"{split}/{name}", class_dir, files))
+    if unread:
+        more = len(unread) - 1
+        more = f", and {more:,} more such file{'s' if more > 1 else ''} in {root}" if more else ""
+        raise CorruptDatasetError(
+            f"{unread[0]} is a {os.path.splitext(unread[0])[1].lower()} image{more}: the loader reads "
+            f"{', '.join(IMAGE_SUFFIXES)} only, and leaving them out would change the data set unseen. "
+            "Convert them to PNG (lossless), or move them out of the class folders.")
+    return _Source("images", root, _content_key("images", groups), folders)
 
 
 def _decode_image(file: str) -> np.ndarray:
@@ -438,7 +498,7 @@ def _decode_image(file: str) -> np.ndarray:
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... on damaged files
         raise CorruptDatasetError(
             f"Cannot decode {file}: {type(err).__name__}: {err}. Replace it with a good copy, "
-            f"or delete it.") from err
+            f"or delete it.") from None
     if pixels is None:
         raise CorruptDatasetError(
             f"{file} is {size[0]}x{size[1]} pixels; CIFAR-10 images are 32x32. "
@@ -454,17 +514,24 @@ def _read_image_folder(source: _Source):
         for i in range(start, stop):
             images[i] = _decode_image(files[i])
 
+    # The JPEG copy's first load takes most of a minute: say what happens, and how far it got.
+    print(f"Decoding the {len(files):,} images in {source.path} (once: the arrays are cached for later loads)",
+          flush=True)
+    started = time.perf_counter()
     # PIL releases the GIL while decoding, so threads help; chunks keep the overhead low.
     step = 2000
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
+            counted(len(files), "image") as advance:
         jobs = [pool.submit(decode_range, s, min(s + step, len(files))) for s in range(0, len(files), step)]
         try:
-            for job in jobs:
+            for start, job in zip(range(0, len(files), step), jobs):
                 job.result()
+                advance(min(step, len(files) - start))
         except BaseException:
             for job in jobs:
                 job.cancel()
             raise
+    print(f"Decoded {len(files):,} images in {time.perf_counter() - started:.0f} s.", flush=True)
 
     # The scan lists train folders first, then test ones.
     labels = np.concatenate([np.full(len(names), label, dtype=np.int64)
@@ -474,7 +541,7 @@ def _read_image_folder(source: _Source):
     suffixes = {os.path.splitext(f)[1].lower() for f in files}
     kinds = "/".join(k for k, s in (("PNG", {".png"}), ("JPEG", {".jpg", ".jpeg"})) if suffixes & s) or "empty"
     lossy = " (lossy copy)" if suffixes & {".jpg", ".jpeg"} else ""
-    description = f"{kinds} image folder{lossy} at {source.path} (train/<class>/, test/<class>/)"
+    description = f"{kinds} image folder{lossy} at {paths.shown_path(source.path)} (train/<class>/, test/<class>/)"
     return arrays, description, []
 
 
@@ -545,19 +612,20 @@ def _write_cache(folder: Path, key: str, arrays, description: str, caveats: list
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data folder may be shared
-        for name, array in zip(_ARRAY_NAMES, arrays):
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        for file in tmp.iterdir():
-            with open(file, "rb+") as handle:
-                os.fsync(handle.fileno())
-        shutil.rmtree(folder, ignore_errors=True)  # an unreadable cache of the same key
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "meta.json").is_file():  # else another process just wrote it
-                raise
+        with held_while_written(tmp):  # a later load removes it only if this one was killed
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data folder may be shared
+            for name, array in zip(_ARRAY_NAMES, arrays):
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            for file in tmp.iterdir():
+                with open(file, "rb+") as handle:
+                    os.fsync(handle.fileno())
+            shutil.rmtree(folder, ignore_errors=True)  # an unreadable cache of the same key
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if not (folder / "meta.json").is_file():  # else another process just wrote it
+                    raise
         for stale in folder.parent.glob("cifar10-*"):  # one source per data folder: drop old caches
             if stale != folder:
                 shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)

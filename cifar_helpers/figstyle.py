@@ -18,7 +18,7 @@ import matplotlib
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from .atomic import atomic_path
+from .atomic import atomic_path, remove_leftovers
 
 OKABE_ITO = {
     "black": "#000000",
@@ -89,7 +89,8 @@ def save_figure(
     """Write `fig` as <path>.png and <path>.pdf; return the paths written.
 
     A trailing .png or .pdf on the path is dropped. Each file is written to a
-    temporary name and renamed into place, so a crash leaves no half-file.
+    temporary name and renamed into place, so a crash leaves no half-file; the
+    temporary files that saves killed midway left in the folder are removed.
     """
     if dpi < MIN_DPI:
         raise ValueError(f"save_figure: dpi={dpi} is below the report's minimum of {MIN_DPI}")
@@ -99,6 +100,7 @@ def save_figure(
     base = Path(path_without_suffix)
     if base.suffix.lower() in (".png", ".pdf"):
         base = base.with_suffix("")
+    remove_leftovers(base.parent)
     written = []
     for fmt in formats:
         target = base.with_name(f"{base.name}.{fmt}")

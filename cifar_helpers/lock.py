@@ -1,10 +1,14 @@
-"""One run per folder: a second run on the same checkpoint or output folder stops at once.
+"""One run per folder, and the temporary files of live writers told from those of dead ones.
 
 `exclusive(folder, what)` holds an advisory lock (`flock`) on `folder/.lock`
 for as long as the block runs. The kernel drops the lock when the process
 ends, however it ends (SIGKILL included), so a killed run never leaves the
 folder locked. The file itself stays, and names the last holder for the
 message a second run gets.
+
+A temporary file or folder that is being written is held the same way
+(`held_while_written`), so `remove_abandoned` deletes only the leftovers of
+writers that died, never the half-done work of one still running.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 try:
     import fcntl
@@ -39,8 +44,8 @@ def _holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def exclusive(folder: str | os.PathLike, what: str, fix: str) -> Iterator[None]:
-    """Run the block as the only holder of `folder`; else raise FolderInUseError.
+def exclusive(folder: str | os.PathLike, what: str, fix: str, name: str = LOCK_NAME) -> Iterator[None]:
+    """Run the block as the only holder of `folder` (of its lock file `name`); else raise FolderInUseError.
 
     `what` names the folder's use ("the checkpoints of dnn"), `fix` says what
     else the user can do ("use another CHECKPOINT_DIR").
@@ -50,7 +55,7 @@ def exclusive(folder: str | os.PathLike, what: str, fix: str) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    path = folder / LOCK_NAME
+    path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
@@ -66,3 +71,44 @@ def exclusive(folder: str | os.PathLike, what: str, fix: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing drops the flock
+
+
+@contextlib.contextmanager
+def held_while_written(path: str | os.PathLike) -> Iterator[None]:
+    """Hold a lock on the temporary file or folder `path` (it must exist) while the block writes it."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # new: nobody else has it
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_abandoned(paths: Iterable[Path]) -> list[Path]:
+    """Delete each temporary file or folder in `paths` that no live writer holds; return those deleted.
+
+    One that cannot be deleted (a read-only folder) is left as it is."""
+    removed = []
+    if fcntl is None:
+        return removed
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # gone meanwhile, or unreadable
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # a live writer's
+            continue
+        try:  # delete while holding the lock, so that no writer can take the path up meanwhile
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed

@@ -2,14 +2,16 @@
 
 papermill, nbval and scripts get one line per epoch and nothing per batch, so
 no output flood can trip papermill's IOPub limits. In JupyterLab a tqdm bar
-per epoch shows the batches as they go.
+per epoch shows the batches as they go. Other long work (the first decoding of
+an image folder) reports the same way: a line per tenth done, or a bar.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -42,6 +44,27 @@ def batch_progress(batches: Iterable[T], total: int, desc: str, mode: str) -> It
 
     with tqdm(batches, total=total, desc=desc, leave=False, mininterval=0.5, file=sys.stdout) as bar:
         yield from bar
+
+
+@contextlib.contextmanager
+def counted(total: int, unit: str, mode: str | None = None) -> Iterator[Callable[[int], None]]:
+    """Yield `advance(n)`, which reports `n` more of `total` `unit`s done: a line at every tenth, or a bar."""
+    if (mode or progress_mode()) == "bar":
+        from tqdm.std import tqdm
+
+        with tqdm(total=total, unit=unit, mininterval=0.5, file=sys.stdout) as bar:
+            yield bar.update
+        return
+    done = shown = 0
+
+    def advance(n: int) -> None:
+        nonlocal done, shown
+        done += n
+        if total and done * 10 // total > shown:
+            shown = done * 10 // total
+            print(f"  {done:,} of {total:,} {unit}s ({100 * done // total}%)", flush=True)
+
+    yield advance
 
 
 def format_epoch(row: dict, epochs: int) -> str:

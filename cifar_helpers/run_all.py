@@ -171,16 +171,35 @@ def inspect_data(folder: Path) -> DataInfo | None:
     return DataInfo(data.digest, len(data.train_labels))
 
 
+def _checkpoint_folder(params: dict[str, Any], model: str) -> Path:
+    return repo_path(params.get("CHECKPOINT_DIR"), "checkpoints") / model
+
+
 def discard_checkpoints(params: dict[str, Any], model: str) -> None:
     """--force retrains from scratch: the model's checkpoints would otherwise resume, and its finished
     results file would be shown instead of trained again. That file is kept aside, hidden, as
-    `.<model>.json.before-force`, so a retrain that fails at once loses nothing."""
-    folder = repo_path(params.get("CHECKPOINT_DIR"), "checkpoints") / model
-    for name in ("last.pt", "best.pt"):
-        (folder / name).unlink(missing_ok=True)
-    results = _results_file(params, model)
-    if results.exists():
-        results.replace(results.with_name(f".{results.name}.before-force"))
+    `.<model>.json.before-force`, so a retrain that fails at once loses nothing. The checkpoints of a
+    run in progress (a notebook in JupyterLab) are never touched: that stops make run instead."""
+    from .checkpoint import BEST, LAST, exclusive_folder
+
+    folder = _checkpoint_folder(params, model)
+    with exclusive_folder(folder, model):
+        for name in (LAST, BEST):
+            (folder / name).unlink(missing_ok=True)
+        results = _results_file(params, model)
+        if results.exists():
+            results.replace(results.with_name(f".{results.name}.before-force"))
+
+
+def check_checkpoints_free(jobs: list[tuple]) -> None:
+    """--force: no training notebook's checkpoints may be in use by another run, checked before the
+    first notebook runs (not after hours, when its turn comes)."""
+    from .checkpoint import exclusive_folder
+
+    for _, model, _, full, _ in jobs:
+        if model:
+            with exclusive_folder(_checkpoint_folder(full, model), model):
+                pass
 
 
 def make_fake_data(settings: dict[str, Any]) -> None:
@@ -459,6 +478,8 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
         for name, default in OUTPUT_FOLDERS:
             if name in full:
                 require_writable(repo_path(full[name], default), name)
+    if args.force:
+        check_checkpoints_free(jobs)
     with exclusive(executed_dir, "the executed notebooks", "give this run another --executed-dir"):
         print(f"Running {len(jobs)} notebooks with {profile.name} into {executed_dir}")
         make_fake_data(profile.settings)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import torchvision
 
 from . import checkpoint
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, remove_leftovers
 from .batches import DeviceData
 from .config import TrainConfig, check_stop_after
 from .data import subset
@@ -245,6 +245,27 @@ def _weight_shapes(state_dict: dict) -> dict[str, tuple[int, ...]]:
     return {name: tuple(tensor.shape) for name, tensor in state_dict.items()}
 
 
+def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module, log) -> None:
+    """Read the best weights when a run resumes: a truncated best.pt stops it now, not after its last epoch."""
+    if not best_path.exists():
+        log(f"Warning: {best_path} is missing: the weights of the best epoch so far ({best_epoch}) are lost. "
+            "Unless a later epoch reaches a lower test loss, the results will have no restored best weights "
+            "and no predictions; retrain from scratch (FORCE=1) to get them back.")
+        return
+    try:
+        weights = checkpoint.load(best_path)
+        fits = isinstance(weights, dict) and _weight_shapes(weights) == _weight_shapes(model.state_dict())
+        why = "they do not fit this network"
+    except checkpoint.CheckpointError as exc:
+        fits, why = False, str(exc.__cause__ or exc)
+    if not fits:
+        raise checkpoint.CheckpointError(
+            f"the best weights {best_path} (of epoch {best_epoch}) cannot be used: {why}. Delete the file to go on "
+            f"without them (unless a later epoch reaches a lower test loss, the results will have no restored "
+            f"best weights and no predictions), or delete {best_path.parent} (or use FORCE=1) to retrain from "
+            "scratch.")
+
+
 class OutOfMemory(WorkbookError, RuntimeError):
     """The GPU ran out of memory; the message says what to lower."""
 
@@ -288,10 +309,13 @@ def train_model(
     # Before any epoch: a folder that cannot take the results would lose the whole run at its end.
     require_writable(results_dir, "RESULTS_DIR")
     require_writable(ckpt_dir, "CHECKPOINT_DIR")
-    with exclusive(ckpt_dir, f"the checkpoints of {cfg.model}", "set another CHECKPOINT_DIR"):
-        # Half-written files of a run that was killed mid-write; no other run writes here now.
-        for leftover in [*ckpt_dir.glob(".*.tmp"), *results_dir.glob(f".{cfg.model}.json.*.tmp")]:
-            leftover.unlink(missing_ok=True)
+    # One writer per checkpoint folder, and per results file: two runs with one RESULTS_DIR and
+    # different CHECKPOINT_DIRs would otherwise replace each other's results.
+    with checkpoint.exclusive_folder(ckpt_dir, cfg.model), \
+            exclusive(results_dir, f"the results of {cfg.model}", "set another RESULTS_DIR",
+                      name=f".{cfg.model}.lock"):
+        remove_leftovers(ckpt_dir)
+        remove_leftovers(results_dir, f"{cfg.model}.json")
         return _train(cfg, data, device, results_dir, ckpt_dir, progress or progress_mode(), log,
                       on_epoch_end, stop_after)
 
@@ -350,6 +374,8 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             log(f"Resuming from {shown_path(last_path)} after epoch {state.epoch}; the epochs so far:")
             for line in format_course(state.history, state.sessions, cfg.epochs):
                 log(line)
+            if state.early.best_loss_epoch:
+                _check_best_weights(best_path, state.early.best_loss_epoch, model, log)
         else:
             old_fingerprint = str(saved.get("fingerprint", "unknown"))
             moved = [checkpoint.archive_stale(p, old_fingerprint) for p in (last_path, best_path) if p.exists()]

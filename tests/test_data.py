@@ -6,7 +6,6 @@ import os
 import pickle
 import shutil
 import tarfile
-import urllib.error
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from cifar_helpers.data import (
     DatasetNotFoundError, channel_stats, counts, load_cifar10, subset,
 )
 from cifar_helpers.fake_data import write_fake_cifar10
+from cifar_helpers.hashing import content_digest
 
 N_TRAIN, N_TEST = 200, 50
 
@@ -247,6 +247,7 @@ def test_corrupt_batch_file_names_the_file(fake_dir, damage):
     message = str(error.value)
     assert f"Cannot read {file}" in message
     assert "delete" in message and "re-extract" in message and "replace the file" in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # the message names the cause
 
 
 def test_missing_batch_file_is_named(fake_dir):
@@ -325,6 +326,7 @@ def test_undecodable_image_names_the_file(tmp_path):
     with pytest.raises(CorruptDatasetError) as error:
         load_cifar10(tmp_path, download=False)
     assert f"Cannot decode {bad}" in str(error.value) and "Replace it" in str(error.value)
+    assert error.value.__cause__ is None and error.value.__suppress_context__
 
 
 def test_missing_class_folder(tmp_path):
@@ -397,6 +399,34 @@ def test_a_broken_symlink_names_the_file(tmp_path):
         load_cifar10(tmp_path, download=False)
 
 
+@pytest.mark.parametrize("where", ["file", "class folder", "split folder", "data folder"])
+def test_a_symlink_loop_is_named_with_its_full_path(tmp_path, where):
+    root = tmp_path / "data"
+    write_image_tree(root, ".png")
+    loop = {"file": root / "train" / "cat" / "9999.png", "class folder": root / "test" / "dog",
+            "split folder": root / "test", "data folder": root}[where]
+    if loop.is_dir():
+        shutil.rmtree(loop)
+    loop.symlink_to(loop.name)  # points at itself
+    with pytest.raises(CorruptDatasetError) as error:
+        load_cifar10(root, download=False)
+    assert str(error.value) == (f"{loop} is a symbolic link loop: it leads back to itself ({loop} -> {loop.name}). "
+                                "Point the link at the real file or folder, or delete it.")
+
+
+@pytest.mark.parametrize("suffix, kind", [(".webp", "WEBP"), (".bmp", "BMP"), (".GIF", "GIF"), (".tiff", "TIFF")])
+def test_image_files_of_a_type_the_loader_does_not_read_stop_it(tmp_path, suffix, kind):
+    write_image_tree(tmp_path, ".png")
+    first = tmp_path / "train" / "ship" / f"0200{suffix}"
+    for file in (first, tmp_path / "test" / "bird" / f"0100{suffix}"):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(file, format=kind)
+    with pytest.raises(CorruptDatasetError) as error:
+        load_cifar10(tmp_path, download=False)
+    message = str(error.value)
+    assert message.startswith(f"{first} is a {suffix.lower()} image, and 1 more such file in {tmp_path}:")
+    assert ".png, .jpg, .jpeg only" in message and "Convert them to PNG" in message
+
+
 def test_image_folder_cache_and_its_invalidation(tmp_path, monkeypatch):
     write_image_tree(tmp_path, ".png")
     first, _ = load_recording(tmp_path, download=False)
@@ -412,6 +442,66 @@ def test_image_folder_cache_and_its_invalidation(tmp_path, monkeypatch):
     assert len(list((tmp_path / ".cache").iterdir())) == 1  # the stale cache is gone
 
 
+def solid_png(file: Path, value: int) -> None:
+    Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(file)
+
+
+def test_swapping_two_same_name_same_size_images_between_classes_misses_the_cache(tmp_path, monkeypatch):
+    """The JPEG copy gives every file one time, and has many same-name, same-size pairs across classes."""
+    write_image_tree(tmp_path, ".png")
+    cat, dog = tmp_path / "train" / "cat" / "0000.png", tmp_path / "train" / "dog" / "0000.png"
+    solid_png(cat, 10)
+    solid_png(dog, 200)
+    stamp = 1_500_000_000 * 10**9
+    for file in (cat, dog):
+        os.utime(file, ns=(stamp, stamp))
+    before = {f: (f.stat().st_size, f.stat().st_mtime_ns) for f in (cat, dog)}
+    assert before[cat] == before[dog]  # same name, same size, same time
+    first, _ = load_recording(tmp_path, download=False)
+
+    cat_bytes, dog_bytes = cat.read_bytes(), dog.read_bytes()
+    cat.write_bytes(dog_bytes)
+    dog.write_bytes(cat_bytes)
+    for file in (cat, dog):
+        os.utime(file, ns=(stamp, stamp))
+    assert {f: (f.stat().st_size, f.stat().st_mtime_ns) for f in (cat, dog)} == before  # only the bytes moved
+    decoded = []
+    real_decode = D._decode_image
+    monkeypatch.setattr(D, "_decode_image", lambda file: decoded.append(file) or real_decode(file))
+    second, _ = load_recording(tmp_path, download=False)
+    assert decoded  # the cache of the old contents was not used
+    assert second.digest != first.digest
+    solid = lambda data, value: data.train_labels[(data.train_images == value).all(dim=(1, 2, 3))].tolist()  # noqa: E731
+    assert (solid(first, 10), solid(first, 200)) == ([3], [5])  # cat, dog
+    assert (solid(second, 10), solid(second, 200)) == ([5], [3])  # the swap, as it now is on disk
+    decoded.clear()
+    third, _ = load_recording(tmp_path, download=False)
+    assert not decoded and third.digest == second.digest  # and the new contents are cached
+
+
+def test_an_edited_batch_file_of_the_same_size_and_time_misses_the_cache(fake_dir):
+    before, _ = load_recording(fake_dir, download=False)
+    file = fake_dir / D.BATCHES_DIR / "data_batch_3"
+    blob, mtime = bytearray(file.read_bytes()), file.stat().st_mtime_ns
+    blob[len(blob) // 2] ^= 0xFF  # one pixel value: the middle of the file is image data
+    file.write_bytes(blob)
+    os.utime(file, ns=(mtime, mtime))
+    after, _ = load_recording(fake_dir, download=False)
+    assert_matches(after, expected_arrays(fake_dir / D.BATCHES_DIR))
+    assert after.digest != before.digest
+
+
+def test_the_recorded_digest_of_unchanged_data_is_the_one_recorded_before(fake_dir, tmp_path):
+    """Results files and checkpoints record the digest: for the same data it keeps the value it had
+    before the cache key came from the files' bytes (pinned from commit 87e2e3b), so they still count."""
+    written = write_image_tree(tmp_path / "png", ".png")
+    for _ in range(2):  # decoded, then from the cache
+        png, _ = load_recording(tmp_path / "png", download=False)
+        batches, _ = load_recording(fake_dir, download=False)
+        assert png.digest == "21fe2676a1f15e1f" == content_digest([*written["train"], *written["test"]])
+        assert batches.digest == "d23a286daf2c05ad" == content_digest(expected_arrays(fake_dir / D.BATCHES_DIR))
+
+
 def test_cache_is_rebuilt_when_batches_change(fake_dir):
     before, _ = load_recording(fake_dir, download=False)
     write_fake_cifar10(fake_dir, N_TRAIN, N_TEST, seed=1)  # same names and sizes, other pixels
@@ -420,6 +510,79 @@ def test_cache_is_rebuilt_when_batches_change(fake_dir):
     after, _ = load_recording(fake_dir, download=False)
     assert not torch.equal(before.train_images, after.train_images)
     assert_matches(after, expected_arrays(fake_dir / D.BATCHES_DIR))
+
+
+def test_the_first_load_of_an_image_folder_shows_its_progress(tmp_path, capsys, monkeypatch):
+    write_image_tree(tmp_path, ".jpg")
+    load_recording(tmp_path, download=False)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Decoding the 60 images in {tmp_path} (once: the arrays are cached for later loads)"
+    assert out[1] == "  60 of 60 images (100%)" and out[2].startswith("Decoded 60 images in ")
+    load_recording(tmp_path, download=False)
+    assert capsys.readouterr().out == ""  # from the cache: nothing to wait for
+    shutil.rmtree(tmp_path / ".cache")
+    monkeypatch.setenv("CIFAR_PROGRESS", "bar")  # in JupyterLab: a bar
+    load_recording(tmp_path, download=False)
+    assert "60/60" in capsys.readouterr().out
+
+
+def test_progress_lines_come_at_every_tenth():
+    import contextlib
+    import io
+
+    from cifar_helpers.progress import counted
+
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown), counted(60_000, "image", "lines") as advance:
+        for _ in range(30):
+            advance(2000)
+    lines = shown.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0] == "  6,000 of 60,000 images (10%)" and lines[-1].endswith("(100%)")
+
+
+LOAD_KILLED_WHILE_CACHING = """
+import os, signal, sys
+import numpy as np
+from cifar_helpers.data import load_cifar10
+real_save = np.save
+def save_then_die(*args, **kwargs):
+    real_save(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no cleanup runs
+np.save = save_then_die
+load_cifar10(sys.argv[1], download=False)
+"""
+
+CACHE_BEING_WRITTEN = """
+import sys, tempfile, time
+from cifar_helpers.lock import held_while_written
+tmp = tempfile.mkdtemp(prefix=".cifar10-live-", dir=sys.argv[1])
+with held_while_written(tmp):
+    print(tmp, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_half_written_caches_of_killed_loads_are_removed_at_the_next_load(fake_dir):
+    import subprocess
+    import sys
+
+    killed = subprocess.run([sys.executable, "-c", LOAD_KILLED_WHILE_CACHING, str(fake_dir)])
+    assert killed.returncode == -9
+    (dead,) = (fake_dir / ".cache").glob(".cifar10-*")
+    assert (dead / "train_images.npy").is_file()  # what a killed first load leaves
+    (fake_dir / ".extract-killed").mkdir()
+    (fake_dir / ".download-killed").mkdir()
+    live = subprocess.Popen([sys.executable, "-c", CACHE_BEING_WRITTEN, str(fake_dir / ".cache")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        live_tmp = Path(live.stdout.readline().strip())
+        data, _ = load_recording(fake_dir, download=False)
+        assert_matches(data, expected_arrays(fake_dir / D.BATCHES_DIR))
+        assert not dead.exists() and live_tmp.is_dir()  # another load's cache in the making stays
+        assert sorted(p.name for p in fake_dir.iterdir()) == [".cache", D.BATCHES_DIR]
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_corrupt_cache_is_ignored_and_rebuilt(fake_dir):
@@ -540,21 +703,41 @@ def test_a_stalled_download_times_out_with_the_offline_steps(stalled_server, tmp
     assert not list(tmp_path.iterdir())  # no .download-* left behind
 
 
-def test_failed_download_is_a_not_found_error(tmp_path, monkeypatch):
+def refused_url() -> str:
     import socket
 
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there: the connection is refused
-    monkeypatch.setattr(D, "OFFICIAL_URL", f"http://127.0.0.1:{port}/{D.ARCHIVE_NAME}")
+    return f"http://127.0.0.1:{port}/{D.ARCHIVE_NAME}"
+
+
+def test_failed_download_is_a_not_found_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "OFFICIAL_URL", refused_url())
     with pytest.raises(DatasetNotFoundError) as error:
         load_cifar10(tmp_path, download=True)
-    assert isinstance(error.value.__cause__, urllib.error.URLError)
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # the message says it all
     message = str(error.value)
     assert "download" in message and "failed" in message and "refused" in message.lower()
     assert str(tmp_path) in message and "CIFAR10_DIR" in message
     assert not list(tmp_path.iterdir())
+
+
+def test_offline_a_plain_script_gets_the_workbooks_error_alone(tmp_path):
+    """Not a chained traceback with the network error first: the message already holds it."""
+    import subprocess
+    import sys
+
+    script = (f"import cifar_helpers.data as D\nD.OFFICIAL_URL = {refused_url()!r}\n"
+              f"D.load_cifar10({str(tmp_path)!r})\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.count("Traceback") == 1 and "URLError" not in done.stderr
+    assert "During handling" not in done.stderr and "direct cause" not in done.stderr
+    last = done.stderr.rstrip().split("\n")
+    assert any(line.startswith("cifar_helpers.data.DatasetNotFoundError: No CIFAR-10 data in") for line in last)
+    assert "refused" in done.stderr.lower()
 
 
 def test_cifar10_dir_overrides_the_default(fake_dir, monkeypatch):

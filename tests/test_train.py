@@ -424,7 +424,29 @@ def test_a_missing_best_checkpoint_is_said_not_hidden(fake_data, tmp_path):
     (tmp_path / "run" / "ckpt" / "dnn" / "best.pt").unlink()
     record, lines = quiet_train(cfg, fake_data, tmp_path)  # resumes the finished run
     assert record["restored_best"] is None and record["predictions"] is None
-    assert any(line.startswith("Warning:") and "best.pt is missing" in line and "FORCE=1" in line for line in lines)
+    warnings = [line for line in lines if line.startswith("Warning:") and "best.pt is missing" in line]
+    assert len(warnings) == 2 and all("FORCE=1" in line for line in warnings)  # when it resumes, and at the end
+    assert lines.index(warnings[0]) == 1 + next(i for i, line in enumerate(lines) if line.startswith("Resuming"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other network"])
+def test_a_bad_best_checkpoint_stops_a_resumed_run_before_its_first_epoch(fake_data, tmp_path, damage):
+    cfg = TrainConfig.for_model("dnn", epochs=3, lr=0.01, subset=[100, 50])
+    partial, _ = quiet_train(cfg, fake_data, tmp_path, stop_after=1)
+    best = tmp_path / "run" / "ckpt" / "dnn" / "best.pt"
+    if damage == "truncated":
+        best.write_bytes(best.read_bytes()[:1000])
+    else:
+        torch.save(models.build_model("cnn").state_dict(), best)
+    trained = []
+    with pytest.raises(checkpoint.CheckpointError) as error:
+        quiet_train(cfg, fake_data, tmp_path, on_epoch_end=lambda epoch, row: trained.append(epoch))
+    assert trained == []  # found at the start, not after the last epoch
+    message = str(error.value)
+    assert f"the best weights {best} (of epoch 1) cannot be used" in message
+    assert ("do not fit this network" if damage == "other network" else "zip archive") in message
+    assert "Delete the file to go on without them" in message and "FORCE=1" in message
+    assert json.loads((tmp_path / "run" / "results" / "dnn.json").read_text())["history"] == partial["history"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
