@@ -248,7 +248,7 @@ def _weight_shapes(state_dict: dict) -> dict[str, tuple[int, ...]]:
 def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module, log) -> None:
     """Read the best weights when a run resumes: a truncated best.pt stops it now, not after its last epoch."""
     if not best_path.exists():
-        log(f"Warning: {best_path} is missing: the weights of the best epoch so far ({best_epoch}) are lost. "
+        log(f"Warning: {shown_path(best_path)} is missing: the weights of the best epoch so far ({best_epoch}) are lost. "
             "Unless a later epoch reaches a lower test loss, the results will have no restored best weights "
             "and no predictions; retrain from scratch (FORCE=1) to get them back.")
         return
@@ -260,9 +260,9 @@ def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module
         fits, why = False, str(exc.__cause__ or exc)
     if not fits:
         raise checkpoint.CheckpointError(
-            f"the best weights {best_path} (of epoch {best_epoch}) cannot be used: {why}. Delete the file to go on "
+            f"the best weights {shown_path(best_path)} (of epoch {best_epoch}) cannot be used: {why}. Delete the file to go on "
             f"without them (unless a later epoch reaches a lower test loss, the results will have no restored "
-            f"best weights and no predictions), or delete {best_path.parent} (or use FORCE=1) to retrain from "
+            f"best weights and no predictions), or delete {shown_path(best_path.parent)} (or use FORCE=1) to retrain from "
             "scratch.")
 
 

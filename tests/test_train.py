@@ -426,7 +426,9 @@ def test_a_missing_best_checkpoint_is_said_not_hidden(fake_data, tmp_path):
     assert record["restored_best"] is None and record["predictions"] is None
     warnings = [line for line in lines if line.startswith("Warning:") and "best.pt is missing" in line]
     assert len(warnings) == 2 and all("FORCE=1" in line for line in warnings)  # when it resumes, and at the end
-    assert lines.index(warnings[0]) == 1 + next(i for i, line in enumerate(lines) if line.startswith("Resuming"))
+    resumed = next(i for i, line in enumerate(lines) if line.startswith("Resuming"))
+    assert lines.index(warnings[0]) == resumed + 4  # right after the course replayed: a heading and 2 epochs
+    assert lines[resumed + 3].startswith("epoch 2/2")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other network"])
