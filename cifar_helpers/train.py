@@ -37,7 +37,7 @@ from .paths import repo_path, require_writable
 from .predictions import prediction_record
 from .provenance import code_revision
 from .progress import batch_progress, format_epoch, progress_mode
-from .results import SCHEMA_VERSION, best_points
+from .results import SCHEMA_VERSION, best_points, changes
 from .steps import make_step, optimizer_options
 
 
@@ -216,9 +216,7 @@ def _device_names(sessions: list[dict[str, Any]]) -> str:
 
 
 def _config_diff(old: dict, new: dict) -> str:
-    keys = sorted(set(old) | set(new))
-    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
-    return "; ".join(changed) or "same parameters, other device or data"
+    return changes(old, new) or "same parameters, other device or data"
 
 
 def _made_otherwise(saved: dict, fingerprint: str, cfg: TrainConfig, model: torch.nn.Module) -> str | None:
