@@ -18,7 +18,6 @@ a data set first, `only` to run a subset of the notebooks).
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import json
 import logging
@@ -39,11 +38,9 @@ from .atomic import atomic_write_json
 from .catalog import NOTEBOOKS
 from .errors import WorkbookError
 from .hashing import short_hash
-from .parameters import training_config, unknown_parameter_message
+from .parameters import declared_parameters, training_config, unknown_parameter_message
 from .lock import FolderInUseError, exclusive
-from .paths import REPO_ROOT, FolderNotWritableError, data_dir, repo_path, require_writable
-
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+from .paths import NOTEBOOK_DIR, REPO_ROOT, FolderNotWritableError, data_dir, repo_path, require_writable
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
 
@@ -100,21 +97,6 @@ def load_profile(path: str | os.PathLike | None) -> Profile:
         if name not in WORKBOOK_SETTINGS:
             raise RunError(f"{file}: {unknown_parameter_message(name, WORKBOOK_SETTINGS, 'workbook:')}")
     return Profile(raw, per_notebook, settings, str(file.relative_to(REPO_ROOT) if file.is_relative_to(REPO_ROOT) else file))
-
-
-def declared_parameters(notebook_path: Path) -> dict[str, Any]:
-    """The notebook's `parameters` cell: name -> default value.
-
-    papermill reports each default as its source text ('"results"', 'None',
-    '64'); the cell holds plain literals only, so each is evaluated here.
-    """
-    import papermill
-
-    declared = papermill.inspect_notebook(str(notebook_path))
-    try:
-        return {name: ast.literal_eval(info["default"]) for name, info in declared.items()}
-    except (ValueError, SyntaxError) as exc:
-        raise RunError(f"{notebook_path.name}: the parameters cell must hold plain literals only ({exc})") from exc
 
 
 def check_profile_names(profile: Profile, declared_by: dict[str, dict[str, Any]]) -> None:
