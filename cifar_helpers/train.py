@@ -25,7 +25,7 @@ import torchvision
 from . import checkpoint
 from .atomic import atomic_write_json
 from .batches import DeviceData
-from .config import TrainConfig, check_stop_after
+from .config import TrainConfig, check_stop_after, check_subset_fits
 from .data import subset
 from .hashing import content_digest
 from .errors import TrainingInterrupted, WorkbookError
@@ -279,6 +279,7 @@ def train_model(
     training parameter.
     """
     check_stop_after(stop_after)
+    check_subset_fits(cfg.subset, len(data.train_labels), len(data.test_labels))
     device = device if isinstance(device, torch.device) else select_device(device)
     results_dir = repo_path(results_dir, "results")
     ckpt_dir = repo_path(checkpoint_dir, "checkpoints") / cfg.model

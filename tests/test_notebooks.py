@@ -81,6 +81,8 @@ def test_notebook_and_library_give_identical_histories(notebook_runs, fake_data,
     ({"EPOCH": 1}, "unknown parameter 'EPOCH' in notebooks/01_dnn.ipynb; did you mean EPOCHS?"),
     ({"epochs": 1}, "unknown parameter 'epochs' in notebooks/01_dnn.ipynb; did you mean EPOCHS?"),  # -p epochs 1
     ({"DROPOUT": 0.2}, "unknown parameter 'DROPOUT' in notebooks/01_dnn.ipynb"),  # 05's, not the DNN's
+    ({"DEVICE": 1}, "DEVICE must be one of auto, cuda, mps, cpu"),  # -p DEVICE 1
+    ({"SUBSET": 1000}, "SUBSET=[1000, 1000] asks for 1,000 train / 1,000 test images"),
 ])
 def test_bad_parameters_fail_before_training_in_one_short_message(params, message, tmp_path, fake_data_dir):
     given = dict(TINY, DATA_DIR=str(fake_data_dir), RESULTS_DIR=str(tmp_path / "results"),

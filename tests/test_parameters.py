@@ -9,6 +9,7 @@ import pytest
 
 from cifar_helpers.catalog import NOTEBOOKS
 from cifar_helpers.config import ConfigError, TrainConfig
+from cifar_helpers.device import DeviceError
 from cifar_helpers.display import protocol_table
 from cifar_helpers.models import model_options
 from cifar_helpers.parameters import (
@@ -165,6 +166,18 @@ def test_declared_parameters_read_the_parameters_cell_literals_only(tmp_path):
     cell["source"] = ["EPOCHS = 3  # a comment\n", "SUBSET = [10, 20]\n"]
     notebook.write_text(json.dumps({"cells": [cell]}))
     assert declared_parameters(notebook) == {"EPOCHS": 3, "SUBSET": [10, 20]}
+
+
+def test_device_given_as_a_number_is_refused_in_one_line(fake_data_dir):
+    with pytest.raises(DeviceError, match="DEVICE must be one of auto, cuda, mps, cpu .* as text, got 1; "
+                                          "for GPU 1, write cuda:1"):
+        training_run("dnn", {"DEVICE": 1, "DATA_DIR": str(fake_data_dir)})
+
+
+def test_a_model_option_the_model_does_not_take_is_refused():
+    with pytest.raises(ConfigError, match="the dnn model takes no option 'dropout'; its options are hidden, "):
+        TrainConfig.for_model("dnn", model_options={"dropout": 0.1})
+    assert TrainConfig.for_model("cnn", model_options={"dropout": 0.1}).model_options == {"dropout": 0.1}
 
 
 @pytest.mark.slow
