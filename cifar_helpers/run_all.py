@@ -408,8 +408,27 @@ def interrupts_go_to_the_kernel() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def _running_cell(output: Path) -> str:
+    """'cell 9 (`result = train_model(...)`)': the last cell papermill started in its output notebook."""
+    try:
+        cells = json.loads(output.read_text(encoding="utf-8"))["cells"]
+        cell = [c for c in cells if (c.get("metadata", {}).get("papermill") or {}).get("start_time")][-1]
+    except (OSError, ValueError, KeyError, IndexError):
+        return "a cell"
+    # papermill numbers the code cells it runs (empty ones are passed over); the dying one may have no number yet
+    number = cell.get("execution_count") or sum(1 for c in cells[:cells.index(cell) + 1]
+                                                if c["cell_type"] == "code" and _source(c).strip())
+    lines = [line for line in _source(cell).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return f"cell {number}" + (f" (`{lines[-1].strip()}`)" if lines else "")
+
+
 def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> None:
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     source = NOTEBOOK_DIR / f"{notebook}.ipynb"
@@ -428,6 +447,13 @@ def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> N
             raise RunError(
                 f"notebooks/{notebook}.ipynb failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                 f"  log: {log_path}\n  notebook with outputs: {output}"
+            ) from None
+        except DeadKernelError:
+            resume = ("Every finished epoch is in its checkpoint: run the same command again to resume"
+                      if dict(NOTEBOOKS).get(notebook) else "Run the same command again to resume")
+            raise RunError(
+                f"notebooks/{notebook}.ipynb: its kernel died in {_running_cell(output)}: it ran out of memory "
+                f"or was killed.\n  log: {log_path}\n  notebook with outputs: {output}\n  {resume}."
             ) from None
     if note["interrupted"]:  # the kernel was between cells, or never got the signal
         raise KeyboardInterrupt

@@ -372,3 +372,39 @@ def test_data_that_cannot_serve_stops_make_run_before_any_notebook(tmp_path, fak
     assert run_all.main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and err.strip().count("\n") == 0
+
+
+KILLED_NOTEBOOK = {
+    "cells": [{"cell_type": "code", "id": name, "metadata": metadata, "execution_count": None, "outputs": [],
+               "source": source} for name, metadata, source in [
+        ("params", {"tags": ["parameters"]}, 'FIGURES_DIR = "figures"'),
+        ("oom", {}, "import os, signal\n\n# out of memory, as the kernel meets it\nos.kill(os.getpid(), signal.SIGKILL)"),
+    ]],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+@pytest.mark.slow
+def test_a_kernel_that_dies_ends_make_run_with_the_notebook_the_cell_and_how_to_resume(tmp_path):
+    """A kernel killed mid-cell (out of memory, kill -9): make run names the notebook, the cell and the
+    log, and says to run the same command again, instead of papermill's DeadKernelError traceback."""
+    import shutil
+    import subprocess
+    import sys
+
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(run_all.NOTEBOOK_DIR, notebooks)
+    (notebooks / "04_custom_resnet_architecture.ipynb").write_text(json.dumps(KILLED_NOTEBOOK))
+    script = ("import sys; from pathlib import Path; from cifar_helpers import run_all\n"
+              f"run_all.NOTEBOOK_DIR = Path({str(notebooks)!r})\n"
+              f"sys.exit(run_all.main(['--only', '04', '--executed-dir', {str(tmp_path / 'executed')!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "DeadKernelError" not in done.stderr
+    message = done.stderr[done.stderr.index("make run stopped:"):]
+    log = tmp_path / "executed" / "04_custom_resnet_architecture.log"
+    assert message.startswith("make run stopped: notebooks/04_custom_resnet_architecture.ipynb: its kernel died "
+                              "in cell 2 (`os.kill(os.getpid(), signal.SIGKILL)`): it ran out of memory or was killed.")
+    assert f"log: {log}" in message and message.strip().endswith("Run the same command again to resume.")
+    assert len(message.strip().splitlines()) == 4
