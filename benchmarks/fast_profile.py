@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import shutil
 import sys
 import time
@@ -30,20 +29,11 @@ import torch  # noqa: E402
 
 from cifar_helpers.atomic import atomic_write_json  # noqa: E402
 from cifar_helpers.data import CIFAR10Warning, load_cifar10  # noqa: E402
-from cifar_helpers.parameters import TrainingRun, training_run  # noqa: E402
+from cifar_helpers.parameters import TrainingRun, declared_parameters, training_run  # noqa: E402
 from cifar_helpers.run_all import load_profile  # noqa: E402
 from cifar_helpers.train import train_model  # noqa: E402
 
-NOTEBOOK = REPO_ROOT / "notebooks" / "05_custom_resnet.ipynb"
 TARGET_ACC, TARGET_SECONDS = 0.905, 60.0
-
-
-def parameters_cell(path: Path = NOTEBOOK) -> str:
-    """The source of the notebook's `parameters` cell."""
-    for cell in json.loads(path.read_text())["cells"]:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            return "".join(cell["source"])
-    raise RuntimeError(f"{path} has no cell tagged 'parameters'")
 
 
 def parse_setting(text: str) -> tuple[str, object]:
@@ -58,8 +48,7 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 def build_config(profile_path: str | None, settings: dict) -> TrainingRun:
     """Notebook 05's parameters cell, with the profile and `settings` applied, as the notebook's run."""
-    namespace: dict = {}
-    exec(parameters_cell(), namespace)  # noqa: S102 - the repository's own notebook
+    namespace = declared_parameters("05_custom_resnet")
     profile = load_profile(profile_path)
     namespace.update({**profile.for_notebook("05_custom_resnet", set(namespace)), **settings})
     return training_run("custom_resnet", namespace)

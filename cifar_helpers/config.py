@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import WorkbookError
 from .hashing import short_hash
-from .models import MODEL_NAMES, architecture
+from .models import MODEL_NAMES, architecture, model_options
 from .models.custom_resnet import DEFAULT_DROPOUT
 from .steps import STEP_MODES
 
@@ -119,6 +119,15 @@ def normalize_subset(subset: Any) -> tuple[int, int] | None:
     return pair
 
 
+def check_subset_fits(subset: Any, n_train: int, n_test: int) -> None:
+    """SUBSET may not ask for more images than the data hold."""
+    pair = normalize_subset(subset)
+    if pair is not None and (pair[0] > n_train or pair[1] > n_test):
+        shown = list(subset) if isinstance(subset, tuple) else subset  # as a notebook writes it
+        raise ConfigError(f"SUBSET={shown!r} asks for {pair[0]:,} train / {pair[1]:,} test images, but the data "
+                          f"hold {n_train:,} / {n_test:,}: use at most those, or SUBSET=None for all of them")
+
+
 def check_stop_after(value: Any) -> int | None:
     """STOP_AFTER: None (run to the end) or the epoch after which this session stops."""
     if value is not None and not (_is_int(value) and value >= 1):
@@ -169,6 +178,10 @@ def validate(cfg: TrainConfig) -> None:
     need(isinstance(cfg.deterministic, bool), f"DETERMINISTIC must be True or False, got {cfg.deterministic!r}")
     need(_is_int(cfg.seed) and cfg.seed >= 0, f"SEED must be a whole number >= 0, got {cfg.seed!r}")
     need(isinstance(cfg.model_options, dict), f"model options must be a dict, got {cfg.model_options!r}")
+    accepted = model_options(cfg.model)
+    unknown = sorted(set(cfg.model_options) - set(accepted))
+    need(not unknown, f"the {cfg.model} model takes no option {', '.join(map(repr, unknown))}; "
+                      f"its options are {', '.join(accepted)}")
     dropout = cfg.model_options.get("dropout")
     need(dropout is None or (isinstance(dropout, (int, float)) and 0 <= dropout < 1),
          f"DROPOUT must be in [0, 1), got {dropout!r}")

@@ -23,6 +23,9 @@ def _mps_available() -> bool:
 
 def select_device(name: str | None = "auto") -> torch.device:
     """`auto` picks cuda, then mps, then cpu. An explicit device must exist."""
+    if name is not None and not isinstance(name, str):  # papermill's `-p DEVICE 1` gives the number 1
+        raise DeviceError(f"DEVICE must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N) as text, got {name!r}"
+                          + (f"; for GPU {name}, write cuda:{name}" if type(name) is int else ""))
     choice = (name or "auto").strip().lower()
     kind = choice.split(":")[0]
     if kind not in DEVICE_CHOICES:

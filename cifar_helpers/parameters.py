@@ -1,19 +1,24 @@
 """Notebook parameters: their names, and the one mapping from them to a training run.
 
-A training notebook's `parameters` cell holds UPPERCASE names with plain
-literal defaults; papermill and `make run` override them. The next cell calls
+A notebook's `parameters` cell holds UPPERCASE names with plain literal
+defaults; papermill and `make run` override them. The next cell checks them:
 
-    run = training_run("dnn", globals())
+    run = training_run("dnn", globals())              # a training notebook
+    check_parameters("06_analysis", globals())         # 04 and 06
 
-which reads every UPPERCASE name of the notebook's namespace, refuses a name
-it does not know (naming the closest known one, so `EPOCH = 1` fails instead of
-silently training 100 epochs), and builds the `TrainConfig`, the device and
-the folders, before any work.
+Each refuses, before any work, a name the notebook's parameters cell does not
+declare, in any case (papermill's `-p epochs 1` would otherwise leave EPOCHS at
+100), naming the closest declared one. In a kernel the names checked are those
+set since the parameters cell last ran, papermill's injected cell among them
+(`names_set`): a name that an earlier run of the parameters cell left in the
+kernel, a typo fixed since, is not one of them.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +26,10 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
+from .catalog import NOTEBOOKS
 from .config import ConfigError, TrainConfig, check_stop_after
 from .device import select_device
-from .paths import repo_path, require_data_dir
+from .paths import NOTEBOOK_DIR, repo_path, require_data_dir
 
 # Parameters that change the numbers a run produces: name -> TrainConfig field.
 PROTOCOL_PARAMETERS = {
@@ -42,6 +48,9 @@ ANALYSIS_PARAMETERS = ("RESULTS_DIR", "FIGURES_DIR")
 
 KNOWN_PARAMETERS = frozenset((*PROTOCOL_PARAMETERS, *MODEL_PARAMETERS, *RUN_PARAMETERS, *ANALYSIS_PARAMETERS))
 _PARAMETER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+TRAINING_NOTEBOOKS = {model: notebook for notebook, model in NOTEBOOKS if model}
+# The calls that check a notebook's parameters; a cell that makes one is where a block of parameters ends.
+CHECKS = ("training_run", "check_parameters")
 
 
 def unknown_parameter_message(name: str, known: Iterable[str], where: str) -> str:
@@ -61,6 +70,123 @@ def check_names(names: Iterable[str], known: Iterable[str], where: str) -> None:
             raise ConfigError(unknown_parameter_message(name, known, where))
 
 
+def _notebook_path(notebook: str | Path) -> Path:
+    return Path(notebook) if str(notebook).endswith(".ipynb") else NOTEBOOK_DIR / f"{notebook}.ipynb"
+
+
+def parameters_cell(notebook: str | Path) -> str:
+    """The source of a notebook's cell tagged `parameters`; `notebook` is a catalog name ("01_dnn") or
+    the path of an .ipynb file."""
+    path = _notebook_path(notebook)
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    raise ConfigError(f"{path.name} has no cell tagged 'parameters'")
+
+
+def declared_parameters(notebook: str | Path) -> dict[str, Any]:
+    """A notebook's `parameters` cell: name -> default value (the cell holds `NAME = literal` lines only)."""
+    declared = {}
+    for statement in ast.parse(parameters_cell(notebook)).body:
+        target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 else None
+        if not isinstance(target, ast.Name) or not _is_literal(statement.value):
+            raise ConfigError(f"{_notebook_path(notebook).name}: the parameters cell must hold `NAME = literal` "
+                              f"lines only, not {ast.unparse(statement)!r}")
+        declared[target.id] = ast.literal_eval(statement.value)
+    return declared
+
+
+def _is_literal(node: ast.AST | None) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return node is not None
+
+
+def _assigned(source: str) -> tuple[set[str], bool]:
+    """The names a cell assigns at its top level, and whether it holds nothing but `NAME = literal` lines
+    (as a parameters cell and papermill's injected one do; a bare string aside)."""
+    try:
+        statements = ast.parse(source).body
+    except SyntaxError:
+        return set(), False
+    names: set[str] = set()
+    only_literals = True
+    for statement in statements:
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+            continue
+        if not isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            only_literals = False
+            continue
+        only_literals = only_literals and _is_literal(statement.value)
+        for target in getattr(statement, "targets", None) or [statement.target]:
+            elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+            only_literals = only_literals and all(isinstance(element, ast.Name) for element in elements)
+            names.update(element.id for element in elements if isinstance(element, ast.Name))
+    return names, only_literals
+
+
+def _calls_a_check(source: str) -> bool:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in CHECKS
+               for node in ast.walk(tree))
+
+
+def _alike(source: str, reference: str) -> bool:
+    """Is `source` the cell `reference`, perhaps edited (a fixed typo, another value)?"""
+    matcher = difflib.SequenceMatcher(None, source, reference, autojunk=False)
+    return matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6 and matcher.ratio() >= 0.6
+
+
+def names_set(history: list[str], parameters_source: str) -> set[str]:
+    """The parameter names that the cells run before the running one (`history[-1]`, IPython's `In`) set.
+
+    They are the UPPERCASE names assigned since the parameters cell last ran (the latest cell that is
+    `parameters_source`, perhaps edited; the whole history when none is), and every name in the cells
+    of nothing but `NAME = literal` lines just before the running one: the parameters cell, papermill's
+    injected cell after it (`-p epochs 1`), a cell that sets a parameter again. Runs of a check cell
+    just before are passed over. So a name that an earlier run of the parameters cell left in the
+    kernel, a typo fixed since, is not among them."""
+    cells = history[:-1]
+    start = next((i for i in range(len(cells) - 1, -1, -1) if _alike(cells[i], parameters_source)), 0)
+    names: set[str] = set()
+    in_block, block_started = True, False
+    for source in reversed(cells[start:]):
+        assigned, only_literals = _assigned(source)
+        names |= {name for name in assigned if _PARAMETER_NAME.match(name)}
+        if not in_block:
+            continue
+        if _calls_a_check(source):
+            in_block = not block_started
+        elif only_literals:
+            names |= assigned
+            block_started = block_started or bool(assigned)
+        else:
+            in_block = False
+    return names
+
+
+def check_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of `notebook`'s declared parameters in `namespace` (its globals()), after refusing,
+    in one line, any name set there that its parameters cell does not declare.
+
+    In a kernel the names set are those `names_set` finds in IPython's history; in a plain mapping,
+    its UPPERCASE names and any that are a declared name in another case."""
+    declared = declared_parameters(notebook)
+    history = namespace.get("In")
+    if isinstance(history, list) and history and all(isinstance(cell, str) for cell in history):
+        given = names_set(history, parameters_cell(notebook)) & set(namespace)
+    else:
+        given = {name for name, value in namespace.items()
+                 if (_PARAMETER_NAME.match(name) or name.upper() in declared) and not callable(value)}
+    check_names(sorted(given), declared, f"notebooks/{notebook}.ipynb")
+    return {name: namespace[name] for name in declared if name in namespace}
+
+
 @dataclass(frozen=True)
 class TrainingRun:
     """What a training notebook needs, checked: the config, the device and the folders."""
@@ -78,11 +204,6 @@ class TrainingRun:
                     stop_after=self.stop_after)
 
 
-def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The UPPERCASE names of a notebook's namespace (its parameters)."""
-    return {k: v for k, v in namespace.items() if _PARAMETER_NAME.match(k) and not callable(v)}
-
-
 def training_config(model: str, params: Mapping[str, Any]) -> TrainConfig:
     """The TrainConfig that a training notebook's parameters (UPPERCASE names) give."""
     check_names(params, set(PROTOCOL_PARAMETERS) | set(MODEL_PARAMETERS) | set(RUN_PARAMETERS),
@@ -94,14 +215,23 @@ def training_config(model: str, params: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig.for_model(model, **overrides)
 
 
-def training_run(model: str, namespace: Mapping[str, Any]) -> TrainingRun:
-    """Check a training notebook's parameters and build its run; fails before any work."""
-    params = notebook_parameters(namespace)
+def checked_values(model: str, params: Mapping[str, Any]) -> tuple[TrainConfig, torch.device, int | None]:
+    """The config, device and STOP_AFTER a training notebook's parameters give; ConfigError or DeviceError
+    for the first value that cannot work. Touches no folder, so `make run` checks every job with it first."""
     config = training_config(model, params)
     stop_after = check_stop_after(params.get("STOP_AFTER"))
+    return config, select_device(params.get("DEVICE", "auto")), stop_after
+
+
+def training_run(model: str, namespace: Mapping[str, Any]) -> TrainingRun:
+    """Check a training notebook's parameters and build its run; fails before any work."""
+    if model not in TRAINING_NOTEBOOKS:
+        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(TRAINING_NOTEBOOKS)}")
+    params = check_parameters(TRAINING_NOTEBOOKS[model], namespace)
+    config, device, stop_after = checked_values(model, params)
     return TrainingRun(
         config=config,
-        device=select_device(params.get("DEVICE", "auto")),
+        device=device,
         data_dir=require_data_dir(params.get("DATA_DIR")),
         results_dir=repo_path(params.get("RESULTS_DIR"), "results"),
         checkpoint_dir=repo_path(params.get("CHECKPOINT_DIR"), "checkpoints"),

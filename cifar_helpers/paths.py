@@ -14,6 +14,7 @@ from pathlib import Path
 from .errors import WorkbookError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
 def repo_path(path: str | os.PathLike | None, default: str) -> Path:

@@ -172,6 +172,8 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
 
     Runs of further seeds (`make run SEEDS=...`) sit in `<results_dir>/seed-<n>/`: they are
     loaded into `.seeds[model]`, all of a model's runs in seed order, the main one among them.
+    A run that differs from the main one in more than its seed (`unlike_run`) is left out there and
+    named in `.skipped`, so that no mean mixes runs that do not belong together.
     Unreadable, incomplete or invalid files, and JSON files that are not named
     after a model, are skipped; their reasons are in `.skipped` and, unless
     `warn=False`, in one ResultsSkippedWarning.
@@ -182,13 +184,19 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
             warnings.warn(f"results folder {results_dir} does not exist: no model has been trained yet", ResultsSkippedWarning, stacklevel=2)
         return LoadedResults()
     loaded, skipped = _load_folder(results_dir, "")
+    names = {model: f"{model}.json" for model in loaded}
     seeds: dict[str, list[dict]] = {model: [result] for model, result in loaded.items()}
     for folder in sorted(p for p in results_dir.glob("seed-*") if p.is_dir()):
         extra, extra_skipped = _load_folder(folder, f"{folder.name}/")
         skipped.update(extra_skipped)
         for model, result in extra.items():
+            name = f"{folder.name}/{model}.json"
+            if model not in loaded:  # only further seeds ran: the first stands for the model
+                loaded[model], names[model] = result, name
+            elif (reason := unlike_run(result, loaded[model])) is not None:
+                skipped[name] = f"left out of the mean over seeds: {reason} than {names[model]}"
+                continue
             seeds.setdefault(model, []).append(result)
-            loaded.setdefault(model, result)  # only further seeds ran: the first stands for the model
     if skipped and warn:
         lines = "\n".join(f"  {name}: {reason}" for name, reason in skipped.items())
         warnings.warn(f"skipped {len(skipped)} file(s) in {results_dir}:\n{lines}", ResultsSkippedWarning, stacklevel=2)
@@ -216,6 +224,32 @@ def _load_folder(folder: Path, prefix: str) -> tuple[dict[str, dict], dict[str, 
             continue
         loaded[model] = result
     return loaded, skipped
+
+
+# What may differ between the seeds of one mean: the seed, and EVAL_BATCH_SIZE, which only splits the
+# evaluation (TrainConfig.fingerprint leaves it out too).
+_NOT_THE_RUN = ("seed", "eval_batch_size")
+
+
+def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """'epochs: 2 -> 3; lr: 0.1 -> 0.05': the keys whose values differ, or '' when none does."""
+    keys = sorted(set(old) | set(new))
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+
+
+def unlike_run(run: Mapping[str, Any], main: Mapping[str, Any]) -> str | None:
+    """How `run` differs from `main` in anything but its seed ("trained on other data"), or None when
+    they are two seeds of one run: the same parameters, data (content digest) and network."""
+    def params(result):
+        return {k: v for k, v in (result.get("params") or {}).items() if k not in _NOT_THE_RUN}
+
+    if params(run) != params(main):
+        return f"trained with other parameters ({changes(params(main), params(run))})"
+    if run.get("data_digest") != main.get("data_digest"):
+        return f"trained on other data (data digest {run.get('data_digest')}, not {main.get('data_digest')})"
+    if run.get("architecture") != main.get("architecture"):
+        return f"trained another network ({changes(main.get('architecture') or {}, run.get('architecture') or {})})"
+    return None
 
 
 def runs_of(results: Mapping[str, dict], model: str) -> list[dict]:

@@ -18,7 +18,6 @@ a data set first, `only` to run a subset of the notebooks).
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import json
 import logging
@@ -40,11 +39,10 @@ from .catalog import NOTEBOOKS
 from .errors import WorkbookError
 from .executed import make_paths_relative
 from .hashing import short_hash
-from .parameters import training_config, unknown_parameter_message
-from .lock import FolderInUseError, exclusive
-from .paths import REPO_ROOT, FolderNotWritableError, data_dir, repo_path, require_writable
-
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+from .config import check_subset_fits
+from .parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
+from .lock import exclusive
+from .paths import NOTEBOOK_DIR, REPO_ROOT, data_dir, repo_path, require_data_dir, require_writable
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
 
@@ -74,6 +72,8 @@ _ProfileLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 WORKBOOK_SETTINGS = ("fake_data", "only", "executed_dir", "seeds")
+FAKE_DATA_KEYS = ("dir", "n_train", "n_test", "seed")
+FAKE_DATA_EXAMPLE = "fake_data: {dir: data/fake, n_train: 400, n_test: 200, seed: 0}"
 
 
 def load_profile(path: str | os.PathLike | None) -> Profile:
@@ -100,22 +100,50 @@ def load_profile(path: str | os.PathLike | None) -> Profile:
     for name in settings:
         if name not in WORKBOOK_SETTINGS:
             raise RunError(f"{file}: {unknown_parameter_message(name, WORKBOOK_SETTINGS, 'workbook:')}")
+    check_fake_data(settings.get("fake_data"), file)
+    try:
+        parse_only(settings.get("only"))
+    except RunError as exc:
+        raise RunError(f"{file}: {exc}") from None
     return Profile(raw, per_notebook, settings, str(file.relative_to(REPO_ROOT) if file.is_relative_to(REPO_ROOT) else file))
 
 
-def declared_parameters(notebook_path: Path) -> dict[str, Any]:
-    """The notebook's `parameters` cell: name -> default value.
+def check_fake_data(fake: Any, file: Path) -> None:
+    """`fake_data:` under `workbook:`: where to write the generated data set and how many images."""
+    if fake is None:
+        return
+    if not isinstance(fake, dict):
+        raise RunError(f"{file}: fake_data must be a mapping such as {FAKE_DATA_EXAMPLE}; got {fake!r}")
+    for name in fake:
+        if name not in FAKE_DATA_KEYS:
+            raise RunError(f"{file}: {unknown_parameter_message(name, FAKE_DATA_KEYS, 'fake_data:')}")
+    missing = [name for name in FAKE_DATA_KEYS[:3] if name not in fake]
+    if missing:
+        raise RunError(f"{file}: fake_data needs {' and '.join(missing)}, as in {FAKE_DATA_EXAMPLE}")
+    if not isinstance(fake["dir"], str) or not fake["dir"]:
+        raise RunError(f"{file}: fake_data's dir must be a folder name, got {fake['dir']!r}")
+    for name in ("n_train", "n_test", "seed"):
+        value = fake.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 10):
+            least = "0" if name == "seed" else "10 (one image per class)"
+            raise RunError(f"{file}: fake_data's {name} must be a whole number >= {least}, got {value!r}")
 
-    papermill reports each default as its source text ('"results"', 'None',
-    '64'); the cell holds plain literals only, so each is evaluated here.
-    """
-    import papermill
 
-    declared = papermill.inspect_notebook(str(notebook_path))
-    try:
-        return {name: ast.literal_eval(info["default"]) for name, info in declared.items()}
-    except (ValueError, SyntaxError) as exc:
-        raise RunError(f"{notebook_path.name}: the parameters cell must hold plain literals only ({exc})") from exc
+def parse_only(value: Any) -> list[str]:
+    """`--only 01,06` or `only: [01_dnn, 06_analysis]` (a list, or one comma-separated string): the
+    notebooks to run, in run order, each named by its name or the start of it; all of them for None."""
+    names = [notebook for notebook, _ in NOTEBOOKS]
+    if value is None or value == "":
+        return names
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+    if not all(isinstance(item, str) for item in items):
+        raise RunError(f"only: {value!r}: notebooks are named as text, such as only: [01_dnn, 06_analysis] or "
+                       "only: '01' (in quotes: YAML reads 01 as the number 1)")
+    prefixes = [item.strip() for item in items]
+    for prefix in prefixes:
+        if not prefix or not any(name.startswith(prefix) for name in names):
+            raise RunError(f"only: {prefix!r} matches none of the notebooks {', '.join(names)}")
+    return [name for name in names if any(name.startswith(prefix) for prefix in prefixes)]
 
 
 def check_profile_names(profile: Profile, declared_by: dict[str, dict[str, Any]]) -> None:
@@ -155,6 +183,7 @@ def is_complete(state_file: Path, params: dict[str, Any], model: str, data_diges
 class DataInfo:
     digest: str  # the content digest the results files record
     n_train: int
+    n_test: int
 
 
 def inspect_data(folder: Path) -> DataInfo | None:
@@ -168,7 +197,7 @@ def inspect_data(folder: Path) -> DataInfo | None:
             data = load_cifar10(folder, download=False)
         except (CIFAR10Error, OSError):
             return None
-    return DataInfo(data.digest, len(data.train_labels))
+    return DataInfo(data.digest, len(data.train_labels), len(data.test_labels))
 
 
 def _checkpoint_folder(params: dict[str, Any], model: str) -> Path:
@@ -264,22 +293,35 @@ def _train_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
     return data_sizes.get(data_dir(params.get("DATA_DIR")), FULL_TRAIN)
 
 
-def check_devices(jobs: list[tuple]) -> None:
-    """Each training notebook's DEVICE must exist here (a GPU profile on a machine without one stops
-    before any notebook runs, and before any executed notebook is overwritten)."""
-    from .device import DeviceError, select_device
-
+def check_values(jobs: list[tuple]) -> None:
+    """Each training notebook's values must work (EPOCHS a whole number, BATCH_SIZE >= 1, ...) and its
+    DEVICE must exist here (a GPU profile on a machine without one), before any notebook runs and
+    before any executed notebook is overwritten."""
     for notebook, model, _, full, _ in jobs:
         if model:
             try:
-                select_device(full.get("DEVICE", "auto"))
-            except DeviceError as exc:
+                checked_values(model, full)
+            except WorkbookError as exc:
                 raise RunError(f"{notebook}: {exc}") from None
+
+
+def check_data(jobs: list[tuple], found: dict[Path, DataInfo | None]) -> None:
+    """Each training notebook's DATA_DIR must exist when given, and its SUBSET fit the data found there."""
+    for notebook, model, _, full, _ in jobs:
+        if not model:
+            continue
+        try:
+            require_data_dir(full.get("DATA_DIR"))
+            info = found.get(data_dir(full.get("DATA_DIR")))
+            if info:
+                check_subset_fits(full.get("SUBSET"), info.n_train, info.n_test)
+        except WorkbookError as exc:
+            raise RunError(f"{notebook}: {exc}") from None
 
 
 def _trains_on_cpu(params: dict[str, Any]) -> bool:
     """Will this notebook train on the CPU? The device `select_device` picks, as the notebook will
-    (`check_devices` has made sure it exists)."""
+    (`check_values` has made sure it exists)."""
     from .device import select_device
 
     return select_device(params.get("DEVICE", "auto")).type == "cpu"
@@ -391,8 +433,27 @@ def interrupts_go_to_the_kernel() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def _running_cell(output: Path) -> str:
+    """'cell 9 (`result = train_model(...)`)': the last cell papermill started in its output notebook."""
+    try:
+        cells = json.loads(output.read_text(encoding="utf-8"))["cells"]
+        cell = [c for c in cells if (c.get("metadata", {}).get("papermill") or {}).get("start_time")][-1]
+    except (OSError, ValueError, KeyError, IndexError):
+        return "a cell"
+    # papermill numbers the code cells it runs (empty ones are passed over); the dying one may have no number yet
+    number = cell.get("execution_count") or sum(1 for c in cells[:cells.index(cell) + 1]
+                                                if c["cell_type"] == "code" and _source(c).strip())
+    lines = [line for line in _source(cell).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return f"cell {number}" + (f" (`{lines[-1].strip()}`)" if lines else "")
+
+
 def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> None:
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     source = NOTEBOOK_DIR / f"{notebook}.ipynb"
@@ -412,6 +473,13 @@ def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> N
                 raise RunError(
                     f"notebooks/{notebook}.ipynb failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                     f"  log: {log_path}\n  notebook with outputs: {output}"
+                ) from None
+            except DeadKernelError:
+                resume = ("Every finished epoch is in its checkpoint: run the same command again to resume"
+                          if dict(NOTEBOOKS).get(notebook) else "Run the same command again to resume")
+                raise RunError(
+                    f"notebooks/{notebook}.ipynb: its kernel died in {_running_cell(output)}: it ran out of memory "
+                    f"or was killed.\n  log: {log_path}\n  notebook with outputs: {output}\n  {resume}."
                 ) from None
     finally:  # what was written so far, failed or not, names no machine's folder
         if output.exists():
@@ -437,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     progress: dict[str, str] = {}
     try:
         run(args, progress)
-    except (RunError, FolderInUseError, FolderNotWritableError) as exc:
+    except WorkbookError as exc:  # RunError, a folder in use or not writable, a value that cannot work
         print(f"\nmake run stopped: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -456,11 +524,8 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
     """`make run` itself; `progress["notebook"]` names the notebook running now."""
     profile = load_profile(args.params)
     executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
-    only = args.only or ",".join(profile.settings.get("only", []))
-    chosen = [(nb, model) for nb, model in NOTEBOOKS
-              if not only or any(nb.startswith(p.strip()) for p in only.split(","))]
-    if not chosen:
-        raise RunError(f"--only {only!r} matches none of {[nb for nb, _ in NOTEBOOKS]}")
+    only = parse_only(args.only or profile.settings.get("only"))
+    chosen = [(nb, model) for nb, model in NOTEBOOKS if nb in only]
     declared_by = {nb: declared_parameters(NOTEBOOK_DIR / f"{nb}.ipynb") for nb, _ in NOTEBOOKS}
     check_profile_names(profile, declared_by)
     seeds = parse_seeds(args.seeds if args.seeds is not None else profile.settings.get("seeds"))
@@ -471,7 +536,7 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
         for seed, folder in (seed_runs(given, declared, seeds) if model else [(None, "")]):
             run_given = {**given, **seed} if seed else given
             jobs.append((notebook, model, run_given, {**declared, **run_given}, folder))
-    check_devices(jobs)
+    check_values(jobs)
     # Every output folder is checked before the first epoch, not found unwritable hours later.
     require_writable(executed_dir, "the executed-notebook folder (--executed-dir, or executed_dir under workbook:)")
     for _, _, _, full, _ in jobs:
@@ -485,6 +550,7 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
         make_fake_data(profile.settings)
         found = {folder: inspect_data(folder) for folder in {data_dir(full.get("DATA_DIR"))
                                                               for _, model, _, full, _ in jobs if model}}
+        check_data(jobs, found)
         data_sizes = {folder: info.n_train for folder, info in found.items() if info}
         check_cpu_cost([(nb, model, full) for nb, model, _, full, _ in jobs], args.yes, data_sizes)
         for index, (notebook, model, given, full, seed_folder) in enumerate(jobs, 1):

@@ -26,7 +26,7 @@ import torchvision
 from . import checkpoint
 from .atomic import atomic_write_json, remove_leftovers
 from .batches import DeviceData
-from .config import TrainConfig, check_stop_after
+from .config import TrainConfig, check_stop_after, check_subset_fits
 from .data import subset
 from .hashing import content_digest
 from .errors import TrainingInterrupted, WorkbookError
@@ -38,7 +38,7 @@ from .paths import repo_path, require_writable, shown_path
 from .predictions import prediction_record
 from .provenance import code_revision
 from .progress import batch_progress, format_course, format_epoch, progress_mode
-from .results import SCHEMA_VERSION, best_points, validate_result
+from .results import SCHEMA_VERSION, best_points, changes, validate_result
 from .steps import make_step, optimizer_options
 
 
@@ -217,9 +217,7 @@ def _device_names(sessions: list[dict[str, Any]]) -> str:
 
 
 def _config_diff(old: dict, new: dict) -> str:
-    keys = sorted(set(old) | set(new))
-    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
-    return "; ".join(changed) or "same parameters, other device or data"
+    return changes(old, new) or "same parameters, other device or data"
 
 
 def _made_otherwise(saved: dict, fingerprint: str, cfg: TrainConfig, model: torch.nn.Module) -> str | None:
@@ -303,6 +301,7 @@ def train_model(
     training parameter.
     """
     check_stop_after(stop_after)
+    check_subset_fits(cfg.subset, len(data.train_labels), len(data.test_labels))
     device = device if isinstance(device, torch.device) else select_device(device)
     results_dir = repo_path(results_dir, "results")
     ckpt_dir = repo_path(checkpoint_dir, "checkpoints") / cfg.model

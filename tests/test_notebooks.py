@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import papermill as pm
 import pytest
@@ -77,13 +78,17 @@ def test_notebook_and_library_give_identical_histories(notebook_runs, fake_data,
     ({"BATCH_SIZE": -1}, "BATCH_SIZE must be a whole number >= 1"),
     ({"DATA_DIR": "/nonexistent/cifar"}, "does not exist"),
     ({"DEVICE": "tpu"}, "DEVICE must be one of"),
-    ({"EPOCH": 1}, "unknown parameter 'EPOCH' in notebook for dnn; did you mean EPOCHS?"),
+    ({"EPOCH": 1}, "unknown parameter 'EPOCH' in notebooks/01_dnn.ipynb; did you mean EPOCHS?"),
+    ({"epochs": 1}, "unknown parameter 'epochs' in notebooks/01_dnn.ipynb; did you mean EPOCHS?"),  # -p epochs 1
+    ({"DROPOUT": 0.2}, "unknown parameter 'DROPOUT' in notebooks/01_dnn.ipynb"),  # 05's, not the DNN's
+    ({"DEVICE": 1}, "DEVICE must be one of auto, cuda, mps, cpu"),  # -p DEVICE 1
+    ({"SUBSET": 1000}, "SUBSET=[1000, 1000] asks for 1,000 train / 1,000 test images"),
 ])
 def test_bad_parameters_fail_before_training_in_one_short_message(params, message, tmp_path, fake_data_dir):
     given = dict(TINY, DATA_DIR=str(fake_data_dir), RESULTS_DIR=str(tmp_path / "results"),
                  CHECKPOINT_DIR=str(tmp_path / "ckpt"))
     given.update(params)
-    with pytest.raises(pm.PapermillExecutionError, match=message):
+    with pytest.raises(pm.PapermillExecutionError, match=re.escape(message)):
         run("01_dnn", tmp_path, **given)
     errors = [output for cell in json.loads((tmp_path / "01_dnn.ipynb").read_text())["cells"]
               for output in cell.get("outputs", []) if output["output_type"] == "error"]
@@ -91,3 +96,14 @@ def test_bad_parameters_fail_before_training_in_one_short_message(params, messag
     assert message.split(" (")[0] in errors[0]["traceback"][0]
     assert not (tmp_path / "ckpt").exists()  # before any training
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", ["04_custom_resnet_architecture", "06_analysis"])
+def test_the_analysis_notebooks_refuse_a_misspelled_name_before_writing_anything(notebook, tmp_path):
+    message = f"unknown parameter 'FIGURE_DIR' in notebooks/{notebook}.ipynb; did you mean FIGURES_DIR?"
+    with pytest.raises(pm.PapermillExecutionError, match=r"\s+".join(map(re.escape, message.split()))):  # wrapped
+        run(notebook, tmp_path, FIGURE_DIR=str(tmp_path / "figures"))
+    outputs = [cell.get("outputs", []) for cell in json.loads((tmp_path / f"{notebook}.ipynb").read_text())["cells"]]
+    assert sum(1 for cell in outputs for output in cell if output["output_type"] == "error") == 1
+    assert not any(output.get("data") for cell in outputs for output in cell)  # no figure or table shown

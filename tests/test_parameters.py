@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from cifar_helpers.catalog import NOTEBOOKS
 from cifar_helpers.config import ConfigError, TrainConfig
+from cifar_helpers.device import DeviceError
 from cifar_helpers.display import protocol_table
 from cifar_helpers.models import model_options
 from cifar_helpers.parameters import (
     KNOWN_PARAMETERS,
     MODEL_PARAMETERS,
     PROTOCOL_PARAMETERS,
+    check_parameters,
+    declared_parameters,
+    names_set,
+    parameters_cell,
     training_run,
     unknown_parameter_message,
 )
-from cifar_helpers.run_all import NOTEBOOK_DIR, declared_parameters
 
 
 def test_parameters_map_onto_the_config_and_the_run(fake_data_dir, tmp_path):
@@ -39,7 +46,7 @@ def test_defaults_are_the_report_protocol(fake_data_dir):
 @pytest.mark.parametrize("typo, suggestion", [("EPOCH", "EPOCHS"), ("LEARNING_RATE", None), ("WEIGHTDECAY", "WEIGHT_DECAY"),
                                               ("BATCHSIZE", "BATCH_SIZE")])
 def test_an_unknown_name_stops_the_notebook_and_names_the_closest(typo, suggestion, fake_data_dir):
-    with pytest.raises(ConfigError, match=f"unknown parameter '{typo}'") as error:
+    with pytest.raises(ConfigError, match=f"unknown parameter '{typo}' in notebooks/01_dnn.ipynb") as error:
         training_run("dnn", {typo: 1, "DATA_DIR": str(fake_data_dir)})
     if suggestion:
         assert f"did you mean {suggestion}?" in str(error.value)
@@ -73,7 +80,7 @@ def test_protocol_table_shows_the_settings_that_matter(fake_data_dir):
 @pytest.mark.parametrize("notebook, model", [(nb, m) for nb, m in NOTEBOOKS if m])
 def test_each_notebooks_defaults_are_the_packages_protocol(notebook, model):
     """One home for each default: the notebooks' literals must equal TrainConfig's protocols."""
-    declared = declared_parameters(NOTEBOOK_DIR / f"{notebook}.ipynb")
+    declared = declared_parameters(notebook)
     config = TrainConfig.for_model(model)
     for name, field in PROTOCOL_PARAMETERS.items():
         if name in declared:
@@ -82,3 +89,117 @@ def test_each_notebooks_defaults_are_the_packages_protocol(notebook, model):
         if name in declared:
             assert declared[name] == config.model_options[option] == model_options(model)[option], name
     assert set(declared) <= KNOWN_PARAMETERS
+
+
+# ----------------------------------------------------------------------------- which names a kernel set
+
+P = 'SEED = 23\nEPOCHS = 100\nDATA_DIR = None\nDEVICE = "auto"\n'  # a parameters cell
+TYPO = P.replace("EPOCHS = 100", "EPOCH = 3")
+CHECK_01 = 'from cifar_helpers.parameters import training_run\n\nrun = training_run("dnn", globals())\n'
+DECLARED = {"SEED", "EPOCHS", "DATA_DIR", "DEVICE"}
+
+
+@pytest.mark.parametrize("history, expected", [
+    # papermill: the parameters cell, its injected cell (here with a lowercase name), then the check
+    (["", P, "# Parameters\nepochs = 1\n", CHECK_01], DECLARED | {"epochs"}),
+    # JupyterLab: a typo, the check refuses it, the cell is fixed and run again, the check again
+    (["", TYPO, CHECK_01, P.replace("100", "3"), CHECK_01], DECLARED),
+    # the check run again without a fix, or after other cells, still sees the typo
+    (["", TYPO, CHECK_01, CHECK_01], DECLARED - {"EPOCHS"} | {"EPOCH"}),
+    (["", TYPO, "x = compute()\n", CHECK_01], DECLARED - {"EPOCHS"} | {"EPOCH"}),
+    (["", P, "import os\nEPOCH = 3\n", CHECK_01], DECLARED | {"EPOCH"}),
+    # a parameter set again after the notebook ran
+    (["", P, CHECK_01, "data = load(run)\n", "LR: float = 0.01  # quicker\n", CHECK_01], DECLARED | {"LR"}),
+    # a name set before the parameters cell ran again is not one of them
+    (["", P, CHECK_01, "EPOCH = 5\n", CHECK_01, P, CHECK_01], DECLARED),
+    # lowercase names count only in the cells of `NAME = literal` lines just before the check
+    (["", P, CHECK_01, "threshold = 0.5\n", "x = f(threshold)\n", CHECK_01], DECLARED),
+    (["", "EPOCHS, lr = 3, 0.1\n'a note'\n", CHECK_01], {"EPOCHS", "lr"}),
+    (["", CHECK_01], set()),
+])
+def test_the_names_checked_are_those_set_since_the_parameters_cell_ran(history, expected):
+    assert names_set(history, P) == expected
+
+
+def test_a_fixed_typo_passes_though_the_old_name_is_still_in_the_kernel(fake_data_dir):
+    cell = parameters_cell("01_dnn")
+    namespace = {"EPOCH": 3, "EPOCHS": 3, "DATA_DIR": str(fake_data_dir), "DEVICE": "cpu",
+                 "In": ["", cell.replace("EPOCHS = 100", "EPOCH = 3"), CHECK_01,
+                        cell.replace("EPOCHS = 100", "EPOCHS = 3"), CHECK_01]}
+    assert training_run("dnn", namespace).config.epochs == 3
+    namespace["In"] = namespace["In"][:3]  # before the fix: the check refuses EPOCH
+    with pytest.raises(ConfigError, match="unknown parameter 'EPOCH' in notebooks/01_dnn.ipynb; did you mean EPOCHS?"):
+        training_run("dnn", namespace)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("epochs", "unknown parameter 'epochs' in notebooks/01_dnn.ipynb; did you mean EPOCHS?"),
+    ("Epochs", "did you mean EPOCHS?"),
+    ("DROPOUT", "unknown parameter 'DROPOUT' in notebooks/01_dnn.ipynb"),  # 05's, not 01's
+    ("OPTIMIZER", "unknown parameter 'OPTIMIZER' in notebooks/01_dnn.ipynb"),
+])
+def test_a_training_notebook_refuses_any_name_it_does_not_declare_in_any_case(name, message, fake_data_dir):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        training_run("dnn", {name: 1, "DATA_DIR": str(fake_data_dir)})
+
+
+@pytest.mark.parametrize("notebook, name, suggestion", [
+    ("06_analysis", "FIGURE_DIR", "FIGURES_DIR"), ("06_analysis", "results_dir", "RESULTS_DIR"),
+    ("06_analysis", "EPOCHS", None), ("04_custom_resnet_architecture", "FIGURE_DIR", "FIGURES_DIR"),
+])
+def test_the_analysis_notebooks_refuse_undeclared_names(notebook, name, suggestion):
+    history = ["", 'RESULTS_DIR = "results"\nFIGURES_DIR = "figures"\n', f"{name} = 'x'\n",
+               f'check_parameters("{notebook}", globals())']
+    with pytest.raises(ConfigError, match=f"unknown parameter '{name}' in notebooks/{notebook}.ipynb") as error:
+        check_parameters(notebook, {"In": history, name: "x"})
+    assert (f"did you mean {suggestion}?" if suggestion else "known: ") in str(error.value)
+    assert check_parameters("06_analysis", {"In": history[:2] + history[3:], "RESULTS_DIR": "r"}) == {"RESULTS_DIR": "r"}
+
+
+def test_declared_parameters_read_the_parameters_cell_literals_only(tmp_path):
+    notebook = tmp_path / "x.ipynb"
+    cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ["EPOCHS = 3\n", "LR = 2 * 0.1\n"]}
+    notebook.write_text(json.dumps({"cells": [cell]}))
+    with pytest.raises(ConfigError, match=r"x.ipynb: the parameters cell must hold `NAME = literal` lines only, "
+                                          r"not 'LR = 2 \* 0.1'"):
+        declared_parameters(notebook)
+    cell["source"] = ["EPOCHS = 3  # a comment\n", "SUBSET = [10, 20]\n"]
+    notebook.write_text(json.dumps({"cells": [cell]}))
+    assert declared_parameters(notebook) == {"EPOCHS": 3, "SUBSET": [10, 20]}
+
+
+def test_device_given_as_a_number_is_refused_in_one_line(fake_data_dir):
+    with pytest.raises(DeviceError, match="DEVICE must be one of auto, cuda, mps, cpu .* as text, got 1; "
+                                          "for GPU 1, write cuda:1"):
+        training_run("dnn", {"DEVICE": 1, "DATA_DIR": str(fake_data_dir)})
+
+
+def test_a_model_option_the_model_does_not_take_is_refused():
+    with pytest.raises(ConfigError, match="the dnn model takes no option 'dropout'; its options are hidden, "):
+        TrainConfig.for_model("dnn", model_options={"dropout": 0.1})
+    assert TrainConfig.for_model("cnn", model_options={"dropout": 0.1}).model_options == {"dropout": 0.1}
+
+
+@pytest.mark.slow
+def test_in_a_kernel_a_fixed_typo_runs_without_a_restart(fake_data_dir):
+    """JupyterLab's case, in a real IPython kernel: the parameters cell with EPOCH = 3, the check refuses
+    it; the cell fixed to EPOCHS = 3 and run again, the check passes, though EPOCH is still defined."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        def run(code: str) -> str:
+            reply = client.execute_interactive(code, timeout=120, output_hook=lambda msg: None)
+            content = reply["content"]
+            return content["status"] + (f": {content['ename']}: {content['evalue']}" if content["status"] == "error" else "")
+
+        parameters = parameters_cell("01_dnn").replace("DATA_DIR = None", f"DATA_DIR = {str(fake_data_dir)!r}")
+        parameters = parameters.replace('DEVICE = "auto"', 'DEVICE = "cpu"')
+        assert run(parameters.replace("EPOCHS = 100", "EPOCH = 3")) == "ok"
+        assert run(CHECK_01).startswith("error: ConfigError: unknown parameter 'EPOCH'")
+        assert run(parameters.replace("EPOCHS = 100", "EPOCHS = 3")) == "ok"
+        assert run(CHECK_01) == "ok"
+        assert run("assert EPOCH == 3 and run.config.epochs == 3") == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

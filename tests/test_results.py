@@ -417,3 +417,39 @@ def test_seeds_load_beside_the_main_run_and_table1_shows_mean_and_std(tmp_path):
 def test_one_seed_keeps_table1_as_it_was(tmp_path):
     results = load_results(write_results(tmp_path, all_results()), warn=False)
     assert list(table1(results).columns) == list(TABLE1_COLUMNS)
+
+
+def test_only_seeds_of_the_same_run_are_averaged_and_the_odd_ones_are_named(tmp_path):
+    def seed_run(seed, best_acc, **changes):
+        run = make_result("dnn", **{**SPECS["dnn"], "best_acc": best_acc})
+        run["params"]["seed"] = seed
+        run.update(data_digest="d1", architecture={"hidden": [512, 256]})
+        for key, value in changes.items():
+            (run["params"] if key in run["params"] else run)[key] = value
+        return run
+
+    write_results(tmp_path, {"dnn": seed_run(23, 0.5312)})
+    write_results(tmp_path / "seed-24", {"dnn": seed_run(24, 0.9, data_digest="d2")})  # left from other data
+    write_results(tmp_path / "seed-25", {"dnn": seed_run(25, 0.5512, eval_batch_size=100)})  # the same run
+    write_results(tmp_path / "seed-26", {"dnn": seed_run(26, 0.9, epochs=3)})
+    write_results(tmp_path / "seed-27", {"dnn": seed_run(27, 0.9, architecture={"hidden": [64]})})
+    with pytest.warns(ResultsSkippedWarning, match="seed-24/dnn.json: left out of the mean over seeds"):
+        results = load_results(tmp_path)
+    assert [run["params"]["seed"] for run in results.seeds["dnn"]] == [23, 25]
+    assert results.skipped == {
+        "seed-24/dnn.json": "left out of the mean over seeds: trained on other data (data digest d2, not d1) than dnn.json",
+        "seed-26/dnn.json": "left out of the mean over seeds: trained with other parameters (epochs: 30 -> 3) than dnn.json",
+        "seed-27/dnn.json": "left out of the mean over seeds: trained another network (hidden: [512, 256] -> [64]) "
+                            "than dnn.json",
+    }
+    assert table1(results).loc[0, "Best Acc over seeds (%)"] == "54.12 ± 1.41 (n=2)"
+
+
+def test_without_a_main_run_the_first_seed_stands_for_the_others(tmp_path):
+    first = make_result("dnn", **SPECS["dnn"])
+    other = make_result("dnn", **{**SPECS["dnn"], "epochs": 31})
+    write_results(tmp_path / "seed-24", {"dnn": first})
+    write_results(tmp_path / "seed-25", {"dnn": other})
+    results = load_results(tmp_path, warn=False)
+    assert results["dnn"]["history"] == first["history"] and len(results.seeds["dnn"]) == 1
+    assert "than seed-24/dnn.json" in results.skipped["seed-25/dnn.json"]

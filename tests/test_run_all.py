@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -43,14 +44,28 @@ def test_bad_profiles_are_refused(tmp_path, text, message):
     ("notebooks:\n  06_analysis: {EPOCHS: 3}\n", "unknown parameter 'EPOCHS' in notebooks: 06_analysis"),
     ("notebooks:\n  05_custom_resnet: {PATIENCES: 3}\n", "did you mean PATIENCE?"),
     ("workbook: {onli: [01_dnn]}\n", "unknown parameter 'onli' in workbook:; did you mean only?"),
+    ('EPOCHS: "ten"\n', "01_dnn: EPOCHS must be a whole number >= 1, got 'ten'"),
+    ("BATCH_SIZE: 0\n", "01_dnn: BATCH_SIZE must be a whole number >= 1, got 0"),
+    ("STOP_AFTER: 0\n", "01_dnn: STOP_AFTER must be None or a whole number >= 1, got 0"),
+    ("DEVICE: 1\n", "01_dnn: DEVICE must be one of auto, cuda, mps, cpu (or cuda:N) as text, got 1"),
+    ("workbook: {only: 01}\n", "only: 1: notebooks are named as text"),
+    ("workbook: {fake_data: {dir: data/fake}}\n", "fake_data needs n_train and n_test, as in fake_data: {dir: "),
+    ("workbook: {fake_data: {dir: x, n_train: 400, n_test: 5}}\n", "fake_data's n_test must be a whole number >= 10"),
+    ("workbook: {fake_data: {dir: x, n_train: 400, n_test: 50, size: 3}}\n", "unknown parameter 'size' in fake_data:"),
+    ("workbook: {fake_data: data/fake}\n", "fake_data must be a mapping such as"),
+    ("notebooks: {01_dnn: {DROPOUT: 0.2}}\n", "unknown parameter 'DROPOUT' in notebooks: 01_dnn"),
 ])
-def test_a_misspelled_name_stops_make_run_before_any_work(tmp_path, monkeypatch, capsys, text, message):
+def test_a_misspelled_name_or_a_bad_value_stops_make_run_in_one_line_before_any_work(tmp_path, monkeypatch, capsys,
+                                                                                     text, message):
     file = tmp_path / "p.yaml"
-    file.write_text(text)
+    file.write_text(f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\nDEVICE: cpu\nSUBSET: 100\n"
+                    f"{text}")
     monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("nothing may start"))
     monkeypatch.setattr(run_all, "check_cpu_cost", lambda *a, **k: pytest.fail("no estimate before the names"))
-    assert run_all.main(["--params", str(file), "--only", "01"]) == 1
-    assert message in capsys.readouterr().err
+    assert run_all.main(["--params", str(file), "--only", "01,06", "--executed-dir", str(tmp_path / "ex")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "ckpt").exists()
 
 
 def test_a_gpu_profile_without_a_gpu_stops_before_any_notebook(tmp_path, monkeypatch, capsys):
@@ -315,3 +330,85 @@ def test_ctrl_c_stops_make_run_with_one_message(tmp_path, fake_data_dir):
     assert "make run interrupted during 01_dnn" in err and "resume" in err
     assert "Traceback" not in err and "Traceback" not in out
     assert (tmp_path / "ckpt" / "dnn" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("01_dnn", ["01_dnn"]),  # one name as a string, not its characters
+    ("01,06", ["01_dnn", "06_analysis"]),
+    (["06_analysis", "02"], ["02_cnn", "06_analysis"]),  # in run order
+    (None, [nb for nb, _ in run_all.NOTEBOOKS]),
+])
+def test_only_takes_names_prefixes_and_one_string(value, expected):
+    assert run_all.parse_only(value) == expected
+
+
+@pytest.mark.parametrize("value, message", [
+    (1, "only: 1: notebooks are named as text"),  # YAML's `only: 01`
+    ([1, 6], "in quotes: YAML reads 01 as the number 1"),
+    ("07", "only: '07' matches none of the notebooks 01_dnn, "),
+    ("01,", "only: '' matches none"),
+])
+def test_only_refuses_numbers_and_names_that_match_nothing(value, message):
+    with pytest.raises(RunError, match=re.escape(message)):
+        run_all.parse_only(value)
+
+
+def test_only_as_one_string_in_a_profile_runs_that_notebook_alone(tmp_path, fake_data_dir, monkeypatch, capsys):
+    file = tmp_path / "p.yaml"
+    file.write_text(f"workbook: {{only: 01_dnn}}\nDATA_DIR: {fake_data_dir}\nDEVICE: cpu\nEPOCHS: 1\n"
+                    f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
+    ran = []
+    monkeypatch.setattr(run_all, "run_notebook", lambda notebook, *a: ran.append(notebook) or pytest.skip("ran"))
+    with pytest.raises(pytest.skip.Exception):
+        run_all.main(["--params", str(file), "--executed-dir", str(tmp_path / "executed")])
+    assert ran == ["01_dnn"] and "Running 1 notebooks" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("data, extra, message", [
+    ("fake", "SUBSET: [300, 300]\n", "01_dnn: SUBSET=[300, 300] asks for 300 train / 300 test images, but the data "
+                                     "hold 400 / 200: use at most those, or SUBSET=None for all of them"),
+    ("/nonexistent/cifar", "", "01_dnn: DATA_DIR='/nonexistent/cifar' does not exist"),
+])
+def test_data_that_cannot_serve_stops_make_run_before_any_notebook(tmp_path, fake_data_dir, monkeypatch, capsys,
+                                                                   data, extra, message):
+    argv = tiny_run(tmp_path, fake_data_dir if data == "fake" else data, extra)
+    monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("nothing may start"))
+    assert run_all.main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.strip().count("\n") == 0
+
+
+KILLED_NOTEBOOK = {
+    "cells": [{"cell_type": "code", "id": name, "metadata": metadata, "execution_count": None, "outputs": [],
+               "source": source} for name, metadata, source in [
+        ("params", {"tags": ["parameters"]}, 'FIGURES_DIR = "figures"'),
+        ("oom", {}, "import os, signal\n\n# out of memory, as the kernel meets it\nos.kill(os.getpid(), signal.SIGKILL)"),
+    ]],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+@pytest.mark.slow
+def test_a_kernel_that_dies_ends_make_run_with_the_notebook_the_cell_and_how_to_resume(tmp_path):
+    """A kernel killed mid-cell (out of memory, kill -9): make run names the notebook, the cell and the
+    log, and says to run the same command again, instead of papermill's DeadKernelError traceback."""
+    import shutil
+    import subprocess
+    import sys
+
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(run_all.NOTEBOOK_DIR, notebooks)
+    (notebooks / "04_custom_resnet_architecture.ipynb").write_text(json.dumps(KILLED_NOTEBOOK))
+    script = ("import sys; from pathlib import Path; from cifar_helpers import run_all\n"
+              f"run_all.NOTEBOOK_DIR = Path({str(notebooks)!r})\n"
+              f"sys.exit(run_all.main(['--only', '04', '--executed-dir', {str(tmp_path / 'executed')!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "DeadKernelError" not in done.stderr
+    message = done.stderr[done.stderr.index("make run stopped:"):]
+    log = tmp_path / "executed" / "04_custom_resnet_architecture.log"
+    assert message.startswith("make run stopped: notebooks/04_custom_resnet_architecture.ipynb: its kernel died "
+                              "in cell 2 (`os.kill(os.getpid(), signal.SIGKILL)`): it ran out of memory or was killed.")
+    assert f"log: {log}" in message and message.strip().endswith("Run the same command again to resume.")
+    assert len(message.strip().splitlines()) == 4
