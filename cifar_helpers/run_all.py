@@ -322,13 +322,18 @@ _KERNELS: list = []  # the kernel managers of the notebooks this process runs
 
 
 def _tracked_kernel_manager():
-    """jupyter_client's kernel manager, remembering each kernel it starts: the kernel runs in a session
-    of its own, so a terminal's Ctrl-C does not reach it unless make run passes it on."""
+    """jupyter_client's kernel manager, remembering each kernel it starts (the kernel runs in a session
+    of its own, so a terminal's Ctrl-C does not reach it unless make run passes it on), with encrypted
+    connections where possible."""
     from jupyter_client import AsyncKernelManager
+
+    from .jupyter_setup import kernel_encryption
 
     class TrackedKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
+            if self.has_trait("transport_encryption"):  # an older jupyter_client has no such setting
+                self.transport_encryption = kernel_encryption()
             _KERNELS.append(self)
 
     return TrackedKernelManager

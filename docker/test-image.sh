@@ -19,8 +19,10 @@
 #   1. build the image on the stand-in (`docker build`),
 #   2. check the user isn't root and torch is the base's, not reinstalled,
 #   3. run the CPU smoke profile and check results, figures and executed notebooks,
-#   4. start JupyterLab, check its token URL, a kernel, and that a notebook saved
-#      through it lands in the mounted notebooks/ folder.
+#   4. start JupyterLab, check its token URL, then docker/lab_check.py (its page, its
+#      settings, a kernel that runs a cell, a committed notebook opened and saved
+#      unchanged), that a notebook saved through it lands in the mounted notebooks/
+#      folder, and that no kernel ran without encryption.
 # Needs root, buildah and debootstrap (installed with apt-get when missing), about
 # 12 GB of disk for the stand-in, and the network to PyPI and the Debian mirror.
 # Knobs: BASE_LAYOUT, REBUILD_BASE=1, KEEP_WORK=1, BUILD_ONLY=1, TORCH_VERSION,
@@ -310,18 +312,24 @@ done
 echo "JupyterLab printed $lab_url"
 token=${lab_url##*token=}
 api() { curl --silent --show-error --fail --max-time 60 -H "Authorization: token $token" "$@"; }
-api "${lab_url%%\?*}" -o /dev/null || fail "JupyterLab's page ${lab_url%%\?*} did not load"
-kernel=$(api -X POST -H 'Content-Type: application/json' --data '{"name": "python3"}' \
-    "http://127.0.0.1:$LAB_PORT/api/kernels") || fail "JupyterLab could not start the python3 kernel"
-kernel_id=$(sed -nE 's/.*"id": *"([^"]+)".*/\1/p' <<<"$kernel")
-api -X DELETE "http://127.0.0.1:$LAB_PORT/api/kernels/$kernel_id" || fail "JupyterLab could not stop kernel $kernel_id"
+# The page, its settings, a kernel that runs a cell, and a committed notebook opened and saved as
+# JupyterLab does it (the image's Python is not the one the notebooks were saved with), checked from a
+# second container on the same network.
+buildah run --isolation chroot "$probe" -- python3 docker/lab_check.py "http://127.0.0.1:$LAB_PORT" "$token" \
+    notebooks/01_dnn.ipynb || { tail -n 30 "$WORK/lab.log" >&2; fail "JupyterLab failed the lab check (above)"; }
+cmp -s "$WORK/host/notebooks/01_dnn.ipynb" notebooks/01_dnn.ipynb ||
+    fail "notebooks/01_dnn.ipynb changed when opened and saved in the image's JupyterLab"
 api -X PUT -H 'Content-Type: application/json' \
     --data '{"type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}' \
     "http://127.0.0.1:$LAB_PORT/api/contents/notebooks/docker-test-saved.ipynb" >/dev/null ||
     fail "JupyterLab could not save a notebook into notebooks/"
 [ -f "$WORK/host/notebooks/docker-test-saved.ipynb" ] ||
     fail "a notebook saved in JupyterLab did not reach the mounted notebooks/ folder"
-echo "JupyterLab: page, python3 kernel and saving into the mounted notebooks/ work"
+for log in smoke.log lab.log; do
+    ! grep -q "without encryption" "$WORK/$log" ||
+        fail "a kernel ran over TCP without encryption ($log: $(grep -m1 "without encryption" "$WORK/$log" | cut -c1-120))"
+done
+echo "JupyterLab: page, settings, an encrypted python3 kernel, notebooks unchanged by opening and saving, saving into the mounted notebooks/"
 kill -TERM -- "-$lab_pid" 2>/dev/null || true
 wait "$lab_pid" 2>/dev/null || true
 lab_pid=
