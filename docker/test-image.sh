@@ -26,7 +26,8 @@
 # Needs root, buildah and debootstrap (installed with apt-get when missing), about
 # 12 GB of disk for the stand-in, and the network to PyPI and the Debian mirror.
 # Knobs: BASE_LAYOUT, REBUILD_BASE=1, KEEP_WORK=1, BUILD_ONLY=1, TORCH_VERSION,
-# TORCHVISION_VERSION, DEBIAN_MIRROR, LAB_PORT, IMAGE.
+# TORCHVISION_VERSION, DEBIAN_MIRROR, LAB_PORT, IMAGE; OMP_NUM_THREADS, when set, is passed
+# on to the smoke run and JupyterLab's kernels (on a shared machine).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,6 +42,8 @@ LAB_PORT=${LAB_PORT:-8888}
 SMOKE_PARAMS=params/smoke.yaml
 # The folders the README mounts into /workbook (notebooks/ only for JupyterLab).
 RUN_VOLUMES=(data results figures executed checkpoints)
+RUN_ENV=()
+[ -n "${OMP_NUM_THREADS:-}" ] && RUN_ENV=(--env "OMP_NUM_THREADS=$OMP_NUM_THREADS")
 
 started=$(date +%s)
 step() { printf '\n== docker-test [%ss] %s\n' "$(($(date +%s) - started))" "$*"; }
@@ -252,7 +255,7 @@ touch "$WORK/smoke.start"
 smoke_started=$(date +%s)
 smoke=cifar-workbook-smoke-$$
 new_container "$IMAGE" "$smoke"
-if ! buildah run --isolation chroot "${volumes[@]}" "$smoke" -- \
+if ! buildah run --isolation chroot "${RUN_ENV[@]}" "${volumes[@]}" "$smoke" -- \
     python3 -m cifar_helpers.run_all --params "$SMOKE_PARAMS" >"$WORK/smoke.log" 2>&1; then
     tail -n 40 "$WORK/smoke.log" >&2
     fail "the smoke run failed in the image (log above)"
@@ -297,7 +300,7 @@ if (echo >"/dev/tcp/127.0.0.1/$LAB_PORT") 2>/dev/null; then
 fi
 lab=cifar-workbook-lab-$$
 new_container "$IMAGE" "$lab"
-setsid buildah run --isolation chroot --volume "$WORK/host/notebooks:/workbook/notebooks" "${volumes[@]}" "$lab" -- \
+setsid buildah run --isolation chroot "${RUN_ENV[@]}" --volume "$WORK/host/notebooks:/workbook/notebooks" "${volumes[@]}" "$lab" -- \
     jupyter lab --ip 0.0.0.0 --port "$LAB_PORT" --no-browser --LabApp.default_url=/lab/tree/notebooks \
     >"$WORK/lab.log" 2>&1 &
 lab_pid=$!
