@@ -187,7 +187,7 @@ def make_fake_data(settings: dict[str, Any]) -> None:
     target = repo_path(fake["dir"], "data/fake")
     if not (target / "cifar-10-batches-py").is_dir():
         print(f"Writing generated CIFAR-10-format data to {target}")
-        write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0))
+        write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0), mark_generated=True)
 
 
 SEED_FOLDER = "seed-{seed}"  # results, checkpoints and executed notebooks of the seeds after the first
