@@ -1,11 +1,16 @@
 """What the training notebooks show about a run, in tables and words.
 
 Sentences come back as IPython `Markdown`, so a notebook shows them as wrapped
-prose (a `print`ed sentence breaks mid-word); `.data` holds the text.
+prose (a `print`ed sentence breaks mid-word); `.data` holds the text. Text that
+comes from elsewhere (data descriptions, paths, results files) goes through
+`markdown_text`, so that it shows as it reads. Tables come back as `WholeTable`,
+a DataFrame shown without pandas' cut at 50 characters.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -16,6 +21,34 @@ from .catalog import MODEL_LABELS
 from .predictions import per_class_accuracy
 from .results import (REPORT_TABLE1, best_points, data_label, device_label, epochs_label, formatted_table1,
                       history_frame, missing_models, summary_paragraph)
+
+
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as Markdown that shows it as it reads: Markdown's and HTML's syntax escaped (`<class>` is
+    no unknown HTML tag to drop, `*` no emphasis), and a line break allowed after each path separator,
+    so that a long path wraps at a folder instead of mid-word."""
+    escaped = html.escape(_MARKDOWN_SYNTAX.sub(r"\\\1", str(text)), quote=False)
+    return re.sub(r"(?<=/)(?=[\w.&\\-])", "<wbr>", escaped)
+
+
+class WholeTable(pd.DataFrame):
+    """A DataFrame a notebook shows whole: pandas cuts a cell's text at 50 characters and leaves out
+    columns ("..."), in the HTML a notebook shows and in its text alike (wide text wraps into blocks)."""
+
+    @property
+    def _constructor(self):
+        return WholeTable
+
+    def _repr_html_(self):
+        with pd.option_context("display.max_colwidth", None, "display.max_columns", None):
+            return super()._repr_html_()
+
+    def __repr__(self):
+        with pd.option_context("display.max_colwidth", None, "display.max_columns", None):
+            return super().__repr__()
 
 
 def metrics_table(result: Mapping[str, Any]) -> pd.DataFrame:
@@ -83,9 +116,9 @@ def report_comparison(result: Mapping[str, Any]) -> Markdown:
     lines.append(f"**After the best epoch:** {trend} The report: {report.note}.")
     partial = (f" This run is partial: it stopped after {len(history)} of the {result.get('epochs_planned')} "
                "epochs planned." if result.get("complete") is False else "")
-    lines.append(f"**Data and device:** {data_label(result)} on {device_label(result)}; the report trained on the "
-                 f"official files on one RTX A6000.{partial}" + (JPEG_NOTE if data_label(result).startswith("JPEG")
-                                                               else ""))
+    jpeg = JPEG_NOTE if data_label(result).startswith("JPEG") else ""
+    lines.append(f"**Data and device:** {markdown_text(data_label(result))} on {markdown_text(device_label(result))}; "
+                 f"the report trained on the official files on one RTX A6000.{partial}{jpeg}")
     return Markdown("\n\n".join(lines))
 
 
@@ -102,12 +135,13 @@ def data_summary(data) -> Markdown:
     """One line on the data a notebook trains on (notebook 01 shows them in full)."""
     mean, std = data.normalization
     return Markdown(
-        f"**Data:** {data.source}: {len(data.train_labels):,} training and {len(data.test_labels):,} test images, "
+        f"**Data:** {markdown_text(data.source)}: {len(data.train_labels):,} training and "
+        f"{len(data.test_labels):,} test images, "
         f"normalised with the training images' per-channel mean ({', '.join(f'{m:.4f}' for m in mean)}) and "
         f"standard deviation ({', '.join(f'{v:.4f}' for v in std)}). Notebook 01 shows them in full.")
 
 
-def per_class_accuracy_table(result: Mapping[str, Any], classes: Sequence[str]) -> pd.DataFrame | Markdown:
+def per_class_accuracy_table(result: Mapping[str, Any], classes: Sequence[str]) -> WholeTable | Markdown:
     """Per true class: test accuracy (%) of the best weights, and the class it is most often taken for."""
     predictions = result.get("predictions")
     if not predictions:
@@ -118,11 +152,11 @@ def per_class_accuracy_table(result: Mapping[str, Any], classes: Sequence[str]) 
     off_diagonal = confusion - np.diag(np.diag(confusion))
     confused = [f"{classes[j]} ({off_diagonal[i, j]})" if off_diagonal[i, j] else "—"
                 for i, j in enumerate(off_diagonal.argmax(1))]
-    return pd.DataFrame({"test acc (%)": [f"{a:.2f}" for a in accuracy], "most often taken for (count)": confused},
-                        index=pd.Index(list(classes), name=f"true class (epoch {predictions['epoch']})"))
+    return WholeTable({"test acc (%)": [f"{a:.2f}" for a in accuracy], "most often taken for (count)": confused},
+                      index=pd.Index(list(classes), name=f"true class (epoch {predictions['epoch']})"))
 
 
-def protocol_table(config) -> pd.DataFrame:
+def protocol_table(config) -> WholeTable:
     """The training protocol a run will use, as a small two-column table (not the config's repr)."""
     optimizer = (f"SGD, lr {config.lr:g}, momentum {config.momentum:g}"
                  + (" (Nesterov)" if config.nesterov else "") if config.optimizer == "sgd"
@@ -148,7 +182,7 @@ def protocol_table(config) -> pd.DataFrame:
         rows["dropout"] = f"{config.model_options['dropout']:g} at the end of every block"
     if config.step_mode != "eager" or config.deterministic:
         rows["engine"] = f"step {config.step_mode}" + (", deterministic kernels" if config.deterministic else "")
-    return pd.DataFrame({"setting": list(rows.values())}, index=pd.Index(list(rows), name="protocol"))
+    return WholeTable({"setting": list(rows.values())}, index=pd.Index(list(rows), name="protocol"))
 
 
 def normalization_table(mean, std) -> pd.DataFrame:
@@ -197,18 +231,18 @@ def results_overview(results) -> Markdown:
     """Which results 06 found (with their epochs), which notebooks still have to run, which files it skipped."""
     lines = []
     for model, result in results.items():
-        lines.append(f"- {MODEL_LABELS[model]}: {epochs_label(result)} epochs, {data_label(result)}, "
-                     f"{device_label(result)}")
+        lines.append(f"- {MODEL_LABELS[model]}: {markdown_text(epochs_label(result))} epochs, "
+                     f"{markdown_text(data_label(result))}, {markdown_text(device_label(result))}")
     for missing in missing_models(results):
         lines.append(f"- {MODEL_LABELS[missing.model]}: not run yet ({missing.notebook})")
     for name, reason in getattr(results, "skipped", {}).items():
-        lines.append(f"- skipped `{name}`: {reason}")
+        lines.append(f"- skipped `{name}`: {markdown_text(reason)}")
     return Markdown("**Results found:**\n\n" + "\n".join(lines))
 
 
 def summary_markdown(results) -> Markdown:
     """`results.summary_paragraph` as wrapped prose."""
-    return Markdown(summary_paragraph(results))
+    return Markdown(markdown_text(summary_paragraph(results)))
 
 
 def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
@@ -220,11 +254,11 @@ def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
 
     if result is None or not result.get("predictions"):
         why = "it has not run yet" if result is None else "its results file has no test predictions"
-        display(Markdown(f"*No gallery: {why}.*"))
+        display(Markdown(f"*No gallery: {markdown_text(why)}.*"))
         return None
     images, reason = test_images_for(result, data_dir)
     if images is None:
-        display(Markdown(f"*No gallery: {reason}.*"))
+        display(Markdown(f"*No gallery: {markdown_text(reason)}.*"))
         return None
     shown = result["predictions"]["mistakes"][:count]
     return mistakes_gallery(images, shown, classes,
@@ -235,9 +269,9 @@ def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
 TABLE1_RUN_COLUMNS = ("Parameters", "Train time", "Epochs", "Device", "Data")
 
 
-def table1_views(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table1_views(table: pd.DataFrame) -> tuple[WholeTable, WholeTable]:
     """Table 1 for the notebook, in two narrow tables (the files keep it whole): the numbers beside the
     report's, and how each row ran."""
-    shown = formatted_table1(table).set_index("Model")
+    shown = WholeTable(formatted_table1(table)).set_index("Model")
     runs = [column for column in shown.columns if column in TABLE1_RUN_COLUMNS]
     return shown.drop(columns=runs), shown[runs]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar_helpers.atomic import atomic_path
-from cifar_helpers.data import BATCHES_DIR, CIFAR10_CLASSES, META_FILE, TEST_BATCH, TRAIN_BATCHES
+from cifar_helpers.data import BATCHES_DIR, CIFAR10_CLASSES, GENERATED_BY_KEY, META_FILE, TEST_BATCH, TRAIN_BATCHES
 
 class _Py2Pickler(pickle._Pickler):
     """Pickles like Python 2 did for the official batches: bytes as Python 2 `str`
@@ -86,13 +86,19 @@ def _fake_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
-def write_fake_cifar10(data_dir: str | os.PathLike, n_train: int, n_test: int, seed: int = 0) -> Path:
+def write_fake_cifar10(data_dir: str | os.PathLike, n_train: int, n_test: int, seed: int = 0,
+                       mark_generated: bool = False) -> Path:
     """Write a small learnable stand-in for CIFAR-10 in the official batch format.
 
     Creates `data_dir/cifar-10-batches-py/` with data_batch_1..5, test_batch
     and batches.meta, with the official keys and pickle flavour. Each class
     has its own colour and pattern plus noise; every class appears in both
     splits. Returns the batches folder.
+
+    `mark_generated` adds a key to batches.meta that names this module: the
+    loader then calls the data generated and gives no warning that its
+    checksums and counts differ from the official release (the runner's
+    `fake_data`). Unmarked, the files stand in for batches from elsewhere.
     """
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 10:
@@ -118,9 +124,12 @@ def write_fake_cifar10(data_dir: str | os.PathLike, n_train: int, n_test: int, s
         _write_py2_pickle(folder / f"data_batch_{i}", batch(f"training batch {i} of 5", part, first))
         first += len(part)
     _write_py2_pickle(folder / TEST_BATCH, batch("testing batch 1 of 1", test_labels, first))
-    _write_py2_pickle(folder / META_FILE, {
+    meta = {
         b"label_names": [c.encode() for c in CIFAR10_CLASSES],
         b"num_cases_per_batch": int(-(-n_train // len(TRAIN_BATCHES))),
         b"num_vis": 3072,
-    })
+    }
+    if mark_generated:
+        meta[GENERATED_BY_KEY.encode()] = __name__.encode()
+    _write_py2_pickle(folder / META_FILE, meta)
     return folder

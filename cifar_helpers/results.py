@@ -324,10 +324,13 @@ def epochs_label(result: Mapping[str, Any]) -> str:
 
 
 def data_label(result: Mapping[str, Any]) -> str:
-    """A short name for the data a run read: 'JPEG copy', 'official', 'non-official batches', 'other'."""
+    """A short name for the data a run read: 'JPEG copy', 'official', 'non-official batches', 'generated',
+    'other'."""
     source = str(result.get("data_source") or "")
     if "JPEG" in source and "lossy" in source:
         label = "JPEG copy"
+    elif source.startswith("generated data"):  # data.GENERATED_SOURCE (make smoke's)
+        label = "generated"
     elif "python batches" in source:
         label = "non-official batches" if "differ from the official" in source else "official"
     else:

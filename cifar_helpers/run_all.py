@@ -241,7 +241,7 @@ def make_fake_data(settings: dict[str, Any]) -> None:
     target = repo_path(fake["dir"], "data/fake")
     if not (target / "cifar-10-batches-py").is_dir():
         print(f"Writing generated CIFAR-10-format data to {target}")
-        write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0))
+        write_fake_cifar10(target, fake["n_train"], fake["n_test"], seed=fake.get("seed", 0), mark_generated=True)
 
 
 SEED_FOLDER = "seed-{seed}"  # results, checkpoints and executed notebooks of the seeds after the first
@@ -389,13 +389,18 @@ _KERNELS: list = []  # the kernel managers of the notebooks this process runs
 
 
 def _tracked_kernel_manager():
-    """jupyter_client's kernel manager, remembering each kernel it starts: the kernel runs in a session
-    of its own, so a terminal's Ctrl-C does not reach it unless make run passes it on."""
+    """jupyter_client's kernel manager, remembering each kernel it starts (the kernel runs in a session
+    of its own, so a terminal's Ctrl-C does not reach it unless make run passes it on), with encrypted
+    connections where possible."""
     from jupyter_client import AsyncKernelManager
+
+    from .jupyter_setup import kernel_encryption
 
     class TrackedKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
+            if self.has_trait("transport_encryption"):  # an older jupyter_client has no such setting
+                self.transport_encryption = kernel_encryption()
             _KERNELS.append(self)
 
     return TrackedKernelManager

@@ -19,12 +19,15 @@
 #   1. build the image on the stand-in (`docker build`),
 #   2. check the user isn't root and torch is the base's, not reinstalled,
 #   3. run the CPU smoke profile and check results, figures and executed notebooks,
-#   4. start JupyterLab, check its token URL, a kernel, and that a notebook saved
-#      through it lands in the mounted notebooks/ folder.
+#   4. start JupyterLab, check its token URL, then docker/lab_check.py (its page, its
+#      settings, a kernel that runs a cell, a committed notebook opened and saved
+#      unchanged), that a notebook saved through it lands in the mounted notebooks/
+#      folder, and that no kernel ran without encryption.
 # Needs root, buildah and debootstrap (installed with apt-get when missing), about
 # 12 GB of disk for the stand-in, and the network to PyPI and the Debian mirror.
 # Knobs: BASE_LAYOUT, REBUILD_BASE=1, KEEP_WORK=1, BUILD_ONLY=1, TORCH_VERSION,
-# TORCHVISION_VERSION, DEBIAN_MIRROR, LAB_PORT, IMAGE.
+# TORCHVISION_VERSION, DEBIAN_MIRROR, LAB_PORT, IMAGE; OMP_NUM_THREADS, when set, is passed
+# on to the smoke run and JupyterLab's kernels (on a shared machine).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,6 +42,8 @@ LAB_PORT=${LAB_PORT:-8888}
 SMOKE_PARAMS=params/smoke.yaml
 # The folders the README mounts into /workbook (notebooks/ only for JupyterLab).
 RUN_VOLUMES=(data results figures executed checkpoints)
+RUN_ENV=()
+[ -n "${OMP_NUM_THREADS:-}" ] && RUN_ENV=(--env "OMP_NUM_THREADS=$OMP_NUM_THREADS")
 
 started=$(date +%s)
 step() { printf '\n== docker-test [%ss] %s\n' "$(($(date +%s) - started))" "$*"; }
@@ -250,7 +255,7 @@ touch "$WORK/smoke.start"
 smoke_started=$(date +%s)
 smoke=cifar-workbook-smoke-$$
 new_container "$IMAGE" "$smoke"
-if ! buildah run --isolation chroot "${volumes[@]}" "$smoke" -- \
+if ! buildah run --isolation chroot "${RUN_ENV[@]}" "${volumes[@]}" "$smoke" -- \
     python3 -m cifar_helpers.run_all --params "$SMOKE_PARAMS" >"$WORK/smoke.log" 2>&1; then
     tail -n 40 "$WORK/smoke.log" >&2
     fail "the smoke run failed in the image (log above)"
@@ -295,7 +300,7 @@ if (echo >"/dev/tcp/127.0.0.1/$LAB_PORT") 2>/dev/null; then
 fi
 lab=cifar-workbook-lab-$$
 new_container "$IMAGE" "$lab"
-setsid buildah run --isolation chroot --volume "$WORK/host/notebooks:/workbook/notebooks" "${volumes[@]}" "$lab" -- \
+setsid buildah run --isolation chroot "${RUN_ENV[@]}" --volume "$WORK/host/notebooks:/workbook/notebooks" "${volumes[@]}" "$lab" -- \
     jupyter lab --ip 0.0.0.0 --port "$LAB_PORT" --no-browser --LabApp.default_url=/lab/tree/notebooks \
     >"$WORK/lab.log" 2>&1 &
 lab_pid=$!
@@ -310,18 +315,24 @@ done
 echo "JupyterLab printed $lab_url"
 token=${lab_url##*token=}
 api() { curl --silent --show-error --fail --max-time 60 -H "Authorization: token $token" "$@"; }
-api "${lab_url%%\?*}" -o /dev/null || fail "JupyterLab's page ${lab_url%%\?*} did not load"
-kernel=$(api -X POST -H 'Content-Type: application/json' --data '{"name": "python3"}' \
-    "http://127.0.0.1:$LAB_PORT/api/kernels") || fail "JupyterLab could not start the python3 kernel"
-kernel_id=$(sed -nE 's/.*"id": *"([^"]+)".*/\1/p' <<<"$kernel")
-api -X DELETE "http://127.0.0.1:$LAB_PORT/api/kernels/$kernel_id" || fail "JupyterLab could not stop kernel $kernel_id"
+# The page, its settings, a kernel that runs a cell, and a committed notebook opened and saved as
+# JupyterLab does it (the image's Python is not the one the notebooks were saved with), checked from a
+# second container on the same network.
+buildah run --isolation chroot "$probe" -- python3 docker/lab_check.py "http://127.0.0.1:$LAB_PORT" "$token" \
+    notebooks/01_dnn.ipynb || { tail -n 30 "$WORK/lab.log" >&2; fail "JupyterLab failed the lab check (above)"; }
+cmp -s "$WORK/host/notebooks/01_dnn.ipynb" notebooks/01_dnn.ipynb ||
+    fail "notebooks/01_dnn.ipynb changed when opened and saved in the image's JupyterLab"
 api -X PUT -H 'Content-Type: application/json' \
     --data '{"type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}' \
     "http://127.0.0.1:$LAB_PORT/api/contents/notebooks/docker-test-saved.ipynb" >/dev/null ||
     fail "JupyterLab could not save a notebook into notebooks/"
 [ -f "$WORK/host/notebooks/docker-test-saved.ipynb" ] ||
     fail "a notebook saved in JupyterLab did not reach the mounted notebooks/ folder"
-echo "JupyterLab: page, python3 kernel and saving into the mounted notebooks/ work"
+for log in smoke.log lab.log; do
+    ! grep -q "without encryption" "$WORK/$log" ||
+        fail "a kernel ran over TCP without encryption ($log: $(grep -m1 "without encryption" "$WORK/$log" | cut -c1-120))"
+done
+echo "JupyterLab: page, settings, an encrypted python3 kernel, notebooks unchanged by opening and saving, saving into the mounted notebooks/"
 kill -TERM -- "-$lab_pid" 2>/dev/null || true
 wait "$lab_pid" 2>/dev/null || true
 lab_pid=

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import html.parser
 import math
+from types import SimpleNamespace
 
+import mistune
 import numpy as np
+import torch
 from test_plots import fake_predictions
 from test_results import SPECS, all_results, make_result
 
@@ -12,14 +16,19 @@ from cifar_helpers.display import (
     block_comparison_table,
     bottleneck_verdict,
     best_epoch_sentence,
+    data_summary,
     metrics_table,
     per_class_accuracy_table,
+    protocol_table,
     report_comparison,
     results_overview,
+    summary_markdown,
+    table1_views,
     ten_epoch_means,
 )
+from cifar_helpers.config import TrainConfig
 from cifar_helpers.models import compare_blocks
-from cifar_helpers.results import LoadedResults
+from cifar_helpers.results import LoadedResults, table1
 
 
 def test_metrics_table_shows_every_row_with_the_same_decimals():
@@ -91,3 +100,68 @@ def test_block_comparison_reads_basic_to_bottleneck_and_the_verdict_has_no_empty
     assert verdict.startswith("**The report's claim holds:**")
     assert "5.9% to 6.1% of its parameters and 5.9% of its multiply-adds" in verdict
     assert not np.isnan(comparison["macs_ratio"]).any()
+
+
+class _Text(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.text, self.tags = "", []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def rendered(markdown: str) -> _Text:
+    """The text and tags a reader sees of `markdown` (rendered by mistune, as nbconvert does; JupyterLab's
+    marked follows the same CommonMark rules for these)."""
+    page = _Text()
+    page.feed(mistune.html(markdown))
+    return page
+
+
+IMAGE_FOLDER = ("JPEG image folder (lossy copy) at /home/a_student/some/deeply/nested/course_work/"
+                "data/cifar10-jpeg (train/<class>/, test/<class>/)")
+
+
+def fake_loaded_data(source: str):
+    return SimpleNamespace(source=source, normalization=((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+                           train_labels=torch.zeros(400), test_labels=torch.zeros(200))
+
+
+def test_data_summary_shows_the_source_as_it_reads_and_breaks_paths_at_folders():
+    markdown = data_summary(fake_loaded_data(IMAGE_FOLDER)).data
+    page = rendered(markdown)
+    assert f"Data: {IMAGE_FOLDER}: 400 training and 200 test images" in page.text  # <class> and _ kept
+    assert "em" not in page.tags
+    # A line may break after each folder of the path (<wbr>), and nowhere inside a name.
+    assert "/<wbr>nested/<wbr>course\\_work/<wbr>data/<wbr>cifar10-jpeg (" in markdown
+    assert page.tags.count("wbr") >= IMAGE_FOLDER.split(" (train")[0].count("/")
+
+
+def test_summary_paragraph_shows_the_data_source_as_it_reads():
+    results = {model: result | {"data_source": IMAGE_FOLDER} for model, result in all_results().items()}
+    assert f"Data: {IMAGE_FOLDER}." in rendered(summary_markdown(results).data).text
+
+
+def test_report_comparison_and_overview_escape_what_results_files_say():
+    result = make_result("dnn", **SPECS["dnn"]) | {"device_name": "CPU <2 threads> *fast*"}
+    assert "on CPU <2 threads> *fast*;" in rendered(report_comparison(result).data).text
+    overview = LoadedResults(all_results(["dnn"]), {"cnn.json": "not JSON: <html> at line 1"})
+    assert "not JSON: <html> at line 1" in rendered(results_overview(overview).data).text
+
+
+def test_tables_show_every_character_of_long_settings():
+    """pandas cuts text cells at 50 characters ("...") unless told otherwise."""
+    config = TrainConfig.for_model("custom_resnet")
+    table = protocol_table(config)
+    epochs = table.loc["epochs", "setting"]
+    assert len(epochs) > 50 and epochs.startswith("at most 300, early stopping after 15 epochs")
+    assert epochs in table._repr_html_() and epochs in repr(table)
+    device = "CPU (2 threads), epochs 1-16; CPU (1 thread), epochs 17-30"
+    results = {"dnn": make_result("dnn", **SPECS["dnn"]) | {"device_name": device}}
+    scores, runs = table1_views(table1(results))
+    assert device in runs._repr_html_() and device in repr(runs) and "..." not in repr(runs)
+    assert "..." not in repr(table.tail(3)) and "..." not in repr(scores)

@@ -8,7 +8,6 @@ against hadolint and the README's promises, and the Docker build context.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -182,34 +181,6 @@ def test_docker_test_script_is_executable_valid_bash():
     assert path.stat().st_mode & 0o111, "docker/test-image.sh must be executable"
     result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-
-
-def test_notebooks_name_the_kernel_the_setup_registers():
-    """JupyterLab rewrites a notebook whose kernel display name differs from the installed one."""
-    from cifar_helpers.jupyter_setup import KERNEL_DISPLAY_NAME, KERNEL_NAME, LANGUAGE_INFO
-
-    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
-        metadata = json.loads(path.read_text())["metadata"]
-        spec = metadata["kernelspec"]
-        assert (spec["name"], spec["display_name"]) == (KERNEL_NAME, KERNEL_DISPLAY_NAME), path.name
-        # JupyterLab writes the kernel's language_info into an opened notebook: stored as it writes it,
-        # an untouched notebook stays unchanged (seen in a headless JupyterLab: no save prompt, same bytes)
-        assert metadata["language_info"] == LANGUAGE_INFO, path.name
-    installed = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
-    if installed.is_file():  # `make install` ran in this environment
-        assert json.loads(installed.read_text())["display_name"] == KERNEL_DISPLAY_NAME
-
-
-def test_lab_settings_turn_the_news_pop_up_off(tmp_path):
-    from cifar_helpers.jupyter_setup import write_lab_settings
-
-    path = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
-    path.parent.mkdir(parents=True)
-    path.write_text('{"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}')
-    assert write_lab_settings(tmp_path) == path
-    settings = json.loads(path.read_text())
-    assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
-    assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}  # kept
 
 
 def test_nothing_in_the_repo_points_outside_it():

@@ -185,6 +185,7 @@ def test_a_partial_run_loads_and_table1_labels_it(tmp_path):
     ("JPEG image folder (lossy copy) at /x (train/<class>/, test/<class>/)", "JPEG copy"),
     ("official python batches at /x/cifar-10-batches-py", "official"),
     ("official python batches at /x; checksums differ from the official release", "non-official batches"),
+    ("generated data (cifar_helpers.fake_data) at /x/cifar-10-batches-py", "generated"),
     ("400 train / 200 test subset (seed 23) of official python batches at /x", "official, subset 400/200"),
     ("", "unrecorded"),
 ])

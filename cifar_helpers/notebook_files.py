@@ -1,0 +1,93 @@
+"""The notebooks' metadata as the repository keeps it, under any Python.
+
+A kernel reports its Python's version (`language_info.version`, "3.11.7"), and
+JupyterLab writes what the kernel reports into the notebook it has open: a
+notebook that stored another version shows as modified, and its next save
+changes the file. So the committed notebooks store no version, and the
+Jupyter server that `jupyter_setup` configures keeps it so with
+`WorkbookContentsManager`: it fills in the server's Python version when it
+reads a notebook (the version the kernel it registered reports, so JupyterLab
+finds nothing to change) and takes it out again when it saves one.
+
+`strip_python_version_from_file(path)` does the same for a notebook written
+elsewhere (papermill writes the kernel's version into its output), such as the
+executed notebooks kept under reference/.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, MutableMapping
+
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+
+from .atomic import atomic_write_text
+
+KERNEL_NAME = "python3"
+KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"
+# Every committed notebook's metadata: what the setup registers, and what ipykernel reports about the
+# language, less the version.
+KERNELSPEC = {"display_name": KERNEL_DISPLAY_NAME, "language": "python", "name": KERNEL_NAME}
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
+# What ipykernel reports as language_info.version: the running Python's, "3.11.7".
+PYTHON_VERSION = sys.version.split()[0]
+
+
+def _python_language_info(notebook: MutableMapping[str, Any]) -> MutableMapping[str, Any] | None:
+    info = (notebook.get("metadata") or {}).get("language_info")
+    return info if isinstance(info, MutableMapping) and info.get("name") == "python" else None
+
+
+def strip_python_version(notebook: MutableMapping[str, Any]) -> bool:
+    """Remove `metadata.language_info.version` of a Python notebook (a dict or NotebookNode) in place;
+    True if there was one."""
+    info = _python_language_info(notebook)
+    return info is not None and info.pop("version", None) is not None
+
+
+def add_python_version(notebook: MutableMapping[str, Any], version: str = PYTHON_VERSION) -> None:
+    """Set `metadata.language_info.version` of a Python notebook that stores none, in place."""
+    info = _python_language_info(notebook)
+    if info is not None:
+        info.setdefault("version", version)
+
+
+def strip_python_version_from_file(path: str | os.PathLike) -> bool:
+    """Rewrite the notebook at `path` without its Python version, atomically and in nbformat's layout
+    (JupyterLab's and papermill's, which differ only in the final newline: kept as found); True if the
+    file changed, False if it stored no version."""
+    import nbformat
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    notebook = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    if not strip_python_version(notebook):
+        return False
+    atomic_write_text(path, nbformat.writes(notebook) + ("\n" if text.endswith("\n") else ""))
+    return True
+
+
+class WorkbookContentsManager(AsyncLargeFileManager):
+    """Jupyter server's default contents manager, with the notebooks' Python version kept out of files:
+    added when a notebook is read (the server's Python, which is the registered kernel's), removed when
+    one is saved."""
+
+    async def get(self, path, content=True, type=None, format=None, **kwargs):
+        model = await super().get(path, content=content, type=type, format=format, **kwargs)
+        if model.get("type") == "notebook" and model.get("content") is not None:
+            add_python_version(model["content"])
+        return model
+
+    async def save(self, model, path=""):
+        if model.get("type") == "notebook" and isinstance(model.get("content"), MutableMapping):
+            strip_python_version(model["content"])
+        return await super().save(model, path)
