@@ -12,11 +12,18 @@ finds nothing to change) and takes it out again when it saves one.
 `strip_python_version_from_file(path)` does the same for a notebook written
 elsewhere (papermill writes the kernel's version into its output), such as the
 executed notebooks kept under reference/.
+
+Executed notebooks are committed and opened on other machines, so the folder
+one machine keeps the repository in (`/work/main/...`) must not appear in them
+either: `tidy_executed(path, log)`, which `make run` applies to every notebook
+it executes, makes every path inside the repository relative to it (the way
+`paths.shown_path` prints one) and takes the Python version out.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, MutableMapping
@@ -24,6 +31,7 @@ from typing import Any, MutableMapping
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
 from .atomic import atomic_write_text
+from .paths import REPO_ROOT
 
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"
@@ -74,6 +82,43 @@ def strip_python_version_from_file(path: str | os.PathLike) -> bool:
         return False
     atomic_write_text(path, nbformat.writes(notebook) + ("\n" if text.endswith("\n") else ""))
     return True
+
+
+BINARY_OUTPUTS = ("image/png", "image/jpeg", "application/pdf")  # base64: never text to rewrite
+
+
+def _root_pattern() -> re.Pattern:
+    """The repository's folder as a path may spell it (resolved or not), as a whole path component."""
+    roots = sorted({str(REPO_ROOT), os.path.realpath(REPO_ROOT)}, key=len, reverse=True)
+    return re.compile("(?:" + "|".join(map(re.escape, roots)) + r")(/|(?![\w.-]))")
+
+
+def relative_text(text: str) -> str:
+    """`text` with every path inside the repository made relative to it (the folder itself reads ".")."""
+    return _root_pattern().sub(lambda match: "" if match.group(1) else ".", text)
+
+
+def relative_notebook(value: Any) -> Any:
+    """A copy of an executed notebook (nbformat JSON, or any part of it) that names no machine's folder."""
+    if isinstance(value, str):
+        return relative_text(value)
+    if isinstance(value, list):
+        return [relative_notebook(item) for item in value]
+    if isinstance(value, dict):
+        return {key: item if key in BINARY_OUTPUTS else relative_notebook(item) for key, item in value.items()}
+    return value
+
+
+def tidy_executed(notebook_path: Path, log_path: Path | None = None) -> None:
+    """Rewrite an executed notebook, and its log, in place (atomically) as the repository keeps them:
+    repository-relative paths, no Python version."""
+    import nbformat
+
+    notebook = nbformat.from_dict(relative_notebook(nbformat.read(notebook_path, as_version=nbformat.NO_CONVERT)))
+    strip_python_version(notebook)
+    atomic_write_text(notebook_path, nbformat.writes(notebook) + "\n")
+    if log_path is not None and log_path.exists():
+        atomic_write_text(log_path, relative_text(log_path.read_text(encoding="utf-8")))
 
 
 class WorkbookContentsManager(AsyncLargeFileManager):

@@ -37,7 +37,7 @@ import yaml
 from .atomic import atomic_write_json
 from .catalog import NOTEBOOKS
 from .errors import WorkbookError
-from .executed import make_paths_relative
+from .notebook_files import tidy_executed
 from .hashing import short_hash
 from .config import check_subset_fits
 from .parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
@@ -488,7 +488,7 @@ def run_notebook(notebook: str, params: dict[str, Any], executed_dir: Path) -> N
                 ) from None
     finally:  # what was written so far, failed or not, names no machine's folder
         if output.exists():
-            make_paths_relative(output, log_path)
+            tidy_executed(output, log_path)
     if note["interrupted"]:  # the kernel was between cells, or never got the signal
         raise KeyboardInterrupt
 

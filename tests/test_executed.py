@@ -6,7 +6,7 @@ import re
 
 import nbformat
 
-from cifar_helpers.executed import make_paths_relative, relative_text
+from cifar_helpers.notebook_files import relative_text, tidy_executed
 from cifar_helpers.paths import REPO_ROOT
 
 
@@ -30,14 +30,14 @@ def test_an_executed_notebook_and_its_log_are_rewritten_but_images_are_not(tmp_p
     path, log = tmp_path / "01_dnn.ipynb", tmp_path / "01_dnn.log"
     nbformat.write(notebook, path)
     log.write_text(f"epoch 1 ... Results written to {root}/results/dnn.json\n")
-    make_paths_relative(path, log)
+    tidy_executed(path, log)
     rewritten = nbformat.read(path, as_version=4)
     outputs = rewritten.cells[0].outputs
     assert outputs[0].text == "Results written to results/dnn.json\n"
     assert outputs[1].data["text/markdown"] == "**Data:** at data" and outputs[1].data["image/png"] == image
     assert rewritten.metadata.papermill.input_path == "notebooks/01_dnn.ipynb"
     assert log.read_text() == "epoch 1 ... Results written to results/dnn.json\n"
-    assert path.read_text().endswith("}\n")
+    assert path.read_text().endswith("}\n") and "version" not in rewritten.metadata.get("language_info", {})
 
 
 def test_committed_reference_runs_name_no_machine_folder_and_no_renamed_one():
@@ -50,3 +50,5 @@ def test_committed_reference_runs_name_no_machine_folder_and_no_renamed_one():
         found = machine_path.search(text)
         assert found is None, f"{path.relative_to(REPO_ROOT)} names {found.group(0)!r}"
         assert "reference/jpeg/" not in text, path.relative_to(REPO_ROOT)
+        if path.suffix == ".ipynb":  # opens unmodified under any Python (notebook_files)
+            assert "version" not in nbformat.reads(text, as_version=4).metadata.language_info, path
