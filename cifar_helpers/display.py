@@ -14,8 +14,8 @@ from IPython.display import Markdown
 
 from .catalog import MODEL_LABELS
 from .predictions import per_class_accuracy
-from .results import (REPORT_TABLE1, best_points, data_label, device_label, epochs_label, formatted_table1,
-                      history_frame, missing_models, summary_paragraph)
+from .results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
+                      epochs_label, formatted_table1, history_frame, missing_models, summary_paragraph)
 
 
 def metrics_table(result: Mapping[str, Any]) -> pd.DataFrame:
@@ -83,8 +83,8 @@ def report_comparison(result: Mapping[str, Any]) -> Markdown:
     lines.append(f"**After the best epoch:** {trend} The report: {report.note}.")
     partial = (f" This run is partial: it stopped after {len(history)} of the {result.get('epochs_planned')} "
                "epochs planned." if result.get("complete") is False else "")
-    lines.append(f"**Data and device:** {data_label(result)} on {device_label(result)}; the report trained on the "
-                 f"official files on one RTX A6000.{partial}" + (JPEG_NOTE if data_label(result).startswith("JPEG")
+    lines.append(f"**Data and device:** {data_label(result)} on {device_label(result)}; the report trained on "
+                 f"{REPORT_DATA} on {REPORT_DEVICE}.{partial}" + (JPEG_NOTE if data_label(result).startswith("JPEG")
                                                                else ""))
     return Markdown("\n\n".join(lines))
 
