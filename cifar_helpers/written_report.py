@@ -228,33 +228,32 @@ def spanning(text: str, columns: int) -> dict:
     return {"text": text, "span": columns}
 
 
-def table_block(frame: pd.DataFrame, caption: str, text_columns: Iterable[str] = (),
+def table_block(columns: Sequence[str], rows: Sequence[Sequence], caption: str, text_columns: Iterable[str] = (),
                 notes: Sequence[str] = ()) -> dict:
-    """`frame` (its columns are the header; a cell is text or a `spanning` one), text columns left,
-    numbers right."""
+    """A table: a cell is text, or a `spanning` one that stands for the rest of its row; text columns
+    left, numbers right."""
     text_columns = set(text_columns)
     return {
         "kind": "table",
         "caption": caption,
-        "columns": [str(column) for column in frame.columns],
-        "align": ["left" if column in text_columns else "right" for column in frame.columns],
-        "rows": [[cell if isinstance(cell, dict) else str(cell) for cell in row if cell is not None]
-                 for row in frame.itertuples(index=False)],
+        "columns": [str(column) for column in columns],
+        "align": ["left" if column in text_columns else "right" for column in columns],
+        "rows": [[cell if isinstance(cell, dict) else str(cell) for cell in row] for row in rows],
         "notes": list(notes),
     }
 
 
-def per_model_rows(rows: Mapping[str, list], columns: Sequence[str], text: Mapping[str, str]) -> pd.DataFrame:
+def frame_table(frame: pd.DataFrame, caption: str, text_columns: Iterable[str] = (),
+                notes: Sequence[str] = ()) -> dict:
+    """`frame`'s text cells as a table, its columns the header."""
+    return table_block(list(frame.columns), frame.values.tolist(), caption, text_columns, notes)
+
+
+def per_model_rows(rows: Mapping[str, Sequence], width: int, text: Mapping[str, str]) -> list[list]:
     """One row per model in the catalog's order: `rows[label]` where the model has results, else its
-    label and "not run yet" across the other columns."""
-    table = []
-    for model in MODEL_NAMES:
-        label = MODEL_LABELS[model]
-        if label in rows:
-            table.append(list(rows[label]))
-        else:  # the None cells are the ones the spanning cell covers
-            table.append([label, spanning(_not_run(model, text), len(columns) - 1)] + [None] * (len(columns) - 2))
-    return pd.DataFrame(table, columns=list(columns))
+    label and "not run yet" across the other `width - 1` columns."""
+    return [list(rows[MODEL_LABELS[model]]) if MODEL_LABELS[model] in rows
+            else [MODEL_LABELS[model], spanning(_not_run(model, text), width - 1)] for model in MODEL_NAMES]
 
 
 def markdown_paragraphs(markdown: str) -> list[dict]:
@@ -311,7 +310,7 @@ def environment_section(results, text: Mapping[str, str]) -> list[dict]:
         heading(text["env"]),
         paragraph(text["env_intro"].format(report_data=REPORT_DATA, report_device=REPORT_DEVICE,
                                            report_software=REPORT_SOFTWARE)),
-        table_block(per_model_rows(rows, columns, text), text["env_table"], columns),
+        table_block(columns, per_model_rows(rows, len(columns), text), text["env_table"], columns),
     ]
     blocks += [paragraph(text["data_sentence"].format(models=join_words(models, text), source=source,
                                                       digest=digest))
@@ -362,7 +361,7 @@ def model_results(result: Mapping[str, Any] | None, model: str, text: Mapping[st
 def lecture_section(results, text: Mapping[str, str]) -> list[dict]:
     protocol = protocol_columns(results, LECTURE_MODELS, text)
     blocks = [heading(text["lecture"]), heading(text["plan"], 2), paragraph(text["lecture_plan"]),
-              table_block(protocol, text["protocol_table"], protocol.columns),
+              frame_table(protocol, text["protocol_table"], protocol.columns),
               heading(text["results"], 2), figure("fig1_loss_curves", text["fig1"])]
     for model in LECTURE_MODELS:
         blocks += [heading(MODEL_LABELS[model], 3), *model_results(results.get(model), model, text)]
@@ -382,10 +381,10 @@ def custom_resnet_section(results, text: Mapping[str, str]) -> list[dict]:
         paragraph(text["arch_run" if result else "arch_default"]),
         figure_row(figure("fig2_custom_resnet", text["fig2"], 0.43),
                    figure("fig3_bottleneck_block", text["fig3"], 0.55)),
-        table_block(blocks_table.astype(str), text["blocks_table"], ["feature map"]),
+        frame_table(blocks_table.astype(str), text["blocks_table"], ["feature map"]),
         *markdown_paragraphs(bottleneck_verdict(comparison).data),
         heading(text["plan"], 2), paragraph(text["custom_plan"]),
-        table_block(protocol, text["protocol_table_custom"], protocol.columns),
+        frame_table(protocol, text["protocol_table_custom"], protocol.columns),
         heading(text["results"], 2), figure("fig4_custom_resnet_loss", text["fig4"]),
         *model_results(result, "custom_resnet", text),
     ]
@@ -400,7 +399,8 @@ def analysis_section(results, text: Mapping[str, str]) -> list[dict]:
     blocks = [heading(text["analysis"])]
     for frame, caption, notes in ((numbers, text["table1"], ()), (runs, text["table1_runs"], table.attrs["notes"])):
         rows = {label: row for label, row in zip(table["Model"], frame.values.tolist())}
-        blocks.append(table_block(per_model_rows(rows, frame.columns, text), caption, TEXT_COLUMNS, notes))
+        blocks.append(table_block(list(frame.columns), per_model_rows(rows, len(frame.columns), text), caption,
+                                  TEXT_COLUMNS, notes))
     blocks += [paragraph(summary_paragraph(results)),
                figure("test_accuracy", text["accuracy_fig"])]
     return blocks
@@ -421,7 +421,7 @@ def beyond_section(results, text: Mapping[str, str]) -> list[dict]:
     if per_class.empty:
         blocks.append(paragraph(text["no_predictions"]))
     else:
-        blocks.append(table_block(marked_per_class(per_class).reset_index(), text["per_class_table"], ["class"],
+        blocks.append(frame_table(marked_per_class(per_class).reset_index(), text["per_class_table"], ["class"],
                                   PER_CLASS_NOTES))
     blocks += [heading(text["confusion"], 2), figure("confusion_matrices", text["confusion_fig"], 0.9)]
     seeded = [model for model in results if len(runs_of(results, model)) > 1]
@@ -434,8 +434,7 @@ def beyond_section(results, text: Mapping[str, str]) -> list[dict]:
                              str(best.acc_epoch), f"{best.test_loss:.4f}", str(best.loss_epoch), epochs_label(run)])
         columns = text["seeds_columns"].split("|")
         blocks += [heading(text["seeds"], 2), paragraph(text["seeds_intro"]),
-                   table_block(pd.DataFrame(rows, columns=columns), text["seeds_table"],
-                               [columns[0], columns[-1]], [SEEDS_NOTE])]
+                   table_block(columns, rows, text["seeds_table"], [columns[0], columns[-1]], [SEEDS_NOTE])]
     return blocks
 
 

@@ -75,6 +75,7 @@ def test_a_partial_and_a_missing_model_read_as_such_where_their_numbers_would_st
     assert "CNN (partial) " in text  # Table 1, where its numbers stand
     assert "1 of 2 (partial)" in text and "This run is partial: it stopped after 1 of the 2" in text
     assert "Not run yet: ResNet (notebooks/03_resnet.ipynb)." in text  # 06's summary sentence
+    assert not re.search(r"\bnan\b", text), "a cell of a model that has not run shows 'nan'"
 
 
 def test_the_report_follows_the_reports_structure_with_figures_seeds_and_sources(runs, rendered):
