@@ -14,10 +14,12 @@ from pypdf import PdfReader
 from cifar_helpers.catalog import MODEL_NOTEBOOKS
 from cifar_helpers.config import TrainConfig
 from cifar_helpers.lock import FolderInUseError, exclusive
+from cifar_helpers.paths import REPO_ROOT
 from cifar_helpers.results import best_points, format_duration, load_results, table1, write_table1
 from cifar_helpers.train import train_model
-from cifar_helpers.written_report import (KOREAN_FONTS, TEXT, ReportError, default_report_dir, korean_font,
-                                          main, write_report)
+from cifar_helpers.written_report import (KOREAN_FONTS, LATIN_FONTS, ReportError, build_document, default_report_dir,
+                                          korean_font, load_report_results, main, write_report)
+from cifar_helpers.written_report_text import TEXT
 
 TINY = {"epochs": 2, "subset": [200, 100]}
 
@@ -100,6 +102,16 @@ def test_the_report_follows_the_reports_structure_with_figures_seeds_and_sources
     for seed, path in ((23, runs / "dnn.json"), (24, runs / "seed-24" / "dnn.json")):  # each seed's own row
         best = best_points(json.loads(path.read_text()))
         assert f"DNN {seed} {100 * best.test_acc:.2f} {best.acc_epoch} {best.test_loss:.4f}" in text
+
+
+def test_the_committed_reference_report_is_the_one_its_results_give_now():
+    """reference/cpu-jpeg/report/ is refreshed whenever its results (or the report's code) change."""
+    reference = REPO_ROOT / "reference" / "cpu-jpeg"
+    document = build_document(load_report_results(reference / "results"), "reference/cpu-jpeg/results", "en",
+                              LATIN_FONTS)
+    committed = json.loads((reference / "report" / "report.json").read_text(encoding="utf-8"))
+    assert committed == json.loads(json.dumps(document)), (
+        "reference/cpu-jpeg/report/ is stale: render it again with `make report PARAMS=params/reference-cpu.yaml`")
 
 
 def test_a_second_render_writes_the_same_pdf(runs, rendered, tmp_path):
