@@ -8,17 +8,22 @@ PARAMS ?=
 SEEDS  ?=
 FORCE  ?= 0
 YES    ?= 0
+# make report: whose runs (PARAMS or RESULTS_DIR; default results/) and in which language (en or ko).
+# Not LANG: that is the locale every shell sets.
+RESULTS_DIR ?=
+REPORT_LANG ?= en
 SMOKE_PARAMS := params/smoke.yaml
 SMOKE_SEEDS_PARAMS := params/smoke-seeds.yaml
 # nbval re-executes the smoke-run notebooks and the committed 04, and checks the
 # cells tagged NBVAL_CHECK_OUTPUT (timings, paths and addresses sanitized).
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install run smoke test lab bench docker-test clean help
+.PHONY: install run smoke report test lab bench docker-test clean help
 
 help:
 	@echo "make run     execute notebooks 01-06 with papermill (report protocol; PARAMS=params/smoke.yaml for a CPU smoke run)"
 	@echo "make smoke   the same on generated data, on the CPU, in about a minute"
+	@echo "make report  the written report (PDF) and the executed notebooks as HTML, from the runs (PARAMS=, REPORT_LANG=ko)"
 	@echo "make test    pytest, papermill smoke runs and nbval"
 	@echo "make lab     JupyterLab on the notebooks"
 	@echo "make bench   plain PyTorch loop vs the engine, seconds per epoch (a subset on the CPU)"
@@ -41,12 +46,19 @@ run: install
 smoke: install
 	$(MAKE) --no-print-directory run PARAMS=$(SMOKE_PARAMS)
 
+# report/report.pdf from results/ (PARAMS=params/smoke.yaml: report/smoke/ from results/smoke/), its source,
+# figures, the executed notebooks as HTML and index.html.
+report: install
+	$(BIN)/python -m cifar_helpers.written_report $(if $(PARAMS),--params $(PARAMS)) \
+		$(if $(RESULTS_DIR),--results-dir $(RESULTS_DIR)) --lang $(REPORT_LANG)
+
 # The smoke run trains from scratch; its checkpoints and first-seed results files are then
 # removed so that nbval's re-execution trains again (a finished run's record would only be
 # shown) and must reproduce the seeded metrics.
 test: install
 	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_PARAMS) --force
 	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_SEEDS_PARAMS) --force
+	$(BIN)/python -m cifar_helpers.written_report --params $(SMOKE_PARAMS)
 	rm -rf checkpoints/smoke checkpoints/smoke-seeds results/smoke/*.json results/smoke-seeds/*.json
 	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb executed/smoke-seeds/*.ipynb \
 		notebooks/04_custom_resnet_architecture.ipynb
@@ -67,4 +79,4 @@ docker-test:
 
 clean:
 	rm -rf executed checkpoints/smoke checkpoints/smoke-seeds results/smoke results/smoke-seeds \
-		figures/smoke figures/smoke-seeds .pytest_cache
+		figures/smoke figures/smoke-seeds report/smoke .pytest_cache

@@ -19,8 +19,8 @@ from IPython.display import Markdown
 
 from .catalog import MODEL_LABELS
 from .predictions import per_class_accuracy
-from .results import (REPORT_TABLE1, best_points, data_label, device_label, epochs_label, formatted_table1,
-                      history_frame, missing_models, summary_paragraph)
+from .results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
+                      epochs_label, formatted_table1, history_frame, missing_models, summary_paragraph)
 
 
 _MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]#|~])")
@@ -118,7 +118,7 @@ def report_comparison(result: Mapping[str, Any]) -> Markdown:
                "epochs planned." if result.get("complete") is False else "")
     jpeg = JPEG_NOTE if data_label(result).startswith("JPEG") else ""
     lines.append(f"**Data and device:** {markdown_text(data_label(result))} on {markdown_text(device_label(result))}; "
-                 f"the report trained on the official files on one RTX A6000.{partial}{jpeg}")
+                 f"the report trained on {REPORT_DATA} on {REPORT_DEVICE}.{partial}{jpeg}")
     return Markdown("\n\n".join(lines))
 
 

@@ -53,6 +53,11 @@ REPORT_TABLE1: dict[str, ReportRow] = {
     "custom_resnet": ReportRow(0.3053, 90.47, 62, "lowest loss and highest accuracy in the same epoch"),
 }
 
+# Where the report trained (docs/protocol.md, "The report in brief").
+REPORT_DATA = "the official files"
+REPORT_DEVICE = "one RTX A6000"
+REPORT_SOFTWARE = "Ubuntu 20.04, CUDA 11.4, Docker image pytorch:2.0.1-cuda11.7-cudnn8-devel"
+
 TABLE1_COLUMNS = (
     "Model",
     "Best Test Loss",

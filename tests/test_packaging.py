@@ -27,7 +27,7 @@ except ModuleNotFoundError:  # Python 3.10: pytest brings tomli there
     import tomli as tomllib
 
 # pyproject (PyPI) name -> conda-forge name, where they differ.
-CONDA_NAMES = {"torch": "pytorch"}
+CONDA_NAMES = {"torch": "pytorch", "typst": "typst-py"}
 
 DOCKERIGNORED = {
     "data", ".venv", "executed", "checkpoints", ".git", "results/smoke", "figures/smoke",
