@@ -43,6 +43,7 @@ from .config import check_subset_fits
 from .parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
 from .lock import exclusive
 from .paths import NOTEBOOK_DIR, REPO_ROOT, data_dir, repo_path, require_data_dir, require_writable
+
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
 

@@ -183,14 +183,18 @@ def test_estimate_times_a_real_step():
 
 
 @pytest.mark.slow
-def test_a_failing_notebook_stops_the_run_with_its_name_and_error(tmp_path, fake_data_dir, capsys):
+def test_a_failing_notebook_stops_the_run_with_its_name_and_error(tmp_path, capsys):
+    from cifar_helpers.fake_data import write_fake_cifar10
+
+    batches = write_fake_cifar10(tmp_path / "data", 100, 50, seed=0)
+    (batches / "data_batch_1").write_bytes((batches / "data_batch_1").read_bytes()[:100])  # found by the notebook
     params = tmp_path / "bad.yaml"
-    params.write_text(f"DATA_DIR: {fake_data_dir}\nDEVICE: cpu\nEPOCHS: 0\n"
+    params.write_text(f"DATA_DIR: {tmp_path / 'data'}\nDEVICE: cpu\nEPOCHS: 1\n"
                       f"RESULTS_DIR: {tmp_path}/results\nCHECKPOINT_DIR: {tmp_path}/ckpt\n")
     code = run_all.main(["--params", str(params), "--only", "01,02", "--executed-dir", str(tmp_path / "executed")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "notebooks/01_dnn.ipynb failed in cell" in err and "ConfigError: EPOCHS must be" in err
+    assert "notebooks/01_dnn.ipynb failed in cell" in err and "CorruptDatasetError: Cannot read" in err
     assert (tmp_path / "executed" / "01_dnn.log").exists()
     assert not (tmp_path / "executed" / "02_cnn.ipynb").exists()  # the run stopped at the failure
 
