@@ -471,7 +471,7 @@ def _scan_image_folder(root: Path) -> _Source:
             raise CorruptDatasetError(
                 f"{root} looks like an image-folder tree but has no {split}/ folder. "
                 f"Add {split}/<class>/ images, or remove the incomplete tree.")
-        for name in sorted(e.name for e in os.scandir(split_dir) if _is_dir(Path(e.path))):
+        for name in _subfolder_names(split_dir):
             if name not in CIFAR10_CLASSES:
                 raise CorruptDatasetError(
                     f"{split_dir / name}: '{name}' is not a CIFAR-10 class; class folders must be "
@@ -495,6 +495,14 @@ def _scan_image_folder(root: Path) -> _Source:
             f"{', '.join(IMAGE_SUFFIXES)} only, and leaving them out would change the data set unseen. "
             "Convert them to PNG (lossless), or move them out of the class folders.")
     return _Source("images", root, _content_key("images", groups), folders)
+
+
+def _subfolder_names(folder: Path) -> list[str]:
+    try:
+        entries = [Path(entry.path) for entry in os.scandir(folder)]
+    except OSError as err:
+        raise _unreadable(err) from None
+    return sorted(path.name for path in entries if _is_dir(path))
 
 
 def _decode_image(file: str) -> np.ndarray:

@@ -414,6 +414,21 @@ def test_a_symlink_loop_is_named_with_its_full_path(tmp_path, where):
                                 "Point the link at the real file or folder, or delete it.")
 
 
+def test_an_unreadable_folder_is_named(tmp_path, monkeypatch):
+    write_image_tree(tmp_path, ".png")
+    real_scandir = os.scandir
+
+    def denied(path):  # what a folder without read permission does (root, running these tests, may read all)
+        if Path(path) == tmp_path / "test":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(D.os, "scandir", denied)
+    with pytest.raises(CorruptDatasetError) as error:
+        load_cifar10(tmp_path, download=False)
+    assert str(error.value).startswith(f"Cannot read {tmp_path / 'test'} (Permission denied). Check that it exists")
+
+
 @pytest.mark.parametrize("suffix, kind", [(".webp", "WEBP"), (".bmp", "BMP"), (".GIF", "GIF"), (".tiff", "TIFF")])
 def test_image_files_of_a_type_the_loader_does_not_read_stop_it(tmp_path, suffix, kind):
     write_image_tree(tmp_path, ".png")
