@@ -22,7 +22,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanit
 
 help:
 	@echo "make run     execute notebooks 01-06 with papermill (report protocol; PARAMS=params/smoke.yaml for a CPU smoke run)"
-	@echo "make smoke   the same on generated data, on the CPU, in about a minute"
+	@echo "make smoke   the same on generated data, on the CPU: 8.5 minutes on 2 shared cores (README)"
 	@echo "make report  the written report (PDF) and the executed notebooks as HTML, from the runs (PARAMS=, REPORT_LANG=ko)"
 	@echo "make test    pytest, papermill smoke runs and nbval"
 	@echo "make lab     JupyterLab on the notebooks"
