@@ -37,7 +37,7 @@ from .atomic import atomic_write, atomic_write_text
 from .catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
 from .errors import WorkbookError
 from .lock import exclusive
-from .paths import REPO_ROOT, repo_path, require_writable
+from .paths import repo_path, require_writable, shown_path
 from .results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS, best_points, data_label,
                       device_label, epochs_label, load_results, runs_of, summary_paragraph, table1)
 from .written_report_text import TEXT
@@ -418,10 +418,6 @@ def default_report_dir(results_dir: Path) -> Path:
     return Path(*parts[:at], "report", *parts[at + 1:])
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-
 def check_language(lang: str) -> None:
     if lang not in LANGUAGES:
         raise ReportError(f"unknown report language {lang!r}: choose one of {', '.join(LANGUAGES)}")
@@ -438,7 +434,7 @@ def write_report(results_dir: Path, executed_dir: Path, out: Path | None = None,
     out = out or default_report_dir(results_dir)
     fonts = report_fonts(lang, font_paths)
     if not results:
-        log(f"{_shown(results_dir)} holds no results yet, so the report says 'not run yet' for every model "
+        log(f"{shown_path(results_dir)} holds no results yet, so the report says 'not run yet' for every model "
             "(the smoke run's report: make report PARAMS=params/smoke.yaml)")
     require_writable(out, "the report folder (--out)")
     with exclusive(out, "the written report", "give this render another --out"):
@@ -447,7 +443,7 @@ def write_report(results_dir: Path, executed_dir: Path, out: Path | None = None,
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
         try:
             draw_figures(results, staging / "figures")
-            document = build_document(results, _shown(results_dir), lang, fonts)
+            document = build_document(results, shown_path(results_dir), lang, fonts)
             atomic_write_text(staging / "report.json", json.dumps(document, ensure_ascii=False, indent=1) + "\n")
             shutil.copyfile(TEMPLATE, staging / "report.typ")
             pdf = compile_pdf(staging, lang, font_paths, newest_result_time(results))
@@ -455,7 +451,7 @@ def write_report(results_dir: Path, executed_dir: Path, out: Path | None = None,
             pages, left_out = export_notebooks(executed_dir, results_dir, staging / "notebooks")
             for line in left_out:
                 log(f"left out {line}")
-            atomic_write_text(staging / "index.html", index_html(TEXT[lang], lang, pages, _shown(executed_dir)))
+            atomic_write_text(staging / "index.html", index_html(TEXT[lang], lang, pages, shown_path(executed_dir)))
             _move_into(staging, out)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -478,12 +474,29 @@ def _move_into(staging: Path, out: Path) -> None:
 # ----------------------------------------------------------------------------- command line
 
 
+SMOKE_PROFILE = "params/smoke.yaml"
+
+
+def _has_results(folder: Path) -> bool:
+    return any(folder.glob("*.json"))
+
+
 def resolve_folders(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
     """RESULTS_DIR and the executed folder from --params (06's RESULTS_DIR, workbook: executed_dir),
-    overridden by --results-dir and --executed-dir; --out, or None for the folder beside RESULTS_DIR."""
+    overridden by --results-dir and --executed-dir; --out, or None for the folder beside RESULTS_DIR.
+
+    With neither --params nor --results-dir, `results/` is the runs' folder; while it holds no run and the
+    smoke profile's holds one (`make smoke && make report` on a fresh clone), that one is rendered, and said so."""
     from .run_all import load_profile
 
     profile = load_profile(args.params)
+    if not (args.params or args.results_dir or _has_results(repo_path(None, "results"))):
+        smoke = load_profile(SMOKE_PROFILE)
+        smoke_results = repo_path(smoke.for_notebook("06_analysis", {"RESULTS_DIR"}).get("RESULTS_DIR"), "results")
+        if _has_results(smoke_results):
+            print(f"results/ holds no run yet: rendering the smoke run's ({shown_path(smoke_results)}, "
+                  f"PARAMS={SMOKE_PROFILE}) instead.")
+            profile = smoke
     results = args.results_dir or profile.for_notebook("06_analysis", {"RESULTS_DIR"}).get("RESULTS_DIR")
     executed = args.executed_dir or profile.settings.get("executed_dir")
     return (repo_path(results, "results"), repo_path(executed, "executed"),
@@ -507,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbookError as exc:
         print(f"make report stopped: {exc}", file=sys.stderr)
         return 1
-    print(f"Report: {_shown(pdf)}; {_shown(pdf.with_name('index.html'))} links it and the executed notebooks.")
+    print(f"Report: {shown_path(pdf)}; {shown_path(pdf.with_name('index.html'))} links it and the executed notebooks.")
     return 0
 
 

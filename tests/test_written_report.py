@@ -235,3 +235,24 @@ def test_the_executed_notebooks_become_offline_pages_linked_from_index_html(runs
     assert links == ["report.pdf", "notebooks/01_dnn.html", "notebooks/seed-24/01_dnn.html"]
     assert all((folder / link).is_file() for link in links)
     assert f"02_cnn: not in {executed}" in index
+
+
+def test_without_runs_in_results_the_smoke_run_is_rendered_and_said_so(tmp_path, monkeypatch, capsys):
+    """`make smoke && make report` on a fresh clone: results/ is empty, results/smoke/ holds the runs."""
+    from cifar_helpers import written_report
+
+    profile = tmp_path / "smoke.yaml"
+    profile.write_text("RESULTS_DIR: results/smoke\nworkbook:\n  executed_dir: executed\n")
+    monkeypatch.setattr(written_report, "SMOKE_PROFILE", str(profile))
+    monkeypatch.setattr(written_report, "repo_path",
+                        lambda path, default: tmp_path / (path if path not in (None, "") else default))
+    args = lambda **given: written_report.argparse.Namespace(  # noqa: E731
+        **{"params": None, "results_dir": None, "executed_dir": None, "out": None, **given})
+    (tmp_path / "results" / "smoke").mkdir(parents=True)
+    assert written_report.resolve_folders(args())[0] == tmp_path / "results"  # no runs anywhere: results/
+    (tmp_path / "results" / "smoke" / "dnn.json").write_text("{}")
+    assert written_report.resolve_folders(args())[0] == tmp_path / "results" / "smoke"
+    assert "results/ holds no run yet: rendering the smoke run's" in capsys.readouterr().out
+    (tmp_path / "results" / "dnn.json").write_text("{}")
+    assert written_report.resolve_folders(args())[0] == tmp_path / "results"  # a real run comes first
+    assert written_report.resolve_folders(args(results_dir="x"))[0] == tmp_path / "x"
