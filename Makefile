@@ -18,7 +18,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanit
 
 help:
 	@echo "make run     execute notebooks 01-06 with papermill (report protocol; PARAMS=params/smoke.yaml for a CPU smoke run)"
-	@echo "make smoke   the same on generated data, on the CPU: 8.5 minutes on 2 shared cores (README)"
+	@echo "make smoke   the same on generated data, on the CPU: 2.5 minutes on 2 cores, one busy (README)"
 	@echo "make test    pytest, papermill smoke runs and nbval"
 	@echo "make lab     JupyterLab on the notebooks"
 	@echo "make bench   plain PyTorch loop vs the engine, seconds per epoch (a subset on the CPU)"
@@ -60,7 +60,7 @@ bench: install
 	$(BIN)/python benchmarks/epoch_speed.py --suite
 
 # Builds the image with buildah on a local stand-in for the PyTorch base and runs the
-# README's Docker commands in it (root; ~10 min the first time, ~3 min after).
+# README's Docker commands in it (root; 66 min the first time on 2 busy cores, 5.5 min after).
 docker-test:
 	bash docker/test-image.sh
 
