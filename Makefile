@@ -27,7 +27,8 @@ help:
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# jupyter_setup.py too: an environment set up before it changed gets its Jupyter settings again.
+$(VENV)/.installed: pyproject.toml cifar_helpers/jupyter_setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
