@@ -22,7 +22,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanit
 
 help:
 	@echo "make run     execute notebooks 01-06 with papermill (report protocol; PARAMS=params/smoke.yaml for a CPU smoke run)"
-	@echo "make smoke   the same on generated data, on the CPU: 8.5 minutes on 2 shared cores (README)"
+	@echo "make smoke   the same on generated data, on the CPU: 2.5 minutes on 2 cores, one busy (README)"
 	@echo "make report  the written report (PDF) and the executed notebooks as HTML, from the runs (PARAMS=, REPORT_LANG=ko)"
 	@echo "make test    pytest, papermill smoke runs and nbval"
 	@echo "make lab     JupyterLab on the notebooks"
@@ -32,7 +32,8 @@ help:
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# jupyter_setup.py too: an environment set up before it changed gets its Jupyter settings again.
+$(VENV)/.installed: pyproject.toml cifar_helpers/jupyter_setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -73,7 +74,7 @@ bench: install
 	$(BIN)/python benchmarks/epoch_speed.py --suite
 
 # Builds the image with buildah on a local stand-in for the PyTorch base and runs the
-# README's Docker commands in it (root; ~10 min the first time, ~3 min after).
+# README's Docker commands in it (root; 66 min the first time on 2 busy cores, 5.5 min after).
 docker-test:
 	bash docker/test-image.sh
 

@@ -87,6 +87,7 @@ def write_lab_settings(config_dir: Path | None = None) -> Path:
 
 
 def write_server_settings(config_dir: Path | None = None) -> Path:
+    """The Jupyter server's settings (`server_settings`), read from every Jupyter config folder."""
     return _merge_json((config_dir or env_config_dir()) / "jupyter_server_config.json", server_settings())
 
 

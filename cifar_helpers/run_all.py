@@ -363,7 +363,7 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
                f"Estimated from a few timed training steps per model on this machine:\n{report}\n"
                f"  total               ~{format_duration(total)} (upper bound for the Custom ResNet, "
                "which stops early)\n"
-               "Use `make smoke` (generated data, 8.5 minutes on 2 shared cores), `make run PARAMS=params/fast.yaml` on a GPU, "
+               "Use `make smoke` (generated data, 2.5 minutes on 2 cores), `make run PARAMS=params/fast.yaml` on a GPU, "
                "or SUBSET for a quick look. To start the full run on the CPU anyway: `make run YES=1`.")
     if not assume_yes:
         raise RunError(message)
