@@ -354,15 +354,20 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     results_path = results_dir / f"{cfg.model}.json"
-    if not last_path.exists():
-        recorded = _recorded_run(results_path, fingerprint, cfg, last_epoch)
-        if recorded is not None:
+    recorded = None if last_path.exists() else _recorded_run(results_path, fingerprint, cfg)
+    if recorded is not None:
+        done = len(recorded["history"])
+        if recorded["complete"] is True or done == last_epoch:
             log(f"{shown_path(results_path)} holds this run (run {fingerprint}, same parameters, data and network) "
-                f"up to epoch {len(recorded['history'])}, and there is no checkpoint to go on from: showing it, not "
-                "training it again (FORCE=1, or deleting that file, trains afresh). The epochs:")
+                f"up to epoch {done}, and there is no checkpoint to go on from: showing it, not training it "
+                "again (FORCE=1, or deleting that file, trains afresh). The epochs:")
             for line in format_course(recorded["history"], _recorded_sessions(recorded), cfg.epochs):
                 log(line)
             return recorded
+        kept = results_path.with_name(f".{results_path.name}.before-restart")
+        results_path.replace(kept)
+        log(f"{shown_path(results_path)} holds this run up to epoch {done}, but its checkpoint is gone: training "
+            f"afresh from epoch 1 (the record is kept as {shown_path(kept)}).")
     if last_path.exists():
         saved = checkpoint.load(last_path)
         other = _made_otherwise(saved, fingerprint, cfg, model)
@@ -464,8 +469,8 @@ def _tensor_digest(data) -> str:
                                                data.test_images, data.test_labels)])
 
 
-def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig, last_epoch: int) -> dict | None:
-    """The results file of this very run when it went as far as asked (`last_epoch`, or to its end), else None.
+def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig) -> dict | None:
+    """The results file of this very run (same fingerprint and network, a valid record), else None.
 
     A finished run whose checkpoints are gone (a fresh clone of committed reference runs, a cleaned folder) is
     then shown from its record instead of being trained again from scratch."""
@@ -476,8 +481,7 @@ def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig, last_e
     if (validate_result(record, cfg.model) is not None or record.get("fingerprint") != fingerprint
             or record.get("architecture") != cfg.architecture()):
         return None
-    done = record.get("complete") is True or record.get("stop_epoch") == last_epoch
-    return record if done else None
+    return record
 
 
 def _recorded_sessions(record: dict) -> list[dict]:

@@ -515,7 +515,10 @@ def test_a_partial_record_is_shown_only_as_far_as_it_was_asked_to_go(fake_data, 
     assert shown == partial and any("up to epoch 2" in line for line in lines)
     further, lines = quiet_train(cfg, fake_data, tmp_path, stop_after=3)  # no checkpoint to resume: afresh
     assert further["complete"] is True and len(further["history"]) == 3
-    assert not any("holds this run" in line or "Resuming" in line for line in lines)
+    assert not any("showing it" in line or "Resuming" in line for line in lines)
+    assert any("but its checkpoint is gone: training afresh from epoch 1" in line for line in lines)
+    kept = json.loads((tmp_path / "run" / "results" / ".dnn.json.before-restart").read_text())
+    assert kept == partial  # the partial record is never lost to the restart
 
 
 def test_a_record_from_before_sessions_is_shown_with_the_setup_that_wrote_it(fake_data, tmp_path):
