@@ -368,8 +368,8 @@ def confusion_matrix_figure(result: Mapping[str, Any], classes: Sequence[str]) -
         image = _confusion_panel(ax, np.asarray(predictions["confusion"]), classes)
         fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class (%)")
         correct = np.trace(np.asarray(predictions["confusion"])) / np.sum(predictions["confusion"])
-        ax.set_title(f"{MODEL_LABELS[result['model']]}, epoch {predictions['epoch']}: "
-                     f"{100 * correct:.2f}% correct")
+        # Over the figure, not the axes: a long model name would run into the colour bar.
+        fig.suptitle(f"{MODEL_LABELS[result['model']]}, epoch {predictions['epoch']}: {100 * correct:.2f}% correct")
     return fig
 
 

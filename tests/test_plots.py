@@ -285,8 +285,13 @@ def test_confusion_matrix_figure_shows_counts_rows_true_columns_predicted():
     cells = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text()) for t in ax.texts}
     assert cells[(3, 3)] == int(((labels == 3) & (predicted == 3)).sum()) and sum(cells.values()) == len(labels)
     correct = 100 * (labels == predicted).mean()
-    assert ax.get_title() == f"CNN, epoch 7: {correct:.2f}% correct"
+    assert fig.get_suptitle() == f"CNN, epoch 7: {correct:.2f}% correct"
     assert_nothing_clipped(fig)
+    long_name = confusion_matrix_figure(make_result("custom_resnet", **SPECS["custom_resnet"]) | {"predictions": record},
+                                        classes)
+    long_name.draw_without_rendering()
+    title = long_name._suptitle or long_name.axes[0].title  # wherever the title is drawn
+    assert not title.get_window_extent().overlaps(long_name.axes[1].get_tightbbox())  # it once ran into the bar
     older = confusion_matrix_figure(make_result("cnn", **SPECS["cnn"]), classes)  # a file without predictions
     assert "no predictions" in older.axes[0].texts[0].get_text()
 
