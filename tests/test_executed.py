@@ -51,4 +51,8 @@ def test_committed_reference_runs_name_no_machine_folder_and_no_renamed_one():
         assert found is None, f"{path.relative_to(REPO_ROOT)} names {found.group(0)!r}"
         assert "reference/jpeg/" not in text, path.relative_to(REPO_ROOT)
         if path.suffix == ".ipynb":  # opens unmodified under any Python (notebook_files)
-            assert "version" not in nbformat.reads(text, as_version=4).metadata.language_info, path
+            notebook = nbformat.reads(text, as_version=4)
+            assert "version" not in notebook.metadata.language_info, path
+            markdown = [output.data["text/markdown"] for cell in notebook.cells for output in cell.get("outputs", [])
+                        if "text/markdown" in output.get("data", {})]
+            assert not any("<class>" in text for text in markdown), path  # Markdown would drop it as a tag
