@@ -37,12 +37,12 @@ import yaml
 from .atomic import atomic_write_json
 from .catalog import NOTEBOOKS
 from .errors import WorkbookError
-from .notebook_files import tidy_executed
 from .hashing import short_hash
+from .notebook_files import tidy_executed
 from .config import check_subset_fits
 from .parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
 from .lock import exclusive
-from .paths import NOTEBOOK_DIR, REPO_ROOT, data_dir, repo_path, require_data_dir, require_writable
+from .paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
 
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
@@ -106,7 +106,7 @@ def load_profile(path: str | os.PathLike | None) -> Profile:
         parse_only(settings.get("only"))
     except RunError as exc:
         raise RunError(f"{file}: {exc}") from None
-    return Profile(raw, per_notebook, settings, str(file.relative_to(REPO_ROOT) if file.is_relative_to(REPO_ROOT) else file))
+    return Profile(raw, per_notebook, settings, shown_path(file))
 
 
 def check_fake_data(fake: Any, file: Path) -> None:

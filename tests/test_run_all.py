@@ -249,7 +249,7 @@ def test_a_rerun_skips_complete_results_and_force_retrains(tmp_path, fake_data_d
     first = json.loads((tmp_path / "results" / "dnn.json").read_text())
     assert "01_dnn: done" in capsys.readouterr().out
     executed = (tmp_path / "executed" / "01_dnn.ipynb").read_text()
-    assert str(run_all.REPO_ROOT) not in executed and '"input_path": "notebooks/01_dnn.ipynb"' in executed
+    assert str(REPO_ROOT) not in executed and '"input_path": "notebooks/01_dnn.ipynb"' in executed
     assert run_all.main(argv) == 0
     assert "01_dnn: skipped, results complete" in capsys.readouterr().out
     assert run_all.main(argv + ["--force"]) == 0
