@@ -246,8 +246,8 @@ def _weight_shapes(state_dict: dict) -> dict[str, tuple[int, ...]]:
 def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module, log) -> None:
     """Read the best weights when a run resumes: a truncated best.pt stops it now, not after its last epoch."""
     if not best_path.exists():
-        log(f"Warning: {shown_path(best_path)} is missing: the weights of the best epoch so far ({best_epoch}) are lost. "
-            "Unless a later epoch reaches a lower test loss, the results will have no restored best weights "
+        log(f"Warning: {shown_path(best_path)} is missing: the weights of the best epoch so far ({best_epoch}) are "
+            "lost. Unless a later epoch reaches a lower test loss, the results will have no restored best weights "
             "and no predictions; retrain from scratch (FORCE=1) to get them back.")
         return
     try:
@@ -258,10 +258,10 @@ def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module
         fits, why = False, str(exc.__cause__ or exc)
     if not fits:
         raise checkpoint.CheckpointError(
-            f"the best weights {shown_path(best_path)} (of epoch {best_epoch}) cannot be used: {why}. Delete the file to go on "
-            f"without them (unless a later epoch reaches a lower test loss, the results will have no restored "
-            f"best weights and no predictions), or delete {shown_path(best_path.parent)} (or use FORCE=1) to retrain from "
-            "scratch.")
+            f"the best weights {shown_path(best_path)} (of epoch {best_epoch}) cannot be used: {why}. Delete the "
+            "file to go on without them (unless a later epoch reaches a lower test loss, the results will have no "
+            f"restored best weights and no predictions), or delete {shown_path(best_path.parent)} (or use FORCE=1) "
+            "to retrain from scratch.")
 
 
 class OutOfMemory(WorkbookError, RuntimeError):
@@ -331,6 +331,24 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     context = {"device": device.type, "data_digest": data_digest,
                "n_train": len(data.train_labels), "n_test": len(data.test_labels)}
     fingerprint = cfg.fingerprint(**context)
+    last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
+    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    results_path = results_dir / f"{cfg.model}.json"
+    # Before any model or data is built: a finished run without its checkpoint is only shown.
+    recorded = None if last_path.exists() else _recorded_run(results_path, fingerprint, cfg)
+    if recorded is not None:
+        done = len(recorded["history"])
+        if recorded["complete"] is True or done == last_epoch:
+            log(f"{shown_path(results_path)} holds this run (run {fingerprint}, same parameters, data and network) "
+                f"up to epoch {done}, and there is no checkpoint to go on from: showing it, not training it "
+                "again (FORCE=1, or deleting that file, trains afresh). The epochs:")
+            for line in format_course(recorded["history"], _recorded_sessions(recorded), cfg.epochs):
+                log(line)
+            return recorded
+        kept = results_path.with_name(f".{results_path.name}.before-restart")
+        results_path.replace(kept)
+        log(f"{shown_path(results_path)} holds this run up to epoch {done}, but its checkpoint is gone: training "
+            f"afresh from epoch 1 (the record is kept as {shown_path(kept)}).")
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, **cfg.model_options).to(device)
@@ -351,23 +369,6 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     log(f"{cfg.model}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
         f"{device_data.n_test:,} test images; run {fingerprint}")
     session = _session(device)
-    last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
-    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    results_path = results_dir / f"{cfg.model}.json"
-    recorded = None if last_path.exists() else _recorded_run(results_path, fingerprint, cfg)
-    if recorded is not None:
-        done = len(recorded["history"])
-        if recorded["complete"] is True or done == last_epoch:
-            log(f"{shown_path(results_path)} holds this run (run {fingerprint}, same parameters, data and network) "
-                f"up to epoch {done}, and there is no checkpoint to go on from: showing it, not training it "
-                "again (FORCE=1, or deleting that file, trains afresh). The epochs:")
-            for line in format_course(recorded["history"], _recorded_sessions(recorded), cfg.epochs):
-                log(line)
-            return recorded
-        kept = results_path.with_name(f".{results_path.name}.before-restart")
-        results_path.replace(kept)
-        log(f"{shown_path(results_path)} holds this run up to epoch {done}, but its checkpoint is gone: training "
-            f"afresh from epoch 1 (the record is kept as {shown_path(kept)}).")
     if last_path.exists():
         saved = checkpoint.load(last_path)
         other = _made_otherwise(saved, fingerprint, cfg, model)
@@ -419,7 +420,8 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     except torch.cuda.OutOfMemoryError:
         raise OutOfMemory(_oom_message(cfg)) from None
     except KeyboardInterrupt:
-        saved = f"epochs 1-{state.epoch} are saved in {shown_path(last_path)}" if state.epoch else "no epoch had finished"
+        saved = (f"epochs 1-{state.epoch} are saved in {shown_path(last_path)}" if state.epoch
+                 else "no epoch had finished")
         raise TrainingInterrupted(
             f"Training stopped during epoch {state.epoch + 1} of {cfg.epochs}; {saved}. Run this cell again "
             "(or the same command) to resume from there.") from None
@@ -441,8 +443,8 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
         log(f"{'Restored the best weights' if finished else 'The best weights so far'} (epoch {best_epoch}): "
             f"test loss {loss:.4f}, accuracy {100 * acc:.2f}%.")
     elif best_epoch:
-        log(f"Warning: {shown_path(best_path)} is missing, so the weights of the best epoch ({best_epoch}) can be neither "
-            "restored nor evaluated: the results file has no restored_best and no predictions (the history is "
+        log(f"Warning: {shown_path(best_path)} is missing, so the weights of the best epoch ({best_epoch}) can be "
+            "neither restored nor evaluated: the results file has no restored_best and no predictions (the history is "
             "complete). Retrain from scratch (FORCE=1) to get them back.")
     record = write_record(restored, predictions)
     log(f"Results written to {shown_path(results_path)}")
