@@ -53,10 +53,10 @@ RUN python3 -c "import sys, importlib; toml = importlib.import_module('tomllib' 
     && rm /tmp/requirements.txt
 
 # Editable, as with `make install`: the package finds the notebooks, params and
-# output folders from its own location (cifar_helpers/paths.py).
+# output folders from its own location (cifar_helpers/core/paths.py).
 COPY --chown=workbook:workbook . ./
 RUN python3 -m pip install --no-deps --editable . \
-    && python3 -m cifar_helpers.jupyter_setup \
+    && python3 -m cifar_helpers.workbook.jupyter_setup \
     && python3 -c "import cifar_helpers, torch; print('cifar_helpers from', cifar_helpers.__file__, '- torch', torch.__version__)"
 
 # Numeric, so that the host (and runAsNonRoot) can tell it is not root.
@@ -65,4 +65,4 @@ USER ${WORKBOOK_UID}
 EXPOSE 8888
 
 # `make run`'s equivalent: papermill executes notebooks 01-06 into executed/.
-CMD ["python3", "-m", "cifar_helpers.run_all"]
+CMD ["python3", "-m", "cifar_helpers.workbook.run_all"]

@@ -33,15 +33,15 @@ help:
 install: $(VENV)/.installed
 
 # jupyter_setup.py too: an environment set up before it changed gets its Jupyter settings again.
-$(VENV)/.installed: pyproject.toml cifar_helpers/jupyter_setup.py
+$(VENV)/.installed: pyproject.toml cifar_helpers/workbook/jupyter_setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m cifar_helpers.jupyter_setup
+	$(BIN)/python -m cifar_helpers.workbook.jupyter_setup
 	touch $@
 
 run: install
-	$(BIN)/python -m cifar_helpers.run_all $(if $(PARAMS),--params $(PARAMS)) $(if $(SEEDS),--seeds $(SEEDS)) \
+	$(BIN)/python -m cifar_helpers.workbook.run_all $(if $(PARAMS),--params $(PARAMS)) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(filter 1,$(FORCE)),--force) $(if $(filter 1,$(YES)),--yes)
 
 smoke: install
@@ -50,16 +50,16 @@ smoke: install
 # report/report.pdf from results/ (PARAMS=params/smoke.yaml: report/smoke/ from results/smoke/), its source,
 # figures, the executed notebooks as HTML and index.html.
 report: install
-	$(BIN)/python -m cifar_helpers.written_report $(if $(PARAMS),--params $(PARAMS)) \
+	$(BIN)/python -m cifar_helpers.workbook.written_report $(if $(PARAMS),--params $(PARAMS)) \
 		$(if $(RESULTS_DIR),--results-dir $(RESULTS_DIR)) --lang $(REPORT_LANG)
 
 # The smoke run trains from scratch; its checkpoints and first-seed results files are then
 # removed so that nbval's re-execution trains again (a finished run's record would only be
 # shown) and must reproduce the seeded metrics.
 test: install
-	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_PARAMS) --force
-	$(BIN)/python -m cifar_helpers.run_all --params $(SMOKE_SEEDS_PARAMS) --force
-	$(BIN)/python -m cifar_helpers.written_report --params $(SMOKE_PARAMS)
+	$(BIN)/python -m cifar_helpers.workbook.run_all --params $(SMOKE_PARAMS) --force
+	$(BIN)/python -m cifar_helpers.workbook.run_all --params $(SMOKE_SEEDS_PARAMS) --force
+	$(BIN)/python -m cifar_helpers.workbook.written_report --params $(SMOKE_PARAMS)
 	rm -rf checkpoints/smoke checkpoints/smoke-seeds results/smoke/*.json results/smoke-seeds/*.json
 	$(BIN)/python -m pytest tests $(NBVAL) executed/*.ipynb executed/smoke-seeds/*.ipynb \
 		notebooks/04_custom_resnet_architecture.ipynb

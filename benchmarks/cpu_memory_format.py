@@ -23,10 +23,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from cifar_helpers.config import TrainConfig  # noqa: E402
+from cifar_helpers.engine.config import TrainConfig  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
-from cifar_helpers.steps import make_step  # noqa: E402
-from cifar_helpers.train import make_optimizer  # noqa: E402
+from cifar_helpers.engine.steps import make_step  # noqa: E402
+from cifar_helpers.engine.train import make_optimizer  # noqa: E402
 
 
 def run(model_name: str, memory_format: torch.memory_format, batches, steps: int) -> tuple[float, list[float]]:

@@ -4,7 +4,7 @@
 
 Executes the notebook's own `parameters` cell, applies the profile's values
 for 05 and any `--set`, and builds the run as the notebook does
-(`cifar_helpers.parameters.training_run`), then trains from scratch (the
+(`cifar_helpers.engine.parameters.training_run`), then trains from scratch (the
 profile's checkpoints are removed first) and reports the best test accuracy
 and the wall seconds from the start of training (model, data to the device,
 graph capture, every epoch, evaluation and checkpoints included) against the
@@ -27,11 +27,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from cifar_helpers.atomic import atomic_write_json  # noqa: E402
-from cifar_helpers.data import CIFAR10Warning, load_cifar10  # noqa: E402
-from cifar_helpers.parameters import TrainingRun, declared_parameters, training_run  # noqa: E402
-from cifar_helpers.run_all import load_profile  # noqa: E402
-from cifar_helpers.train import train_model  # noqa: E402
+from cifar_helpers.core.files import atomic_write_json  # noqa: E402
+from cifar_helpers.data.cifar10 import CIFAR10Warning, load_cifar10  # noqa: E402
+from cifar_helpers.engine.parameters import TrainingRun, declared_parameters, training_run  # noqa: E402
+from cifar_helpers.workbook.run_all import load_profile  # noqa: E402
+from cifar_helpers.engine.train import train_model  # noqa: E402
 
 TARGET_ACC, TARGET_SECONDS = 0.905, 60.0
 

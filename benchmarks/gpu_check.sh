@@ -63,7 +63,7 @@ if [ ! -d "$DATA/train" ]; then
     mkdir -p "$DATA" && tar -xzf "$archive" -C "$DATA"
 fi
 # Decode once (the loader caches the arrays next to the images).
-"$PY" -c "import warnings; warnings.simplefilter('ignore'); from cifar_helpers.data import load_cifar10; print(load_cifar10('$DATA', download=False))"
+"$PY" -c "import warnings; warnings.simplefilter('ignore'); from cifar_helpers.data.cifar10 import load_cifar10; print(load_cifar10('$DATA', download=False))"
 export CIFAR10_DIR=$DATA
 
 run_step "1 launches per step" 60 20 \

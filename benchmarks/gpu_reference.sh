@@ -45,7 +45,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 if [ ! -d "$DATA/train" ]; then
     mkdir -p "$DATA" && tar -xzf .gpu/cifar10_jpeg.tar.gz -C "$DATA" || exit 2
 fi
-"$PY" -c "import warnings; warnings.simplefilter('ignore'); from cifar_helpers.data import load_cifar10; print(load_cifar10('$DATA', download=False))" || exit 2
+"$PY" -c "import warnings; warnings.simplefilter('ignore'); from cifar_helpers.data.cifar10 import load_cifar10; print(load_cifar10('$DATA', download=False))" || exit 2
 say "data ready"
 
 # 1. graph equivalence, once per machine.
@@ -78,7 +78,7 @@ EOF
 run_notebook() {  # run_notebook NOTEBOOK SECONDS [STOP_AFTER]
     local nb=$1 seconds=$2
     mkdir -p "$EXECUTED-$nb"
-    timeout --signal=INT --kill-after=30 "$seconds" "$PY" -m cifar_helpers.run_all --yes --only "$nb" \
+    timeout --signal=INT --kill-after=30 "$seconds" "$PY" -m cifar_helpers.workbook.run_all --yes --only "$nb" \
         --params "$(profile "$nb" "${3:-}")" --executed-dir "$EXECUTED-$nb" \
         >>"$EXECUTED-$nb/console.log" 2>&1
     echo "$nb: exit $?"

@@ -39,12 +39,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from cifar_helpers.batches import DeviceData  # noqa: E402
-from cifar_helpers.config import TrainConfig  # noqa: E402
-from cifar_helpers.data import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
+from cifar_helpers.data.batches import DeviceData  # noqa: E402
+from cifar_helpers.engine.config import TrainConfig  # noqa: E402
+from cifar_helpers.data.cifar10 import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
-from cifar_helpers.steps import make_step  # noqa: E402
-from cifar_helpers.train import make_optimizer, onecycle_factor, train_model, train_one_epoch  # noqa: E402
+from cifar_helpers.engine.steps import make_step  # noqa: E402
+from cifar_helpers.engine.train import make_optimizer, onecycle_factor, train_model, train_one_epoch  # noqa: E402
 
 EPOCHS, N_TRAIN, N_TEST, BATCH = 4, 1000, 500, 64
 DEVICE = torch.device("cuda")

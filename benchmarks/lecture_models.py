@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from cifar_helpers.atomic import atomic_write_json  # noqa: E402
+from cifar_helpers.core.files import atomic_write_json  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "reference" / "lecture-models"
 REFERENCE_DIR = REPO_ROOT / "reference" / "cpu-jpeg" / "results"  # the notebooks' runs with the chosen models
@@ -101,9 +101,9 @@ def train(names: list[str], epochs: int, data_dir: str, threads: int | None, dev
           stop_after: int | None = None) -> None:
     import torch
 
-    from cifar_helpers.config import TrainConfig
-    from cifar_helpers.data import load_cifar10
-    from cifar_helpers.train import train_model
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.data.cifar10 import load_cifar10
+    from cifar_helpers.engine.train import train_model
 
     if threads:
         torch.set_num_threads(threads)
@@ -214,7 +214,7 @@ TABLE_END = "<!-- end of the study table -->"
 
 def write_table(page: Path) -> None:
     """Replace the table between the page's two markers with the one the saved runs give now."""
-    from cifar_helpers.atomic import atomic_write_text
+    from cifar_helpers.core.files import atomic_write_text
 
     text = page.read_text(encoding="utf-8")
     before, start, rest = text.partition(TABLE_START)

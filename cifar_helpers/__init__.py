@@ -6,7 +6,7 @@ Jupyter kernel, it shows the workbook's own errors and warnings as short
 messages (see `errors`).
 """
 
-from .errors import install_notebook_display as _install_notebook_display
+from cifar_helpers.core.errors import install_notebook_display as _install_notebook_display
 
 __version__ = "0.1.0"
 

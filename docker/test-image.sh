@@ -226,14 +226,14 @@ image_torch=$(buildah run --isolation chroot "$probe" -- python3 -c "$TORCH_PROB
 cublas=$(buildah run --isolation chroot "$probe" -- sh -c 'echo "$CUBLAS_WORKSPACE_CONFIG"')
 [ "$cublas" = ":4096:8" ] || fail "CUBLAS_WORKSPACE_CONFIG is '$cublas' in the image, not ':4096:8'"
 default_cmd=$(buildah inspect --type image --format '{{.OCIv1.Config.Cmd}}' "$IMAGE")
-[[ $default_cmd == *cifar_helpers.run_all* ]] || fail "the image's default command is $default_cmd, not the notebook runner"
+[[ $default_cmd == *cifar_helpers.workbook.run_all* ]] || fail "the image's default command is $default_cmd, not the notebook runner"
 echo "image: uid $image_uid, torch, torchvision ${image_torch% *} (the base's files), CUBLAS_WORKSPACE_CONFIG=$cublas"
 
 if [ "${BUILD_ONLY:-0}" = 1 ]; then
     printf '\ndocker-test: BUILD_ONLY=1, stopping after the image build (%ss)\n' "$(($(date +%s) - started))"
     exit 0
 fi
-for needed in "$SMOKE_PARAMS" cifar_helpers/run_all.py; do
+for needed in "$SMOKE_PARAMS" cifar_helpers/workbook/run_all.py; do
     [ -e "$needed" ] || fail "$needed is missing from $REPO"
 done
 
@@ -249,14 +249,14 @@ chown -R "$image_uid:$image_gid" "$WORK/host"
 volumes=()
 for dir in "${RUN_VOLUMES[@]}"; do volumes+=(--volume "$WORK/host/$dir:/workbook/$dir"); done
 
-# 3. README: docker run --rm --gpus all -v ... cifar-workbook python3 -m cifar_helpers.run_all --params params/smoke.yaml
-step "smoke run in the image: python3 -m cifar_helpers.run_all --params $SMOKE_PARAMS"
+# 3. README: docker run --rm --gpus all -v ... cifar-workbook python3 -m cifar_helpers.workbook.run_all --params params/smoke.yaml
+step "smoke run in the image: python3 -m cifar_helpers.workbook.run_all --params $SMOKE_PARAMS"
 touch "$WORK/smoke.start"
 smoke_started=$(date +%s)
 smoke=cifar-workbook-smoke-$$
 new_container "$IMAGE" "$smoke"
 if ! buildah run --isolation chroot "${RUN_ENV[@]}" "${volumes[@]}" "$smoke" -- \
-    python3 -m cifar_helpers.run_all --params "$SMOKE_PARAMS" >"$WORK/smoke.log" 2>&1; then
+    python3 -m cifar_helpers.workbook.run_all --params "$SMOKE_PARAMS" >"$WORK/smoke.log" 2>&1; then
     tail -n 40 "$WORK/smoke.log" >&2
     fail "the smoke run failed in the image (log above)"
 fi
@@ -267,7 +267,7 @@ tail -n 5 "$WORK/smoke.log"
 # and the models the runner trains.
 read -r results_dir figures_dir models < <(buildah run --isolation chroot "$probe" -- python3 -c "
 import yaml
-from cifar_helpers.run_all import NOTEBOOKS
+from cifar_helpers.workbook.run_all import NOTEBOOKS
 p = yaml.safe_load(open('$SMOKE_PARAMS'))
 print(p['RESULTS_DIR'], p['FIGURES_DIR'], ','.join(m for _, m in NOTEBOOKS if m))")
 new_files() { find "$WORK/host/$1" -type f -newer "$WORK/smoke.start" "${@:2}" | sort; }

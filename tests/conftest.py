@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from cifar_helpers.data import CIFAR10Warning, load_cifar10
-from cifar_helpers.fake_data import write_fake_cifar10
+from cifar_helpers.data.cifar10 import CIFAR10Warning, load_cifar10
+from cifar_helpers.data.fake import write_fake_cifar10
 
 # Batch-run output (one line per epoch) for every engine call in the tests.
 os.environ.setdefault("CIFAR_PROGRESS", "lines")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_helpers.config import ConfigError
-from cifar_helpers.data import subset
-from cifar_helpers.paths import REPO_ROOT
-from cifar_helpers.steps import GraphedStep
+from cifar_helpers.engine.config import ConfigError
+from cifar_helpers.data.cifar10 import subset
+from cifar_helpers.core.paths import REPO_ROOT
+from cifar_helpers.engine.steps import GraphedStep
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -124,7 +124,7 @@ def test_the_readme_shows_the_reference_runs_table_1():
     assert rows and all(row in readme for row in rows)
 
 
-@pytest.mark.filterwarnings("ignore::cifar_helpers.data.CIFAR10Warning")  # fake data, by design
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
 def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fake_data_dir, tmp_path, monkeypatch):
     study = load("lecture_models")
     monkeypatch.setattr(study, "OUT_DIR", tmp_path / "study")

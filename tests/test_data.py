@@ -1,4 +1,4 @@
-"""cifar_helpers.data: every accepted layout, the cache, the checks and their messages."""
+"""cifar_helpers.data.cifar10: every accepted layout, the cache, the checks and their messages."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cifar_helpers import data as D
-from cifar_helpers import paths
-from cifar_helpers.data import (
+from cifar_helpers.data import cifar10 as D
+from cifar_helpers.core import paths
+from cifar_helpers.data.cifar10 import (
     CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, CIFAR10Error, CIFAR10Warning, CorruptDatasetError,
     DatasetNotFoundError, channel_stats, counts, load_cifar10, subset,
 )
-from cifar_helpers.fake_data import write_fake_cifar10
-from cifar_helpers.hashing import content_digest
+from cifar_helpers.data.fake import write_fake_cifar10
+from cifar_helpers.core.hashing import content_digest
 
 N_TRAIN, N_TEST = 200, 50
 
@@ -545,7 +545,7 @@ def test_progress_lines_come_at_every_tenth():
     import contextlib
     import io
 
-    from cifar_helpers.progress import counted
+    from cifar_helpers.core.progress import counted
 
     shown = io.StringIO()
     with contextlib.redirect_stdout(shown), counted(60_000, "image", "lines") as advance:
@@ -558,7 +558,7 @@ def test_progress_lines_come_at_every_tenth():
 LOAD_KILLED_WHILE_CACHING = """
 import os, signal, sys
 import numpy as np
-from cifar_helpers.data import load_cifar10
+from cifar_helpers.data.cifar10 import load_cifar10
 real_save = np.save
 def save_then_die(*args, **kwargs):
     real_save(*args, **kwargs)
@@ -569,7 +569,7 @@ load_cifar10(sys.argv[1], download=False)
 
 CACHE_BEING_WRITTEN = """
 import sys, tempfile, time
-from cifar_helpers.lock import held_while_written
+from cifar_helpers.core.files import held_while_written
 tmp = tempfile.mkdtemp(prefix=".cifar10-live-", dir=sys.argv[1])
 with held_while_written(tmp):
     print(tmp, flush=True)
@@ -744,14 +744,14 @@ def test_offline_a_plain_script_gets_the_workbooks_error_alone(tmp_path):
     import subprocess
     import sys
 
-    script = (f"import cifar_helpers.data as D\nD.OFFICIAL_URL = {refused_url()!r}\n"
+    script = (f"import cifar_helpers.data.cifar10 as D\nD.OFFICIAL_URL = {refused_url()!r}\n"
               f"D.load_cifar10({str(tmp_path)!r})\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.count("Traceback") == 1 and "URLError" not in done.stderr
     assert "During handling" not in done.stderr and "direct cause" not in done.stderr
     last = done.stderr.rstrip().split("\n")
-    assert any(line.startswith("cifar_helpers.data.DatasetNotFoundError: No CIFAR-10 data in") for line in last)
+    assert any(line.startswith("cifar_helpers.data.cifar10.DatasetNotFoundError: No CIFAR-10 data in") for line in last)
     assert "refused" in done.stderr.lower()
 
 
@@ -828,13 +828,13 @@ def test_counts(fake_dir):
 def test_the_runners_generated_data_loads_without_a_warning(tmp_path):
     """`make smoke` warned in every notebook that the data it had generated itself differ from the
     official release; data from elsewhere with the same files still warns (test_loads_official_folder)."""
-    from cifar_helpers.run_all import make_fake_data
+    from cifar_helpers.workbook.run_all import make_fake_data
 
     folder = tmp_path / "fake"
     make_fake_data({"fake_data": {"dir": str(folder), "n_train": N_TRAIN, "n_test": N_TEST}})
     data, caveats = load_recording(folder, download=False)
     assert caveats == []
-    assert data.source == f"generated data (cifar_helpers.fake_data) at {folder / D.BATCHES_DIR}"
+    assert data.source == f"generated data (cifar_helpers.data.fake) at {folder / D.BATCHES_DIR}"
     unmarked = write_fake_cifar10(tmp_path / "unmarked", N_TRAIN, N_TEST, seed=0).parent
     same, _ = load_recording(unmarked, download=False)
     assert same.digest == data.digest  # the mark names the writer; the images and labels are the same

@@ -9,8 +9,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
-from cifar_helpers.diagrams import draw_architecture, draw_bottleneck_block, draw_custom_resnet
-from cifar_helpers.figstyle import save_figure
+from cifar_helpers.report.diagrams import draw_architecture, draw_bottleneck_block, draw_custom_resnet
+from cifar_helpers.report.style import save_figure
 from cifar_helpers.models import build_model, trace_model
 
 

@@ -12,7 +12,7 @@ import torch
 from test_plots import fake_predictions
 from test_results import SPECS, all_results, make_result
 
-from cifar_helpers.display import (
+from cifar_helpers.report.chapter import (
     block_comparison_table,
     bottleneck_verdict,
     best_epoch_sentence,
@@ -26,9 +26,9 @@ from cifar_helpers.display import (
     table1_views,
     ten_epoch_means,
 )
-from cifar_helpers.config import TrainConfig
+from cifar_helpers.engine.config import TrainConfig
 from cifar_helpers.models import compare_blocks
-from cifar_helpers.results import LoadedResults, table1
+from cifar_helpers.report.results import LoadedResults, table1
 
 
 def test_metrics_table_shows_every_row_with_the_same_decimals():

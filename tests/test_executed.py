@@ -6,8 +6,8 @@ import re
 
 import nbformat
 
-from cifar_helpers.notebook_files import relative_text, tidy_executed
-from cifar_helpers.paths import REPO_ROOT
+from cifar_helpers.workbook.notebook_files import relative_text, tidy_executed
+from cifar_helpers.core.paths import REPO_ROOT
 
 
 def test_paths_inside_the_repository_become_relative_and_others_stay():

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from cifar_helpers import run_all
-from cifar_helpers.atomic import WriteError, atomic_write_json, remove_leftovers
-from cifar_helpers.checkpoint import CheckpointError
-from cifar_helpers.config import TrainConfig
-from cifar_helpers.lock import FolderInUseError, exclusive
-from cifar_helpers.paths import FolderNotWritableError
-from cifar_helpers.train import train_model
+from cifar_helpers.workbook import run_all
+from cifar_helpers.core.files import WriteError, atomic_write_json, remove_leftovers
+from cifar_helpers.engine.checkpoint import CheckpointError
+from cifar_helpers.engine.config import TrainConfig
+from cifar_helpers.core.files import FolderInUseError, exclusive
+from cifar_helpers.core.paths import FolderNotWritableError
+from cifar_helpers.engine.train import train_model
 
 HOLD_SCRIPT = textwrap.dedent("""
     import sys, time
-    from cifar_helpers.lock import exclusive
+    from cifar_helpers.core.files import exclusive
     with exclusive(sys.argv[1], "the checkpoints of dnn", "set another CHECKPOINT_DIR"):
         print("holding", flush=True)
         time.sleep(600)
@@ -95,7 +95,7 @@ def test_one_results_file_has_one_writer(fake_data, tmp_path):
 
 WRITER_SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
-    from cifar_helpers.atomic import atomic_path
+    from cifar_helpers.core.files import atomic_path
     with atomic_path(sys.argv[1]) as tmp:
         tmp.write_bytes(b"half a figure")
         print(tmp, flush=True)
@@ -128,7 +128,7 @@ def test_leftovers_of_killed_writes_are_removed_and_live_writes_kept(tmp_path):
 def test_saving_a_figure_removes_the_leftovers_of_a_killed_save(tmp_path):
     import matplotlib.pyplot as plt
 
-    from cifar_helpers.figstyle import save_figure
+    from cifar_helpers.report.style import save_figure
 
     killed, dead_tmp = start_writer(tmp_path, tmp_path / "figs" / "fig1_loss_curves.png", "killed")
     killed.wait()

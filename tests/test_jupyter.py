@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from cifar_helpers import jupyter_setup
-from cifar_helpers.notebook_files import (
+from cifar_helpers.workbook import jupyter_setup
+from cifar_helpers.workbook.notebook_files import (
     KERNEL_DISPLAY_NAME, KERNEL_NAME, KERNELSPEC, LANGUAGE_INFO, PYTHON_VERSION, WorkbookContentsManager,
     strip_python_version_from_file,
 )
-from cifar_helpers.paths import REPO_ROOT
+from cifar_helpers.core.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 OTHER_PYTHON = "3.12.3"  # what a kernel of another Python reports (the GPU machine's)
@@ -98,7 +98,7 @@ def test_server_settings_merge_into_what_the_server_loads(tmp_path, monkeypatch)
     app = ServerApp()
     app.load_config_file()
     assert app.config.ServerApp.port == 9999  # kept
-    assert app.config.ServerApp.contents_manager_class == "cifar_helpers.notebook_files.WorkbookContentsManager"
+    assert app.config.ServerApp.contents_manager_class == "cifar_helpers.workbook.notebook_files.WorkbookContentsManager"
     if zmq.has("curve"):
         assert app.config.MappingKernelManager.transport_encryption == "auto"
 
@@ -114,7 +114,7 @@ def test_setup_on_debians_python_leaves_jupyterlabs_application_folder_alone(tmp
         from jupyterlab.commands import get_app_dir
         from jupyterlab_server.settings_utils import _get_overrides
         before = get_app_dir()
-        from cifar_helpers import jupyter_setup
+        from cifar_helpers.workbook import jupyter_setup
         jupyter_setup.write_lab_settings()
         jupyter_setup.write_server_settings()
         overrides, _ = _get_overrides(get_app_dir() + "/settings")
@@ -193,7 +193,7 @@ def test_kernels_the_runner_starts_are_encrypted(tmp_path):
     keys: six times per `make smoke`."""
     import zmq
 
-    from cifar_helpers.run_all import _tracked_kernel_manager
+    from cifar_helpers.workbook.run_all import _tracked_kernel_manager
 
     if not zmq.has("curve"):
         pytest.skip("this pyzmq has no CurveZMQ")

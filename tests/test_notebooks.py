@@ -9,10 +9,10 @@ import re
 import papermill as pm
 import pytest
 
-from cifar_helpers.catalog import NOTEBOOKS as CATALOG
-from cifar_helpers.config import TrainConfig
-from cifar_helpers.paths import REPO_ROOT
-from cifar_helpers.train import train_model
+from cifar_helpers.models.catalog import NOTEBOOKS as CATALOG
+from cifar_helpers.engine.config import TrainConfig
+from cifar_helpers.core.paths import REPO_ROOT
+from cifar_helpers.engine.train import train_model
 
 NOTEBOOKS = {model: notebook for notebook, model in CATALOG if model}
 TINY = {"EPOCHS": 2, "DEVICE": "cpu", "SUBSET": [200, 100]}

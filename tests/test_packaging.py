@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from cifar_helpers.paths import REPO_ROOT
+from cifar_helpers.core.paths import REPO_ROOT
 
 try:
     import tomllib
@@ -162,9 +162,9 @@ def test_dockerfile_keeps_the_base_images_torch_and_runs_all_notebooks_by_defaul
     env = " ".join(args for name, args in instructions if name == "ENV")
     assert "PIP_CONSTRAINT=" in env, "pin the base's torch for pip with a constraints file"
     assert "md.version(name)" in run_text and "'torch', 'torchvision'" in run_text
-    assert "cifar_helpers.jupyter_setup" in run_text  # registers the python3 kernel
+    assert "cifar_helpers.workbook.jupyter_setup" in run_text  # registers the python3 kernel
     cmd = [args for name, args in instructions if name == "CMD"]
-    assert cmd and "cifar_helpers.run_all" in cmd[-1], "the default command runs all notebooks (cifar_helpers.run_all)"
+    assert cmd and "cifar_helpers.workbook.run_all" in cmd[-1], "the default command runs all notebooks (cifar_helpers.workbook.run_all)"
 
 
 def test_dockerignore_leaves_out_data_environments_outputs_and_caches():

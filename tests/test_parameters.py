@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from cifar_helpers.catalog import NOTEBOOKS
-from cifar_helpers.config import ConfigError, TrainConfig
-from cifar_helpers.device import DeviceError
-from cifar_helpers.display import protocol_table
+from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.engine.config import ConfigError, TrainConfig
+from cifar_helpers.engine.device import DeviceError
+from cifar_helpers.report.chapter import protocol_table
 from cifar_helpers.models import model_options
-from cifar_helpers.parameters import (
+from cifar_helpers.engine.parameters import (
     KNOWN_PARAMETERS,
     MODEL_PARAMETERS,
     PROTOCOL_PARAMETERS,
@@ -95,7 +95,7 @@ def test_each_notebooks_defaults_are_the_packages_protocol(notebook, model):
 
 P = 'SEED = 23\nEPOCHS = 100\nDATA_DIR = None\nDEVICE = "auto"\n'  # a parameters cell
 TYPO = P.replace("EPOCHS = 100", "EPOCH = 3")
-CHECK_01 = 'from cifar_helpers.parameters import training_run\n\nrun = training_run("dnn", globals())\n'
+CHECK_01 = 'from cifar_helpers.engine.parameters import training_run\n\nrun = training_run("dnn", globals())\n'
 DECLARED = {"SEED", "EPOCHS", "DATA_DIR", "DEVICE"}
 
 

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from test_results import SPECS, all_results, make_result
 
-from cifar_helpers.figstyle import PAGE_WIDTH, save_figure
-from cifar_helpers.plots import (
+from cifar_helpers.report.style import PAGE_WIDTH, save_figure
+from cifar_helpers.report.figures import (
     LR_COLOUR,
     STOP_COLOUR,
     accuracy_curves,
@@ -265,7 +265,7 @@ def test_fig4_ends_at_the_last_epoch_and_keeps_an_lr_label_that_meets_the_stop_l
 
 
 def fake_predictions(n_classes=10, per_class=20, epoch=7):
-    from cifar_helpers.predictions import prediction_record
+    from cifar_helpers.report.predictions import prediction_record
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(n_classes), per_class)
@@ -274,7 +274,7 @@ def fake_predictions(n_classes=10, per_class=20, epoch=7):
 
 
 def test_confusion_matrix_figure_shows_counts_rows_true_columns_predicted():
-    from cifar_helpers.plots import confusion_matrix_figure
+    from cifar_helpers.report.figures import confusion_matrix_figure
 
     classes = [f"c{i}" for i in range(10)]
     labels, predicted, record = fake_predictions()
@@ -297,7 +297,7 @@ def test_confusion_matrix_figure_shows_counts_rows_true_columns_predicted():
 
 
 def test_the_four_confusion_matrices_say_what_is_missing():
-    from cifar_helpers.plots import confusion_matrices
+    from cifar_helpers.report.figures import confusion_matrices
 
     results = all_results(["dnn", "cnn", "custom_resnet"])
     results["dnn"]["predictions"] = fake_predictions()[2]
@@ -310,7 +310,7 @@ def test_the_four_confusion_matrices_say_what_is_missing():
 
 
 def test_mistakes_gallery_puts_true_and_predicted_class_under_each_image():
-    from cifar_helpers.plots import mistakes_gallery
+    from cifar_helpers.report.figures import mistakes_gallery
 
     images = np.random.default_rng(0).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
     mistakes = [[11, 3, 5, 0.99], [42, 0, 9, 0.75]]
@@ -324,7 +324,7 @@ def test_mistakes_gallery_puts_true_and_predicted_class_under_each_image():
 def test_fig1_draws_the_mean_over_seeds_with_a_band():
     from matplotlib.collections import PolyCollection
 
-    from cifar_helpers.results import LoadedResults
+    from cifar_helpers.report.results import LoadedResults
 
     runs = [make_result("dnn", **SPECS["dnn"]), make_result("dnn", **{**SPECS["dnn"], "best_loss": 1.1})]
     results = LoadedResults({"dnn": runs[0]}, {}, {"dnn": runs})

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cifar_helpers.predictions import (
+from cifar_helpers.report.predictions import (
     confident_mistakes,
     confusion_matrix,
     per_class_accuracy,

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from cifar_helpers import paths
-from cifar_helpers.provenance import code_revision, describe
+from cifar_helpers.core import paths
+from cifar_helpers.engine.provenance import code_revision, describe
 
 
 def git(repo, *args):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cifar_helpers.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
-from cifar_helpers.tables import latex_escape
-from cifar_helpers.results import (
+from cifar_helpers.models.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.report.tables import latex_escape
+from cifar_helpers.report.results import (
     REPORT_TABLE1,
     TABLE1_COLUMNS,
     Missing,
@@ -185,7 +185,7 @@ def test_a_partial_run_loads_and_table1_labels_it(tmp_path):
     ("JPEG image folder (lossy copy) at /x (train/<class>/, test/<class>/)", "JPEG copy"),
     ("official python batches at /x/cifar-10-batches-py", "official"),
     ("official python batches at /x; checksums differ from the official release", "non-official batches"),
-    ("generated data (cifar_helpers.fake_data) at /x/cifar-10-batches-py", "generated"),
+    ("generated data (cifar_helpers.data.fake) at /x/cifar-10-batches-py", "generated"),
     ("400 train / 200 test subset (seed 23) of official python batches at /x", "official, subset 400/200"),
     ("", "unrecorded"),
 ])

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from cifar_helpers import run_all
-from cifar_helpers.hashing import short_hash
+from cifar_helpers.workbook import run_all
+from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.models import architecture
-from cifar_helpers.paths import REPO_ROOT
-from cifar_helpers.run_all import RunError, check_cpu_cost, is_complete, load_profile
+from cifar_helpers.core.paths import REPO_ROOT
+from cifar_helpers.workbook.run_all import RunError, check_cpu_cost, is_complete, load_profile
 
 
 def test_profile_applies_only_declared_parameters_with_per_notebook_overrides(tmp_path):
@@ -125,7 +125,7 @@ def test_complete_means_same_parameters_same_network_same_data_and_an_intact_res
 
 def test_a_days_long_cpu_run_is_refused_with_an_estimate(monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device, n_train: 600.0)
+    monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda cfg, device, n_train: 600.0)
     jobs = [("01_dnn", "dnn", {"EPOCHS": 100, "DEVICE": "auto", "SUBSET": None, "DATA_DIR": None}),
             ("06_analysis", None, {})]
     with pytest.raises(RunError) as error:
@@ -139,7 +139,7 @@ def test_a_days_long_cpu_run_is_refused_with_an_estimate(monkeypatch, capsys):
 
 def test_small_cpu_runs_need_no_estimate(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda *a: pytest.fail("no estimate needed"))
+    monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda *a: pytest.fail("no estimate needed"))
     check_cpu_cost([("01_dnn", "dnn", {"EPOCHS": 100, "SUBSET": [500, 100]}),
                     ("02_cnn", "cnn", {"EPOCHS": 3, "DATA_DIR": None}),
                     ("03_resnet", "resnet", {"EPOCHS": 100, "DATA_DIR": "data/fake"})],
@@ -148,7 +148,7 @@ def test_small_cpu_runs_need_no_estimate(monkeypatch):
 
 def test_a_long_run_on_a_known_small_data_set_is_still_estimated(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device, n_train: 3600.0)
+    monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda cfg, device, n_train: 3600.0)
     with pytest.raises(RunError, match="No GPU"):
         check_cpu_cost([("03_resnet", "resnet", {"EPOCHS": 1000, "DATA_DIR": "data/fake"})],
                        assume_yes=False, data_sizes={REPO_ROOT / "data/fake": 400})
@@ -157,7 +157,7 @@ def test_a_long_run_on_a_known_small_data_set_is_still_estimated(monkeypatch):
 def test_the_estimate_scales_by_the_images_really_in_data_dir(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     seen = []
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds",
+    monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds",
                         lambda cfg, device, n_train: seen.append(n_train) or 3600.0)
     with pytest.raises(RunError, match="No GPU"):
         check_cpu_cost([("02_cnn", "cnn", {"EPOCHS": 100, "DATA_DIR": "data/small"})],
@@ -167,16 +167,16 @@ def test_the_estimate_scales_by_the_images_really_in_data_dir(monkeypatch):
 
 def test_an_apple_gpu_is_not_estimated_as_the_cpu(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.device._mps_available", lambda: True)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda *a: pytest.fail("mps is no CPU"))
+    monkeypatch.setattr("cifar_helpers.engine.device._mps_available", lambda: True)
+    monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda *a: pytest.fail("mps is no CPU"))
     check_cpu_cost([("03_resnet", "resnet", {"EPOCHS": 100, "DEVICE": "auto"})], assume_yes=False)
 
 
 def test_estimate_times_a_real_step():
     import torch
 
-    from cifar_helpers.config import TrainConfig
-    from cifar_helpers.estimate import epoch_seconds
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.workbook.estimate import epoch_seconds
 
     seconds = epoch_seconds(TrainConfig.for_model("dnn", batch_size=8), torch.device("cpu"), n_train=80)
     assert seconds > 0
@@ -184,7 +184,7 @@ def test_estimate_times_a_real_step():
 
 @pytest.mark.slow
 def test_a_failing_notebook_stops_the_run_with_its_name_and_error(tmp_path, capsys):
-    from cifar_helpers.fake_data import write_fake_cifar10
+    from cifar_helpers.data.fake import write_fake_cifar10
 
     batches = write_fake_cifar10(tmp_path / "data", 100, 50, seed=0)
     (batches / "data_batch_1").write_bytes((batches / "data_batch_1").read_bytes()[:100])  # found by the notebook
@@ -208,7 +208,7 @@ def test_declared_defaults_are_values_not_source_text():
 def test_the_report_protocol_without_a_gpu_is_estimated_and_refused(monkeypatch, capsys):
     """`make run` with the notebooks' own defaults, on a machine without a GPU."""
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("cifar_helpers.estimate.epoch_seconds", lambda cfg, device, n_train: 120.0)
+    monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda cfg, device, n_train: 120.0)
     monkeypatch.setattr(run_all, "run_notebook", lambda *a: pytest.fail("nothing may start"))
     assert run_all.main([]) == 1
     err = capsys.readouterr().err
@@ -225,7 +225,7 @@ def tiny_run(tmp_path, data_dir, extra: str = "", only: str = "01") -> list[str]
 
 @pytest.mark.slow
 def test_data_changed_under_a_finished_run_retrains_instead_of_skipping(tmp_path, capsys):
-    from cifar_helpers.fake_data import write_fake_cifar10
+    from cifar_helpers.data.fake import write_fake_cifar10
 
     data = tmp_path / "data"
     write_fake_cifar10(data, 100, 50, seed=0)
@@ -321,7 +321,7 @@ def test_ctrl_c_stops_make_run_with_one_message(tmp_path, fake_data_dir):
     argv = tiny_run(tmp_path, fake_data_dir).copy()
     (tmp_path / "tiny.yaml").write_text((tmp_path / "tiny.yaml").read_text().replace("EPOCHS: 1", "EPOCHS: 500"))
     log = tmp_path / "executed" / "01_dnn.log"
-    proc = subprocess.Popen([sys.executable, "-m", "cifar_helpers.run_all", *argv, "--yes"], cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "cifar_helpers.workbook.run_all", *argv, "--yes"], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300

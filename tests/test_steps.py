@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from cifar_helpers.config import ConfigError, TrainConfig
+from cifar_helpers.engine.config import ConfigError, TrainConfig
 from cifar_helpers.models import build_model
-from cifar_helpers.steps import (
+from cifar_helpers.engine.steps import (
     GRAPH_MODES,
     STEP_MODES,
     CompiledStep,
@@ -19,7 +19,7 @@ from cifar_helpers.steps import (
     optimizer_options,
     resolve_mode,
 )
-from cifar_helpers.train import make_scheduler, onecycle_factor, train_model
+from cifar_helpers.engine.train import make_scheduler, onecycle_factor, train_model
 
 CPU = torch.device("cpu")
 

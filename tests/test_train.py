@@ -13,12 +13,13 @@ import textwrap
 import pytest
 import torch
 
-from cifar_helpers import checkpoint, models
-from cifar_helpers.batches import DeviceData, crop_flip, crop_flip_indices, epoch_generator, PAD
-from cifar_helpers.config import ConfigError, TrainConfig
-from cifar_helpers.device import DeviceError, cuda_fp32_math, select_device
-from cifar_helpers.paths import require_data_dir
-from cifar_helpers.train import EarlyStopping, train_model
+from cifar_helpers.engine import checkpoint
+from cifar_helpers import models
+from cifar_helpers.data.batches import DeviceData, crop_flip, crop_flip_indices, epoch_generator, PAD
+from cifar_helpers.engine.config import ConfigError, TrainConfig
+from cifar_helpers.engine.device import DeviceError, cuda_fp32_math, select_device
+from cifar_helpers.core.paths import require_data_dir
+from cifar_helpers.engine.train import EarlyStopping, train_model
 
 TIMING_KEYS = ("train_seconds", "eval_seconds")
 
@@ -249,9 +250,9 @@ def test_a_corrupt_checkpoint_says_what_to_do(fake_data, tmp_path):
 
 RESUME_SCRIPT = textwrap.dedent("""
     import os, signal, sys, warnings
-    from cifar_helpers.config import TrainConfig
-    from cifar_helpers.data import load_cifar10
-    from cifar_helpers.train import train_model
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.data.cifar10 import load_cifar10
+    from cifar_helpers.engine.train import train_model
     warnings.simplefilter("ignore")
     data_dir, out, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     cfg = TrainConfig.for_model("custom_resnet", epochs=4, step_size=2, subset=[100, 40])
@@ -304,8 +305,8 @@ def test_stop_after_writes_a_partial_record_and_a_later_run_finishes_it(fake_dat
 
 
 def test_a_resumed_or_finished_run_shows_its_whole_course_with_repo_relative_paths(fake_data, tmp_path):
-    from cifar_helpers.paths import REPO_ROOT
-    from cifar_helpers.progress import format_epoch
+    from cifar_helpers.core.paths import REPO_ROOT
+    from cifar_helpers.core.progress import format_epoch
 
     cfg = TrainConfig.for_model("dnn", epochs=3, lr=0.01)
     ckpt = REPO_ROOT / "checkpoints" / f"test-course-{tmp_path.name}"
@@ -332,7 +333,7 @@ def test_a_resumed_or_finished_run_shows_its_whole_course_with_repo_relative_pat
 
 def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_reads_it_back(
         fake_data, tmp_path, monkeypatch):
-    import cifar_helpers.train as engine
+    import cifar_helpers.engine.train as engine
 
     def train_as(machine, commit, **kwargs):
         monkeypatch.setattr(engine, "device_name", lambda device: machine)
@@ -462,13 +463,13 @@ def test_cuda_out_of_memory_becomes_a_message_that_says_what_to_lower(fake_data,
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr("cifar_helpers.train.train_one_epoch", out_of_memory)
+    monkeypatch.setattr("cifar_helpers.engine.train.train_one_epoch", out_of_memory)
     with pytest.raises(RuntimeError, match="ran out of memory.*Lower EVAL_BATCH_SIZE.*BATCH_SIZE.*AMP=True"):
         quiet_train(TrainConfig.for_model("dnn", epochs=1), fake_data, tmp_path)
 
 
 def test_progress_is_one_line_per_epoch_outside_an_interactive_kernel(monkeypatch):
-    from cifar_helpers.progress import batch_progress, progress_mode
+    from cifar_helpers.core.progress import batch_progress, progress_mode
 
     monkeypatch.delenv("CIFAR_PROGRESS", raising=False)
     assert progress_mode() == "lines"  # pytest is no Jupyter kernel
@@ -478,7 +479,7 @@ def test_progress_is_one_line_per_epoch_outside_an_interactive_kernel(monkeypatc
 
 
 def test_a_replayed_course_heads_each_span_with_the_setup_that_trained_it():
-    from cifar_helpers.progress import format_course
+    from cifar_helpers.core.progress import format_course
 
     row = dict(train_loss=1.0, train_acc=0.5, test_loss=1.1, test_acc=0.45, lr=0.1, train_seconds=2.0, eval_seconds=0.5)
     history = [{**row, "epoch": e} for e in (1, 2, 3)]

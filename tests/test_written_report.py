@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from cifar_helpers.catalog import MODEL_NOTEBOOKS
-from cifar_helpers.config import TrainConfig
-from cifar_helpers.lock import FolderInUseError, exclusive
-from cifar_helpers.paths import REPO_ROOT
-from cifar_helpers.results import best_points, format_duration, load_results, table1, write_table1
-from cifar_helpers.train import train_model
-from cifar_helpers.written_report import (KOREAN_FONTS, LATIN_FONTS, ReportError, build_document, default_report_dir,
+from cifar_helpers.models.catalog import MODEL_NOTEBOOKS
+from cifar_helpers.engine.config import TrainConfig
+from cifar_helpers.core.files import FolderInUseError, exclusive
+from cifar_helpers.core.paths import REPO_ROOT
+from cifar_helpers.report.results import best_points, format_duration, load_results, table1, write_table1
+from cifar_helpers.engine.train import train_model
+from cifar_helpers.workbook.written_report import (KOREAN_FONTS, LATIN_FONTS, ReportError, build_document, default_report_dir,
                                           korean_font, load_report_results, main, write_report)
-from cifar_helpers.written_report_text import TEXT
+from cifar_helpers.workbook.written_report_text import TEXT
 
 TINY = {"epochs": 2, "subset": [200, 100]}
 
@@ -239,7 +239,7 @@ def test_the_executed_notebooks_become_offline_pages_linked_from_index_html(runs
 
 def test_without_runs_in_results_the_smoke_run_is_rendered_and_said_so(tmp_path, monkeypatch, capsys):
     """`make smoke && make report` on a fresh clone: results/ is empty, results/smoke/ holds the runs."""
-    from cifar_helpers import written_report
+    from cifar_helpers.workbook import written_report
 
     profile = tmp_path / "smoke.yaml"
     profile.write_text("RESULTS_DIR: results/smoke\nworkbook:\n  executed_dir: executed\n")

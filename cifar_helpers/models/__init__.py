@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..catalog import MODEL_NAMES
+from cifar_helpers.models.catalog import MODEL_NAMES
 
-from .cnn import CNN, cnn
-from .custom_resnet import Bottleneck, CustomResNet, custom_resnet
-from .dnn import DNN, dnn
-from .resnet import BasicBlock, ResNet, resnet
-from .summary import (
+from cifar_helpers.models.cnn import CNN, cnn
+from cifar_helpers.models.custom_resnet import Bottleneck, CustomResNet, custom_resnet
+from cifar_helpers.models.dnn import DNN, dnn
+from cifar_helpers.models.resnet import BasicBlock, ResNet, resnet
+from cifar_helpers.models.summary import (
     bottleneck_claim_holds,
     compare_blocks,
     count_macs,

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import GlobalAvgPool
+from cifar_helpers.models.layers import GlobalAvgPool
 
 # The report gives no dropout rate (docs/protocol.md); notebook 05's DROPOUT default must equal it.
 DEFAULT_DROPOUT = 0.1

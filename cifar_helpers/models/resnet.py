@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import GlobalAvgPool
+from cifar_helpers.models.layers import GlobalAvgPool
 
 
 class BasicBlock(nn.Module):

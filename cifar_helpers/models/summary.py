@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .custom_resnet import Bottleneck
-from .resnet import BasicBlock
+from cifar_helpers.models.custom_resnet import Bottleneck
+from cifar_helpers.models.resnet import BasicBlock
 
 IMAGE_SHAPE = (1, 3, 32, 32)
 RESIDUAL_BLOCKS = (BasicBlock, Bottleneck)

@@ -1,4 +1,4 @@
-"""Set up Jupyter for the workbook in this Python environment: `python -m cifar_helpers.jupyter_setup`.
+"""Set up Jupyter for the workbook in this Python environment: `python -m cifar_helpers.workbook.jupyter_setup`.
 
 - Registers this environment's Python as the kernel `python3`, with the
   display name the notebooks' metadata carries, so JupyterLab opens them
@@ -27,8 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .atomic import atomic_write_text
-from .notebook_files import KERNEL_DISPLAY_NAME, KERNEL_NAME, WorkbookContentsManager
+from cifar_helpers.core.files import atomic_write_text
+from cifar_helpers.workbook.notebook_files import KERNEL_DISPLAY_NAME, KERNEL_NAME, WorkbookContentsManager
 
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},

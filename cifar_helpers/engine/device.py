@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .errors import WorkbookError
+from cifar_helpers.core.errors import WorkbookError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 # Up to four epochs of the full training set: minutes, not hours, even on a CPU.

@@ -1,6 +1,6 @@
 """The written report, generated from the runs: `make report` renders `report/report.pdf` with Typst.
 
-    python -m cifar_helpers.written_report [--params params/reference-cpu.yaml] [--results-dir DIR]
+    python -m cifar_helpers.workbook.written_report [--params params/reference-cpu.yaml] [--results-dir DIR]
                                            [--executed-dir DIR] [--out DIR] [--lang en|ko] [--font-path DIR]
 
 The report follows the course report's structure: environment and data; the lecture models' plan and
@@ -33,14 +33,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .atomic import atomic_write, atomic_write_text
-from .catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
-from .errors import WorkbookError
-from .lock import exclusive
-from .paths import repo_path, require_writable, shown_path
-from .results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS, best_points, data_label,
+from cifar_helpers.core.files import atomic_write, atomic_write_text
+from cifar_helpers.models.catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.core.errors import WorkbookError
+from cifar_helpers.core.files import exclusive
+from cifar_helpers.core.paths import repo_path, require_writable, shown_path
+from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS, best_points, data_label,
                       device_label, epochs_label, load_results, runs_of, summary_paragraph, table1)
-from .written_report_text import TEXT
+from cifar_helpers.workbook.written_report_text import TEXT
 
 TEMPLATE = Path(__file__).with_name("written_report.typ")
 LANGUAGES = tuple(TEXT)
@@ -206,8 +206,8 @@ def _not_run(model: str, text: Mapping[str, str]) -> str:
 def protocol_columns(results, models: Sequence[str], text: Mapping[str, str]) -> pd.DataFrame:
     """Each model's protocol as notebooks show it (`display.protocol_table`): the one its run recorded,
     else the notebook's default. The data row names the data the run read."""
-    from .config import TrainConfig
-    from .display import protocol_table
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.report.chapter import protocol_table
 
     columns = {}
     for model in models:
@@ -231,7 +231,7 @@ def protocol_columns(results, models: Sequence[str], text: Mapping[str, str]) ->
 
 def model_results(result: Mapping[str, Any] | None, model: str, text: Mapping[str, str]) -> list[dict]:
     """The training notebooks' own sentences on a run: its best epochs and the comparison with the report."""
-    from .display import best_epoch_sentence, report_comparison
+    from cifar_helpers.report.chapter import best_epoch_sentence, report_comparison
 
     if result is None:
         return [paragraph(text["not_run_sentence"].format(model=MODEL_LABELS[model],
@@ -250,8 +250,8 @@ def lecture_section(results, text: Mapping[str, str]) -> list[dict]:
 
 
 def custom_resnet_section(results, text: Mapping[str, str]) -> list[dict]:
-    from .display import block_comparison_table, bottleneck_verdict
-    from .models import compare_blocks
+    from cifar_helpers.report.chapter import block_comparison_table, bottleneck_verdict
+    from cifar_helpers.models import compare_blocks
 
     comparison = compare_blocks()
     blocks_table = block_comparison_table(comparison).reset_index()
@@ -272,7 +272,7 @@ def custom_resnet_section(results, text: Mapping[str, str]) -> list[dict]:
 
 
 def analysis_section(results, text: Mapping[str, str]) -> list[dict]:
-    from .display import table1_views
+    from cifar_helpers.report.chapter import table1_views
 
     table = table1(results)
     numbers, runs = (view.reset_index() for view in table1_views(table))
@@ -294,8 +294,8 @@ def _model_cell(label: str, results, text: Mapping[str, str]) -> str:
 
 
 def beyond_section(results, text: Mapping[str, str]) -> list[dict]:
-    from .data import CIFAR10_CLASSES
-    from .predictions import PER_CLASS_NOTES, marked_per_class, per_class_table
+    from cifar_helpers.data.cifar10 import CIFAR10_CLASSES
+    from cifar_helpers.report.predictions import PER_CLASS_NOTES, marked_per_class, per_class_table
 
     per_class = per_class_table(results, CIFAR10_CLASSES, MODEL_LABELS)
     blocks = [heading(text["beyond"]), heading(text["per_class"], 2)]
@@ -338,11 +338,11 @@ def draw_figures(results, folder: Path) -> list[Path]:
     """The report's figures, drawn from `results` by 04's and 06's functions, as vector PDFs in `folder`."""
     import torch
 
-    from .data import CIFAR10_CLASSES
-    from .diagrams import draw_bottleneck_block, draw_custom_resnet
-    from .figstyle import save_figure
-    from .models import build_model
-    from .plots import accuracy_curves, confusion_matrices, fig1_loss_curves, fig4_custom_resnet_loss
+    from cifar_helpers.data.cifar10 import CIFAR10_CLASSES
+    from cifar_helpers.report.diagrams import draw_bottleneck_block, draw_custom_resnet
+    from cifar_helpers.report.style import save_figure
+    from cifar_helpers.models import build_model
+    from cifar_helpers.report.figures import accuracy_curves, confusion_matrices, fig1_loss_curves, fig4_custom_resnet_loss
 
     custom = results.get("custom_resnet")
     torch.manual_seed(23)  # as notebook 04; the drawings do not depend on the weights
@@ -427,7 +427,7 @@ def write_report(results_dir: Path, executed_dir: Path, out: Path | None = None,
                  font_paths: Sequence[str] = (), log=print) -> Path:
     """Render the report of `results_dir` (and `executed_dir`'s notebooks) into `out` (default: beside
     `results_dir`, see default_report_dir); return report.pdf."""
-    from .notebook_export import export_notebooks, index_html
+    from cifar_helpers.workbook.notebook_export import export_notebooks, index_html
 
     check_language(lang)
     results = load_report_results(results_dir)
@@ -487,7 +487,7 @@ def resolve_folders(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
 
     With neither --params nor --results-dir, `results/` is the runs' folder; while it holds no run and the
     smoke profile's holds one (`make smoke && make report` on a fresh clone), that one is rendered, and said so."""
-    from .run_all import load_profile
+    from cifar_helpers.workbook.run_all import load_profile
 
     profile = load_profile(args.params)
     if not (args.params or args.results_dir or _has_results(repo_path(None, "results"))):

@@ -23,23 +23,23 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from . import checkpoint
-from .atomic import atomic_write_json, remove_leftovers
-from .batches import DeviceData
-from .config import TrainConfig, check_stop_after, check_subset_fits
-from .data import subset
-from .hashing import content_digest
-from .errors import TrainingInterrupted, WorkbookError
-from .lock import exclusive
-from .device import (SMALL_RUN_IMAGES, configure_determinism, cuda_fp32_math, describe_device, device_name,
+from cifar_helpers.engine import checkpoint
+from cifar_helpers.core.files import atomic_write_json, remove_leftovers
+from cifar_helpers.data.batches import DeviceData
+from cifar_helpers.engine.config import TrainConfig, check_stop_after, check_subset_fits
+from cifar_helpers.data.cifar10 import subset
+from cifar_helpers.core.hashing import content_digest
+from cifar_helpers.core.errors import TrainingInterrupted, WorkbookError
+from cifar_helpers.core.files import exclusive
+from cifar_helpers.engine.device import (SMALL_RUN_IMAGES, configure_determinism, cuda_fp32_math, describe_device, device_name,
                      prefers_channels_last, select_device)
-from .models import build_model, count_parameters
-from .paths import repo_path, require_writable, shown_path
-from .predictions import prediction_record
-from .provenance import code_revision
-from .progress import batch_progress, format_course, format_epoch, progress_mode
-from .results import SCHEMA_VERSION, best_points, changes, validate_result
-from .steps import make_step, optimizer_options
+from cifar_helpers.models import build_model, count_parameters
+from cifar_helpers.core.paths import repo_path, require_writable, shown_path
+from cifar_helpers.report.predictions import prediction_record
+from cifar_helpers.engine.provenance import code_revision
+from cifar_helpers.core.progress import batch_progress, format_course, format_epoch, progress_mode
+from cifar_helpers.report.results import SCHEMA_VERSION, best_points, changes, validate_result
+from cifar_helpers.engine.steps import make_step, optimizer_options
 
 
 

@@ -12,10 +12,10 @@ import html
 from pathlib import Path
 from typing import Mapping
 
-from .atomic import atomic_write_text
-from .catalog import NOTEBOOKS
-from .errors import WorkbookError
-from .paths import repo_path
+from cifar_helpers.core.files import atomic_write_text
+from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.core.errors import WorkbookError
+from cifar_helpers.core.paths import repo_path
 
 PAGE_TEMPLATE = Path(__file__).with_name("notebook_page.html.j2")
 
@@ -25,7 +25,7 @@ def run_notebooks(executed_dir: Path, results_dir: Path) -> tuple[list[Path], li
     each one left out. A notebook without RESULTS_DIR (04) belongs to every run."""
     import nbformat
 
-    from .run_all import declared_parameters
+    from cifar_helpers.workbook.run_all import declared_parameters
 
     kept, left_out = [], []
     for path in sorted(executed_dir.glob("*.ipynb")) + sorted(executed_dir.glob("seed-*/*.ipynb")):

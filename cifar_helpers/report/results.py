@@ -22,9 +22,9 @@ from typing import Any, Iterable, Mapping, NamedTuple
 
 import pandas as pd
 
-from cifar_helpers.errors import WorkbookWarning
-from cifar_helpers.tables import latex_tabular, markdown_table, write_tables
-from cifar_helpers.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.core.errors import WorkbookWarning
+from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
+from cifar_helpers.models.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
 
 SCHEMA_VERSION = 1
 
@@ -489,7 +489,7 @@ def table1_latex(df: pd.DataFrame) -> str:
 
     Fifteen columns are wide: in a narrow layout wrap it in `\\resizebox` (graphicx)."""
     shown = formatted_table1(df)
-    return latex_tabular(shown, "Table 1", "cifar_helpers.results.write_table1", shown.attrs["notes"], TEXT_COLUMNS)
+    return latex_tabular(shown, "Table 1", "cifar_helpers.report.results.write_table1", shown.attrs["notes"], TEXT_COLUMNS)
 
 
 def write_table1(df: pd.DataFrame, results_dir: str | os.PathLike) -> list[Path]:

@@ -23,9 +23,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from cifar_helpers.figstyle import OKABE_ITO, PAGE_WIDTH, STYLE, shade
-from cifar_helpers.catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
-from cifar_helpers.results import best_points, epochs_label, history_frame, lr_steps, mean_over_seeds, runs_of
+from cifar_helpers.report.style import OKABE_ITO, PAGE_WIDTH, STYLE, shade
+from cifar_helpers.models.catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.report.results import best_points, epochs_label, history_frame, lr_steps, mean_over_seeds, runs_of
 
 EPOCH_LABEL = "epoch"
 LOSS_LABEL = "cross-entropy loss"

@@ -26,10 +26,10 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from .catalog import NOTEBOOKS
-from .config import ConfigError, TrainConfig, check_stop_after
-from .device import select_device
-from .paths import NOTEBOOK_DIR, repo_path, require_data_dir
+from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.engine.config import ConfigError, TrainConfig, check_stop_after
+from cifar_helpers.engine.device import select_device
+from cifar_helpers.core.paths import NOTEBOOK_DIR, repo_path, require_data_dir
 
 # Parameters that change the numbers a run produces: name -> TrainConfig field.
 PROTOCOL_PARAMETERS = {

@@ -11,9 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import WorkbookError
+from cifar_helpers.core.errors import WorkbookError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 

@@ -18,7 +18,7 @@ import matplotlib
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from .atomic import atomic_path, remove_leftovers
+from cifar_helpers.core.files import atomic_path, remove_leftovers
 
 OKABE_ITO = {
     "black": "#000000",

@@ -30,8 +30,8 @@ from typing import Any, MutableMapping
 
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
-from .atomic import atomic_write_text
-from .paths import REPO_ROOT
+from cifar_helpers.core.files import atomic_write_text
+from cifar_helpers.core.paths import REPO_ROOT
 
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"

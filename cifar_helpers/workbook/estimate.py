@@ -12,11 +12,11 @@ import time
 
 import torch
 
-from .config import TrainConfig
-from .device import prefers_channels_last
-from .models import build_model
-from .steps import make_step
-from .train import make_optimizer
+from cifar_helpers.engine.config import TrainConfig
+from cifar_helpers.engine.device import prefers_channels_last
+from cifar_helpers.models import build_model
+from cifar_helpers.engine.steps import make_step
+from cifar_helpers.engine.train import make_optimizer
 
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 

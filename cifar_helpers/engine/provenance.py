@@ -10,7 +10,7 @@ import os
 import subprocess
 from typing import Any
 
-from . import paths
+from cifar_helpers.core import paths
 
 CODE_PATHS = ("cifar_helpers", "notebooks", "benchmarks")
 

@@ -11,7 +11,7 @@ from typing import Collection, Sequence
 
 import pandas as pd
 
-from .atomic import atomic_write_text
+from cifar_helpers.core.files import atomic_write_text
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",

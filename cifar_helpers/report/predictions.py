@@ -88,12 +88,12 @@ def write_per_class(table: pd.DataFrame, folder) -> list:
     """per_class.csv (numbers), .md and .tex beside Table 1."""
     from pathlib import Path
 
-    from .tables import latex_tabular, markdown_table, write_tables
+    from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
 
     shown = marked_per_class(table).reset_index()
     text_columns = {table.index.name}
     markdown = markdown_table(shown, "Per-class test accuracy (%).", PER_CLASS_NOTES, text_columns)
-    latex = latex_tabular(shown, "Per-class test accuracy", "cifar_helpers.predictions.write_per_class",
+    latex = latex_tabular(shown, "Per-class test accuracy", "cifar_helpers.report.predictions.write_per_class",
                           PER_CLASS_NOTES, text_columns)
     return write_tables(Path(folder), "per_class", table, markdown, latex)
 
@@ -103,7 +103,7 @@ def test_images_for(result: Mapping[str, Any], data_dir) -> tuple[np.ndarray | N
     or None with the reason. The data must be the same the run read (same content digest)."""
     import warnings
 
-    from .data import CIFAR10Error, load_cifar10, subset
+    from cifar_helpers.data.cifar10 import CIFAR10Error, load_cifar10, subset
 
     try:
         with warnings.catch_warnings():

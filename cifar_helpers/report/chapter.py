@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
-from .catalog import MODEL_LABELS
-from .predictions import per_class_accuracy
-from .results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
+from cifar_helpers.models.catalog import MODEL_LABELS
+from cifar_helpers.report.predictions import per_class_accuracy
+from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
                       epochs_label, formatted_table1, history_frame, missing_models, summary_paragraph)
 
 
@@ -249,8 +249,8 @@ def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
     """The gallery of a run's most confident mistakes, or None after showing why there is none."""
     from IPython.display import display
 
-    from .plots import mistakes_gallery
-    from .predictions import test_images_for
+    from cifar_helpers.report.figures import mistakes_gallery
+    from cifar_helpers.report.predictions import test_images_for
 
     if result is None or not result.get("predictions"):
         why = "it has not run yet" if result is None else "its results file has no test predictions"

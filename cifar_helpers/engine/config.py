@@ -12,11 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import WorkbookError
-from .hashing import short_hash
-from .models import MODEL_NAMES, architecture, model_options
-from .models.custom_resnet import DEFAULT_DROPOUT
-from .steps import STEP_MODES
+from cifar_helpers.core.errors import WorkbookError
+from cifar_helpers.core.hashing import short_hash
+from cifar_helpers.models import MODEL_NAMES, architecture, model_options
+from cifar_helpers.models.custom_resnet import DEFAULT_DROPOUT
+from cifar_helpers.engine.steps import STEP_MODES
 
 OPTIMIZERS = ("sgd", "adam")
 # "onecycle": linear warm-up over the first `warmup_fraction` of all steps, then
@@ -69,7 +69,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     eval_batch_size: int = 1000
     deterministic: bool = False
-    step_mode: str = "eager"  # see cifar_helpers.steps.STEP_MODES
+    step_mode: str = "eager"  # see cifar_helpers.engine.steps.STEP_MODES
 
     def __post_init__(self) -> None:
         validate(self)

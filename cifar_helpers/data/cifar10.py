@@ -50,11 +50,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifar_helpers import paths
-from cifar_helpers.errors import WorkbookError, WorkbookWarning
-from cifar_helpers.hashing import content_digest, files_digest, short_hash
-from cifar_helpers.lock import held_while_written, remove_abandoned
-from cifar_helpers.progress import counted
+from cifar_helpers.core import paths
+from cifar_helpers.core.errors import WorkbookError, WorkbookWarning
+from cifar_helpers.core.hashing import content_digest, files_digest, short_hash
+from cifar_helpers.core.files import held_while_written, remove_abandoned
+from cifar_helpers.core.progress import counted
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",

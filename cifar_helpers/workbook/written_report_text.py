@@ -1,7 +1,7 @@
 """The written report's fixed words, in English and Korean: headings, captions and the sentences that
 frame the generated ones. Every number comes from the runs; none is here.
 
-`{name}` fields are filled in by cifar_helpers.written_report. Sentences generated from the results
+`{name}` fields are filled in by cifar_helpers.workbook.written_report. Sentences generated from the results
 (06's summary, the training notebooks' comparisons with the report) stay English in both.
 """
 

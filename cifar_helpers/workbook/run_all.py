@@ -1,6 +1,6 @@
 """Execute the workbook's notebooks in order with papermill: `make run`.
 
-    python -m cifar_helpers.run_all [--params params/smoke.yaml] [--force]
+    python -m cifar_helpers.workbook.run_all [--params params/smoke.yaml] [--force]
 
 - Runs 01 to 06 in order into `executed/`, with a log per notebook.
 - A failing notebook stops the run with its name and error.
@@ -34,15 +34,15 @@ from typing import Any, Iterator
 
 import yaml
 
-from .atomic import atomic_write_json
-from .catalog import NOTEBOOKS
-from .errors import WorkbookError
-from .hashing import short_hash
-from .notebook_files import tidy_executed
-from .config import check_subset_fits
-from .parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
-from .lock import exclusive
-from .paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
+from cifar_helpers.core.files import atomic_write_json
+from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.core.errors import WorkbookError
+from cifar_helpers.core.hashing import short_hash
+from cifar_helpers.workbook.notebook_files import tidy_executed
+from cifar_helpers.engine.config import check_subset_fits
+from cifar_helpers.engine.parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
+from cifar_helpers.core.files import exclusive
+from cifar_helpers.core.paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
 
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
@@ -190,7 +190,7 @@ class DataInfo:
 def inspect_data(folder: Path) -> DataInfo | None:
     """What the data in `folder` is now (read from the loader's cache when unchanged), or None when
     there is none yet (the notebook will download it)."""
-    from .data import CIFAR10Error, load_cifar10
+    from cifar_helpers.data.cifar10 import CIFAR10Error, load_cifar10
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the notebook shows the data's warnings itself
@@ -210,7 +210,7 @@ def discard_checkpoints(params: dict[str, Any], model: str) -> None:
     results file would be shown instead of trained again. That file is kept aside, hidden, as
     `.<model>.json.before-force`, so a retrain that fails at once loses nothing. The checkpoints of a
     run in progress (a notebook in JupyterLab) are never touched: that stops make run instead."""
-    from .checkpoint import BEST, LAST, exclusive_folder
+    from cifar_helpers.engine.checkpoint import BEST, LAST, exclusive_folder
 
     folder = _checkpoint_folder(params, model)
     with exclusive_folder(folder, model):
@@ -224,7 +224,7 @@ def discard_checkpoints(params: dict[str, Any], model: str) -> None:
 def check_checkpoints_free(jobs: list[tuple]) -> None:
     """--force: no training notebook's checkpoints may be in use by another run, checked before the
     first notebook runs (not after hours, when its turn comes)."""
-    from .checkpoint import exclusive_folder
+    from cifar_helpers.engine.checkpoint import exclusive_folder
 
     for _, model, _, full, _ in jobs:
         if model:
@@ -237,7 +237,7 @@ def make_fake_data(settings: dict[str, Any]) -> None:
     fake = settings.get("fake_data")
     if not fake:
         return
-    from .fake_data import write_fake_cifar10
+    from cifar_helpers.data.fake import write_fake_cifar10
 
     target = repo_path(fake["dir"], "data/fake")
     if not (target / "cifar-10-batches-py").is_dir():
@@ -286,7 +286,7 @@ def seed_runs(given: dict[str, Any], declared: dict[str, Any], seeds: list[int] 
 
 def _train_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
     """Training images per epoch: SUBSET, else the data in DATA_DIR when known, else all 50,000."""
-    from .estimate import FULL_TRAIN
+    from cifar_helpers.workbook.estimate import FULL_TRAIN
 
     subset = params.get("SUBSET")
     if subset is not None:
@@ -323,7 +323,7 @@ def check_data(jobs: list[tuple], found: dict[Path, DataInfo | None]) -> None:
 def _trains_on_cpu(params: dict[str, Any]) -> bool:
     """Will this notebook train on the CPU? The device `select_device` picks, as the notebook will
     (`check_values` has made sure it exists)."""
-    from .device import select_device
+    from cifar_helpers.engine.device import select_device
 
     return select_device(params.get("DEVICE", "auto")).type == "cpu"
 
@@ -336,10 +336,10 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
     """
     import torch
 
-    from .config import TrainConfig
-    from .device import SMALL_RUN_IMAGES
-    from .estimate import epoch_seconds
-    from .results import format_duration
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.engine.device import SMALL_RUN_IMAGES
+    from cifar_helpers.workbook.estimate import epoch_seconds
+    from cifar_helpers.report.results import format_duration
 
     on_cpu = [(nb, model, p) for nb, model, p in jobs if model and _trains_on_cpu(p)]
     total, lines, measured = 0.0, [], {}
@@ -395,7 +395,7 @@ def _tracked_kernel_manager():
     connections where possible."""
     from jupyter_client import AsyncKernelManager
 
-    from .jupyter_setup import kernel_encryption
+    from cifar_helpers.workbook.jupyter_setup import kernel_encryption
 
     class TrackedKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):

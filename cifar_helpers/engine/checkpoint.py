@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import atomic_write
-from .errors import WorkbookError
-from .lock import exclusive
+from cifar_helpers.core.files import atomic_write
+from cifar_helpers.core.errors import WorkbookError
+from cifar_helpers.core.files import exclusive
 
 LAST = "last.pt"
 BEST = "best.pt"

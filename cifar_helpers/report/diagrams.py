@@ -28,9 +28,9 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 from torch import nn
 
-from .figstyle import OKABE_ITO, STYLE, save_figure, shade, tint
-from .models.layers import GlobalAvgPool
-from .models.summary import IMAGE_SHAPE, RESIDUAL_BLOCKS, count_parameters, format_shape, trace_model
+from cifar_helpers.report.style import OKABE_ITO, STYLE, save_figure, shade, tint
+from cifar_helpers.models.layers import GlobalAvgPool
+from cifar_helpers.models.summary import IMAGE_SHAPE, RESIDUAL_BLOCKS, count_parameters, format_shape, trace_model
 
 __all__ = ["draw_custom_resnet", "draw_architecture", "draw_bottleneck_block", "describe_module", "save_figure"]
 

@@ -1,0 +1,1 @@
+"""Training: parameters and their checks, the loop and its steps, checkpoints, the device, and the run record."""

@@ -1,0 +1,1 @@
+"""The workbook as a whole: `make run` (papermill, the CPU estimate), `make report`, and the Jupyter set-up."""
