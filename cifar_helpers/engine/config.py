@@ -16,6 +16,7 @@ from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.models import MODEL_NAMES, architecture, model_options
 from cifar_helpers.models.custom_resnet import DEFAULT_DROPOUT
+from cifar_helpers.models.your_model import is_your_model_name
 from cifar_helpers.engine.steps import STEP_MODES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -149,7 +150,9 @@ def validate(cfg: TrainConfig) -> None:
         if not ok:
             raise ConfigError(message)
 
-    need(cfg.model in MODEL_NAMES, f"unknown model {cfg.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    # A name of your own trains the nn.Module given to train_model (engine.your_model): it has no factory here.
+    yours = cfg.model not in MODEL_NAMES and is_your_model_name(cfg.model)
+    need(cfg.model in MODEL_NAMES or yours, f"unknown model {cfg.model!r}; choose one of {', '.join(MODEL_NAMES)}")
     need(_is_int(cfg.epochs) and cfg.epochs >= 1, f"EPOCHS must be a whole number >= 1, got {cfg.epochs!r}")
     need(_is_int(cfg.batch_size) and cfg.batch_size >= 1,
          f"BATCH_SIZE must be a whole number >= 1, got {cfg.batch_size!r} (the report used 64)")
@@ -178,7 +181,9 @@ def validate(cfg: TrainConfig) -> None:
     need(isinstance(cfg.deterministic, bool), f"DETERMINISTIC must be True or False, got {cfg.deterministic!r}")
     need(_is_int(cfg.seed) and cfg.seed >= 0, f"SEED must be a whole number >= 0, got {cfg.seed!r}")
     need(isinstance(cfg.model_options, dict), f"model options must be a dict, got {cfg.model_options!r}")
-    accepted = model_options(cfg.model)
+    need(not (yours and cfg.model_options), f"a model of your own takes no model options here, got "
+                                            f"{cfg.model_options!r}: set them where you build the model")
+    accepted = {} if yours else model_options(cfg.model)
     unknown = sorted(set(cfg.model_options) - set(accepted))
     need(not unknown, f"the {cfg.model} model takes no option {', '.join(map(repr, unknown))}; "
                       f"its options are {', '.join(accepted)}")

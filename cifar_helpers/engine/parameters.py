@@ -45,12 +45,15 @@ MODEL_PARAMETERS = {"DROPOUT": "dropout"}
 RUN_PARAMETERS = ("DATA_DIR", "DEVICE", "RESULTS_DIR", "CHECKPOINT_DIR", "STOP_AFTER")
 # The analysis notebook's own.
 ANALYSIS_PARAMETERS = ("RESULTS_DIR", "FIGURES_DIR")
+# Notebook 07's own: which model of your own, and which of the report's protocols trains it (engine.your_model).
+YOUR_MODEL_PARAMETERS = ("MODEL_LABEL", "PROTOCOL")
 
-KNOWN_PARAMETERS = frozenset((*PROTOCOL_PARAMETERS, *MODEL_PARAMETERS, *RUN_PARAMETERS, *ANALYSIS_PARAMETERS))
+KNOWN_PARAMETERS = frozenset((*PROTOCOL_PARAMETERS, *MODEL_PARAMETERS, *RUN_PARAMETERS, *ANALYSIS_PARAMETERS,
+                              *YOUR_MODEL_PARAMETERS))
 _PARAMETER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 TRAINING_NOTEBOOKS = {model: notebook for notebook, model in NOTEBOOKS if model}
 # The calls that check a notebook's parameters; a cell that makes one is where a block of parameters ends.
-CHECKS = ("training_run", "check_parameters")
+CHECKS = ("training_run", "check_parameters", "your_model_run")
 
 
 def unknown_parameter_message(name: str, known: Iterable[str], where: str) -> str:

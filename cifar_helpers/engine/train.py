@@ -9,6 +9,7 @@ read once at its end, so a step makes no host sync.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import json
@@ -40,6 +41,8 @@ from cifar_helpers.engine.provenance import code_revision
 from cifar_helpers.core.progress import batch_progress, format_course, format_epoch, progress_mode
 from cifar_helpers.report.results import SCHEMA_VERSION, best_points, changes, validate_result
 from cifar_helpers.engine.steps import make_step, optimizer_options
+from cifar_helpers.engine.your_model import your_network
+from cifar_helpers.models.your_model import ModelDescription
 
 
 
@@ -86,11 +89,11 @@ class TrainingState:
     def epoch(self) -> int:
         return len(self.history)
 
-    def state_dict(self, fingerprint: str, cfg: TrainConfig) -> dict[str, Any]:
+    def state_dict(self, fingerprint: str, cfg: TrainConfig, architecture: dict[str, Any]) -> dict[str, Any]:
         return {
             "fingerprint": fingerprint,
             "config": cfg.to_dict(),
-            "architecture": cfg.architecture(),
+            "architecture": architecture,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -220,19 +223,21 @@ def _config_diff(old: dict, new: dict) -> str:
     return changes(old, new) or "same parameters, other device or data"
 
 
-def _made_otherwise(saved: dict, fingerprint: str, cfg: TrainConfig, model: torch.nn.Module) -> str | None:
+def _made_otherwise(saved: dict, fingerprint: str, cfg: TrainConfig, model: torch.nn.Module,
+                    wanted: dict[str, Any], network: ModelDescription | None) -> str | None:
     """How a checkpoint differs from this run ("with other parameters (...)"), or None when it resumes it.
 
     The fingerprint covers the parameters, not the code: a factory default that changed since (the
     ResNet's widths, say) leaves it equal. So the network must match too: the architecture the
-    checkpoint records or, in one from before that was recorded, its weights' names and shapes."""
+    checkpoint records (`wanted` is this run's; `network` describes a model of your own) or, in one from
+    before that was recorded, its weights' names and shapes."""
     if saved.get("fingerprint") != fingerprint:
         return f"with other parameters ({_config_diff(saved.get('config', {}), cfg.to_dict())})"
     if "architecture" in saved:
-        wanted = cfg.architecture()
         if saved["architecture"] != wanted:
-            return (f"for another {cfg.model} network "
-                    f"({_config_diff(saved['architecture'], wanted)}: a default changed since)")
+            why = "its definition changed since" if network else "a default changed since"
+            return (f"for another {network.label if network else cfg.model} network "
+                    f"({_config_diff(saved['architecture'], wanted)}: {why})")
         return None
     if _weight_shapes(saved["model"]) != _weight_shapes(model.state_dict()):
         return f"for another {cfg.model} network (its weights do not fit this one: a default changed since)"
@@ -287,8 +292,15 @@ def train_model(
     log: Callable[[str], None] = print,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     stop_after: int | None = None,
+    model: torch.nn.Module | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Train `cfg.model` on `data` (a CIFAR10 from `load_cifar10`) and return its record.
+
+    `model`: a network of your own (any nn.Module with 10 outputs) in place of the report's model that
+    `cfg.model` names; `cfg` then comes from `your_model_config`, and `label` (default: the class name)
+    names it in tables and figures. A copy of it trains, so running the same call again starts from the
+    same weights. Its checkpoint resumes only while `str(model)` stays the same.
 
     Resumes from `checkpoint_dir/<model>/last.pt` when it was made with the
     same parameters; one made with other parameters is moved aside, never
@@ -301,6 +313,7 @@ def train_model(
     training parameter.
     """
     check_stop_after(stop_after)
+    network = your_network(cfg, model, label)  # None for a report model
     check_subset_fits(cfg.subset, len(data.train_labels), len(data.test_labels))
     device = device if isinstance(device, torch.device) else select_device(device)
     results_dir = repo_path(results_dir, "results")
@@ -315,12 +328,14 @@ def train_model(
                       name=f".{cfg.model}.lock"):
         remove_leftovers(ckpt_dir)
         remove_leftovers(results_dir, f"{cfg.model}.json")
+        own = None if network is None else (copy.deepcopy(model), network)
         return _train(cfg, data, device, results_dir, ckpt_dir, progress or progress_mode(), log,
-                      on_epoch_end, stop_after)
+                      on_epoch_end, stop_after, own)
 
 
 def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt_dir: Path, mode: str,
-           log: Callable[[str], None], on_epoch_end, stop_after: int | None) -> dict[str, Any]:
+           log: Callable[[str], None], on_epoch_end, stop_after: int | None,
+           own: tuple[torch.nn.Module, ModelDescription] | None) -> dict[str, Any]:
     configure_determinism(cfg.deterministic)
     # The data's content, not its path: a results file or checkpoint made from other images never
     # counts. The digest is of the whole data set; cfg.subset says which part of it trains.
@@ -331,11 +346,13 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     context = {"device": device.type, "data_digest": data_digest,
                "n_train": len(data.train_labels), "n_test": len(data.test_labels)}
     fingerprint = cfg.fingerprint(**context)
+    network = own[1] if own else None
+    architecture = network.architecture if network else cfg.architecture()
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     results_path = results_dir / f"{cfg.model}.json"
     # Before any model or data is built: a finished run without its checkpoint is only shown.
-    recorded = None if last_path.exists() else _recorded_run(results_path, fingerprint, cfg)
+    recorded = None if last_path.exists() else _recorded_run(results_path, fingerprint, cfg, architecture)
     if recorded is not None:
         done = len(recorded["history"])
         if recorded["complete"] is True or done == last_epoch:
@@ -351,7 +368,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             f"afresh from epoch 1 (the record is kept as {shown_path(kept)}).")
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, **cfg.model_options).to(device)
+    model = (own[0] if own else build_model(cfg.model, **cfg.model_options)).to(device)
     channels_last = prefers_channels_last(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -366,12 +383,12 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
 
     images = cfg.epochs * device_data.n_train
     log(describe_device(device, long_run=images > SMALL_RUN_IMAGES))
-    log(f"{cfg.model}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
-        f"{device_data.n_test:,} test images; run {fingerprint}")
+    log(f"{network.label if network else cfg.model}: {count_parameters(model):,} parameters; "
+        f"{device_data.n_train:,} train / {device_data.n_test:,} test images; run {fingerprint}")
     session = _session(device)
     if last_path.exists():
         saved = checkpoint.load(last_path)
-        other = _made_otherwise(saved, fingerprint, cfg, model)
+        other = _made_otherwise(saved, fingerprint, cfg, model, architecture, network)
         if other is None:
             state.load_state_dict(saved)
             if state.epoch and not state.sessions:  # a checkpoint from before sessions were recorded
@@ -382,8 +399,10 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             if state.early.best_loss_epoch:
                 _check_best_weights(best_path, state.early.best_loss_epoch, model, log)
         else:
-            old_fingerprint = str(saved.get("fingerprint", "unknown"))
-            moved = [checkpoint.archive_stale(p, old_fingerprint) for p in (last_path, best_path) if p.exists()]
+            old_run = str(saved.get("fingerprint", "unknown"))
+            if network:  # one run may see several versions of a model of your own: each kept under its own name
+                old_run += f"-{(saved.get('architecture') or {}).get('text_hash', 'unknown')}"
+            moved = [checkpoint.archive_stale(p, old_run) for p in (last_path, best_path) if p.exists()]
             log(f"The checkpoint in {shown_path(ckpt_dir)} was made {other}; "
                 f"kept it as {', '.join(p.name for p in moved)} and starting fresh.")
 
@@ -391,7 +410,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
 
     def write_record(restored=None, predictions=None) -> dict[str, Any]:
         record = _results_record(cfg, state, fingerprint, model, device, data.source, context["data_digest"],
-                                 restored, time.perf_counter() - started)
+                                 restored, time.perf_counter() - started, architecture, network)
         record["predictions"] = predictions
         atomic_write_json(results_path, record)
         return record
@@ -411,7 +430,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             state.record_session(epoch, session)
             if state.early.update(epoch, test_loss):
                 checkpoint.save(model.state_dict(), best_path)
-            checkpoint.save(state.state_dict(fingerprint, cfg), last_path)
+            checkpoint.save(state.state_dict(fingerprint, cfg, architecture), last_path)
             log(format_epoch(row, cfg.epochs))
             if not _finished(state, cfg):
                 write_record()  # progress so far; the last epoch's record comes below
@@ -471,7 +490,7 @@ def _tensor_digest(data) -> str:
                                                data.test_images, data.test_labels)])
 
 
-def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig) -> dict | None:
+def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig, architecture: dict) -> dict | None:
     """The results file of this very run (same fingerprint and network, a valid record), else None.
 
     A finished run whose checkpoints are gone (a fresh clone of committed reference runs, a cleaned folder) is
@@ -481,7 +500,7 @@ def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig) -> dic
     except (OSError, ValueError):
         return None
     if (validate_result(record, cfg.model) is not None or record.get("fingerprint") != fingerprint
-            or record.get("architecture") != cfg.architecture()):
+            or record.get("architecture") != architecture):
         return None
     return record
 
@@ -509,7 +528,7 @@ def _best_entries(history: list[dict]) -> tuple[dict | None, dict | None]:
 
 
 def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, data_digest, restored,
-                    seconds) -> dict:
+                    seconds, architecture: dict, network: ModelDescription | None) -> dict:
     history = state.history
     best_loss, best_acc = _best_entries(history)
     # The setup that trained the epochs, not the one that reads a finished checkpoint back.
@@ -523,7 +542,8 @@ def _results_record(cfg, state: TrainingState, fingerprint, model, device, sourc
         "fingerprint": fingerprint,
         "params": cfg.to_dict(),
         "num_parameters": count_parameters(model),
-        "architecture": cfg.architecture(),
+        "architecture": architecture,
+        **(network.record_fields() if network else {}),  # a model of your own: its label and architecture text
         "device": device.type,
         "device_name": _device_names(trained),
         "cuda_fp32_math": last["cuda_fp32_math"],

@@ -133,19 +133,24 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _notebook(model: str) -> str:
+    """The notebook that makes `model`'s results file (a model of your own: the one that trained it)."""
+    return MODEL_NOTEBOOKS.get(model, "the notebook that trained it")
+
+
 def validate_result(result: Any, model: str) -> str | None:
     """Why `result` (the content of `<model>.json`) cannot be used, or None when it can."""
     if not isinstance(result, dict):
         return f"expected a JSON object, got {type(result).__name__}"
     schema = result.get("schema")
     if schema != SCHEMA_VERSION:
-        return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or rerun {MODEL_NOTEBOOKS[model]}"
+        return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or rerun {_notebook(model)}"
     if result.get("model") != model:
         return f"file is named for {model!r} but its 'model' field is {result.get('model')!r}"
     complete = result.get("complete")
     if complete is not True and not (complete is False and _is_number(result.get("epochs_planned"))):
         return (f"incomplete: training has not finished ('complete' is {complete!r}, no epochs_planned); "
-                f"finish or rerun {MODEL_NOTEBOOKS[model]}")
+                f"finish or rerun {_notebook(model)}")
     history = result.get("history")
     if not isinstance(history, list) or not history:
         return "'history' is missing or empty"
@@ -168,7 +173,7 @@ def validate_result(result: Any, model: str) -> str | None:
         for key in ("train_acc", "test_acc"):
             if math.isfinite(row[key]) and not 0 <= row[key] <= 1:
                 return (f"history[{index}] has {key} {row[key]!r}: accuracies are fractions in [0, 1], "
-                        f"not percent; rerun {MODEL_NOTEBOOKS[model]}")
+                        f"not percent; rerun {_notebook(model)}")
     return None
 
 

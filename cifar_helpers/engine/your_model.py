@@ -1,0 +1,95 @@
+"""Training a model of your own: its config from one of the report's protocols, and notebook 07's parameters.
+
+    config = your_model_config("Wide CNN", "lecture", epochs=10)
+    result = train_model(config, data, model=WideCNN())     # any nn.Module with 10 outputs
+
+Notebook 07 builds both from its parameters cell:
+
+    run = your_model_run(globals())
+    result = train_model(run.config, data, model=model, **run.train_kwargs())
+
+The config names the model's files ("Wide CNN" -> results/wide_cnn.json, checkpoints/wide_cnn/); the
+record keeps its label, parameter count and architecture (models.your_model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from torch import nn
+
+from cifar_helpers.core.paths import repo_path, require_data_dir
+from cifar_helpers.engine.config import ConfigError, TrainConfig, check_stop_after
+from cifar_helpers.engine.device import select_device
+from cifar_helpers.engine.parameters import PROTOCOL_PARAMETERS, TrainingRun, check_parameters
+from cifar_helpers.models.catalog import MODEL_NAMES
+from cifar_helpers.models.your_model import ModelDescription, check_outputs, describe_model, your_model_name
+
+NOTEBOOK = "07_your_model"
+# The report's two protocols, each by a model that trains with it (engine.config).
+PROTOCOLS = {"lecture": "cnn", "custom_resnet": "custom_resnet"}
+PROTOCOL_NAMES = "'lecture' (notebooks 01-03) or 'custom_resnet' (notebook 05)"
+
+
+def your_model_config(label: str, protocol: str = "lecture", **overrides: Any) -> TrainConfig:
+    """The config that trains a model of your own, named by `label`, with `protocol` and `overrides`
+    (TrainConfig's fields: epochs=10, lr=0.05, ...)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"PROTOCOL must be {PROTOCOL_NAMES}, got {protocol!r}")
+    if overrides.get("model_options"):
+        raise ConfigError("a model of your own takes no model options here: set them where you build the model")
+    report = TrainConfig.for_model(PROTOCOLS[protocol], **overrides)
+    return dataclasses.replace(report, model=your_model_name(label), model_options={})
+
+
+def your_network(cfg: TrainConfig, model: nn.Module | None, label: str | None) -> ModelDescription | None:
+    """What train_model trains: None for the report's model that `cfg` names, else `model` described and
+    checked (10 outputs on a CIFAR batch); one-line errors for a config and a model that do not go together."""
+    if model is None:
+        if cfg.model not in MODEL_NAMES:
+            raise ConfigError(f"{cfg.model!r} is none of the report's models ({', '.join(MODEL_NAMES)}): pass "
+                              "your own network too, train_model(config, data, model=<nn.Module>)")
+        return None
+    if cfg.model in MODEL_NAMES:
+        raise ConfigError(f"model= trains a network of your own, but the config is the report's {cfg.model!r}, "
+                          "whose files it would overwrite: make it with your_model_config(label, protocol)")
+    label = label or type(model).__name__
+    check_outputs(model, label)
+    return describe_model(model, label)
+
+
+@dataclass(frozen=True)
+class YourModelRun(TrainingRun):
+    """A training run of notebook 07: the model's label besides what every training notebook needs."""
+
+    label: str = ""
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `train_model(run.config, data, model=model, **run.train_kwargs())`."""
+        return {**super().train_kwargs(), "label": self.label}
+
+
+def your_model_run(namespace: Mapping[str, Any]) -> YourModelRun:
+    """Check notebook 07's parameters and build its run; fails before any work.
+
+    A protocol parameter left at None takes the value PROTOCOL gives it."""
+    params = check_parameters(NOTEBOOK, namespace)
+    overrides = {field: params[name] for name, field in PROTOCOL_PARAMETERS.items() if params.get(name) is not None}
+    label = params.get("MODEL_LABEL")
+    config = your_model_config(label, params.get("PROTOCOL", "lecture"), **overrides)
+    return YourModelRun(
+        config=config,
+        device=select_device(params.get("DEVICE", "auto")),
+        data_dir=require_data_dir(params.get("DATA_DIR")),
+        results_dir=repo_path(params.get("RESULTS_DIR"), "results"),
+        checkpoint_dir=repo_path(params.get("CHECKPOINT_DIR"), "checkpoints"),
+        stop_after=check_stop_after(params.get("STOP_AFTER")),
+        label=label,
+    )
+
+
+def your_model_checkpoints(params: Mapping[str, Any]) -> str:
+    """The model name (its checkpoint folder and results file) that notebook 07 trains with `params`."""
+    return your_model_name(params.get("MODEL_LABEL"))

@@ -1,0 +1,231 @@
+"""A model of your own: defined here, in the test file, trained by the engine, resumed exactly, never mixed up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from cifar_helpers.engine.config import ConfigError, TrainConfig
+from cifar_helpers.engine.parameters import declared_parameters, names_set, parameters_cell
+from cifar_helpers.engine.train import train_model
+from cifar_helpers.engine.your_model import NOTEBOOK, your_model_config, your_model_run
+from cifar_helpers.models.your_model import YourModelError, check_outputs, describe_model, your_model_name
+
+
+class TinyNet(nn.Module):
+    """A model the package knows nothing of: one convolution with batch norm, pooled, then a linear layer."""
+
+    def __init__(self, width: int = 8, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                      nn.ReLU(), nn.MaxPool2d(4))
+        self.classifier = nn.Linear(width * 8 * 8, classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def tiny(width: int = 8, seed: int = 23) -> TinyNet:
+    torch.manual_seed(seed)
+    return TinyNet(width)
+
+
+def without_timings(history):
+    return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in history]
+
+
+def train(cfg, data, folder, model, **kwargs):
+    lines = []
+    record = train_model(cfg, data, device="cpu", results_dir=folder / "results", checkpoint_dir=folder / "ckpt",
+                         log=lines.append, model=model, **kwargs)
+    return record, lines
+
+
+# ----------------------------------------------------------------------------- names and descriptions
+
+@pytest.mark.parametrize("label, name", [("Wide CNN", "wide_cnn"), ("TinyNet", "tinynet"), ("2x CNN!", "model_2x_cnn"),
+                                         ("  ResNet (no BN) ", "resnet_no_bn")])
+def test_a_label_names_the_models_files(label, name):
+    assert your_model_name(label) == name
+
+
+@pytest.mark.parametrize("label, message", [
+    ("CNN", "MODEL_LABEL 'CNN' would write over the report's CNN (results/cnn.json): give your model another name"),
+    ("custom resnet", "would write over the report's Custom ResNet"),
+    (None, "MODEL_LABEL must name your model in letters, such as 'Wide CNN'; got None"),
+    ("42", "MODEL_LABEL must name your model in letters"),
+])
+def test_a_label_that_cannot_name_files_is_refused_in_one_line(label, message):
+    with pytest.raises(YourModelError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        your_model_name(label)
+    assert "\n" not in str(error.value)
+
+
+def test_the_description_is_the_label_the_parameter_count_and_the_architectures_text():
+    model = tiny()
+    described = describe_model(model)
+    assert described.label == "TinyNet" and describe_model(model, "Tiny").label == "Tiny"  # the class name by default
+    assert described.num_parameters == sum(p.numel() for p in model.parameters()) == 3*8*9 + 2*8 + 8*64*10 + 10
+    assert described.text == str(model) and "Conv2d(3, 8, kernel_size=(3, 3)" in described.text
+    assert described.architecture == {"class": "TinyNet", "num_parameters": described.num_parameters,
+                                      "text_hash": described.text_hash}
+    assert describe_model(tiny(seed=1)).architecture == described.architecture  # the weights are not the network
+    assert describe_model(tiny(width=16)).text_hash != described.text_hash
+
+
+class FiveClasses(TinyNet):
+    def __init__(self):
+        super().__init__(classes=5)
+
+
+class Flat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32, 10)  # forgets the image's height: the shapes do not fit
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("model, message", [
+    (FiveClasses(), "Mine gives outputs of shape 2×5 for 2 images (2×3×32×32); it must give 2×10: one score per "
+                    "CIFAR-10 class for each image"),
+    (Flat(), "Mine cannot take a batch of CIFAR-10 images (2×3×32×32): RuntimeError: mat1 and mat2 shapes cannot "
+             "be multiplied (2x3072 and 96x10)"),
+    ("TinyNet", "model= must be a torch.nn.Module (your network), got str"),
+])
+def test_a_model_without_ten_outputs_on_a_cifar_batch_is_refused_in_one_line(model, message):
+    with pytest.raises(YourModelError) as error:
+        check_outputs(model, "Mine")
+    assert str(error.value) == message
+
+
+def test_the_output_check_leaves_the_model_as_it_was():
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    check_outputs(model, "Tiny")
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ----------------------------------------------------------------------------- configs
+
+def test_your_config_takes_a_report_protocol_and_names_the_files():
+    lecture = your_model_config("Wide CNN")
+    assert lecture.model == "wide_cnn" and lecture.model_options == {}
+    assert {k: v for k, v in lecture.to_dict().items() if k not in ("model", "model_options")} == \
+        {k: v for k, v in TrainConfig.for_model("cnn").to_dict().items() if k not in ("model", "model_options")}
+    custom = your_model_config("Wide CNN", "custom_resnet", epochs=5)
+    assert (custom.optimizer, custom.scheduler, custom.patience, custom.augment, custom.epochs) == \
+        ("adam", "step", 15, True, 5)
+    with pytest.raises(ConfigError, match="PROTOCOL must be 'lecture' .* or 'custom_resnet' .*, got 'fast'"):
+        your_model_config("Wide CNN", "fast")
+    with pytest.raises(ConfigError, match="LR must be a positive number"):
+        your_model_config("Wide CNN", lr=-1)
+
+
+def test_a_model_and_a_config_that_do_not_go_together_are_refused_before_any_work(fake_data, tmp_path):
+    with pytest.raises(ConfigError, match="config is the report's 'cnn', whose files it would overwrite"):
+        train(TrainConfig.for_model("cnn", epochs=1), fake_data, tmp_path, tiny())
+    with pytest.raises(ConfigError, match="'tinynet' is none of the report's models .*model=<nn.Module>"):
+        train(your_model_config("TinyNet", epochs=1), fake_data, tmp_path, None)
+    with pytest.raises(YourModelError, match="gives outputs of shape 2×5"):
+        train(your_model_config("Five", epochs=1), fake_data, tmp_path, FiveClasses())
+    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "results").exists()
+
+
+# ----------------------------------------------------------------------------- training, resuming, changing it
+
+@pytest.fixture(scope="module")
+def uninterrupted(fake_data, tmp_path_factory):
+    """Three epochs of TinyNet in one go."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    record, _ = train(your_model_config("Tiny Net", epochs=3), fake_data, folder, tiny(), label="Tiny Net")
+    return record, folder
+
+
+def test_the_record_shows_the_model_by_its_label(uninterrupted):
+    record, folder = uninterrupted
+    assert json.loads((folder / "results" / "tiny_net.json").read_text()) == record
+    described = describe_model(tiny(), "Tiny Net")
+    assert record["model"] == "tiny_net" and record["label"] == "Tiny Net" and record["complete"] is True
+    assert record["num_parameters"] == described.num_parameters and record["architecture"] == described.architecture
+    assert record["architecture_text"] == str(tiny()) and len(record["history"]) == 3
+    assert record["params"]["optimizer"] == "sgd" and record["predictions"]["epoch"] >= 1
+
+
+def test_the_model_given_is_not_trained_itself_so_the_same_call_starts_from_the_same_weights(fake_data, tmp_path):
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train(your_model_config("Tiny Net", epochs=1), fake_data, tmp_path, model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_history(uninterrupted, fake_data, tmp_path):
+    cfg = your_model_config("Tiny Net", epochs=3)
+    partial, _ = train(cfg, fake_data, tmp_path, tiny(), label="Tiny Net", stop_after=1)
+    assert partial["complete"] is False and len(partial["history"]) == 1
+    # a new instance, seeded otherwise: the checkpoint's weights are what go on
+    resumed, lines = train(cfg, fake_data, tmp_path, tiny(seed=5), label="Tiny Net")
+    assert any(line.startswith("Resuming from") and "after epoch 1" in line for line in lines)
+    assert without_timings(resumed["history"]) == without_timings(uninterrupted[0]["history"])
+    assert resumed["predictions"] == uninterrupted[0]["predictions"]
+
+
+def test_a_changed_model_never_resumes_the_old_checkpoint_which_is_kept_aside(fake_data, tmp_path):
+    cfg = your_model_config("Tiny Net", epochs=2)
+    first, _ = train(cfg, fake_data, tmp_path, tiny(), label="Tiny Net", stop_after=1)
+    wider, lines = train(cfg, fake_data, tmp_path, tiny(width=16), label="Tiny Net")
+    said = [line for line in lines if line.startswith("The checkpoint in")]
+    old_hash, new_hash = first["architecture"]["text_hash"], wider["architecture"]["text_hash"]
+    assert said == [f"The checkpoint in {tmp_path}/ckpt/tiny_net was made for another Tiny Net network "
+                    f"(num_parameters: {first['num_parameters']} -> {wider['num_parameters']}; text_hash: "
+                    f"'{old_hash}' -> '{new_hash}': its definition changed since); kept it as "
+                    f"last.stale-{first['fingerprint']}-{old_hash}.pt, best.stale-{first['fingerprint']}-{old_hash}.pt "
+                    "and starting fresh."]
+    assert not any(line.startswith("Resuming") for line in lines) and len(wider["history"]) == 2
+    assert (tmp_path / "ckpt" / "tiny_net" / f"last.stale-{first['fingerprint']}-{old_hash}.pt").is_file()
+
+
+def test_a_finished_run_is_shown_from_its_record_only_for_the_same_model(uninterrupted, fake_data, tmp_path):
+    record, folder = uninterrupted
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tiny_net.json").write_text(json.dumps(record))
+    cfg = your_model_config("Tiny Net", epochs=3)
+    shown, lines = train(cfg, fake_data, tmp_path, tiny(), label="Tiny Net")
+    assert shown == record and "holds this run" in lines[0]
+    other, lines = train(cfg, fake_data, tmp_path, tiny(width=4), label="Tiny Net")  # trained, not shown
+    assert not any("holds this run" in line for line in lines) and other["architecture"] != record["architecture"]
+
+
+# ----------------------------------------------------------------------------- notebook 07's parameters
+
+def test_notebook_07_declares_the_training_notebooks_names_with_none_for_the_protocols_values():
+    declared = declared_parameters(NOTEBOOK)
+    for name in ("SEED", "EPOCHS", "BATCH_SIZE", "LR", "WEIGHT_DECAY", "SUBSET", "DATA_DIR", "DEVICE", "RESULTS_DIR",
+                 "CHECKPOINT_DIR", "STOP_AFTER", "AMP", "DETERMINISTIC", "STEP_MODE", "EVAL_BATCH_SIZE"):
+        assert name in declared, name
+    assert declared["MODEL_LABEL"] == "Wide CNN" and declared["PROTOCOL"] == "lecture"
+    assert declared["SEED"] == TrainConfig.for_model("cnn").seed
+    assert all(declared[name] is None for name in ("EPOCHS", "BATCH_SIZE", "OPTIMIZER", "LR", "PATIENCE", "AUGMENT"))
+
+
+def test_notebook_07s_parameters_make_its_run(fake_data_dir, tmp_path):
+    namespace = {**declared_parameters(NOTEBOOK), "DATA_DIR": str(fake_data_dir), "RESULTS_DIR": str(tmp_path),
+                 "PROTOCOL": "custom_resnet", "EPOCHS": 4, "DEVICE": "cpu"}
+    run = your_model_run(namespace)
+    assert run.config == your_model_config("Wide CNN", "custom_resnet", epochs=4)  # None: the protocol's value
+    assert run.train_kwargs()["label"] == "Wide CNN" and run.results_dir == tmp_path
+    with pytest.raises(YourModelError, match="MODEL_LABEL 'ResNet' would write over the report's ResNet"):
+        your_model_run({**namespace, "MODEL_LABEL": "ResNet"})
+    with pytest.raises(ConfigError, match="unknown parameter 'DROPOUT' in notebooks/07_your_model.ipynb"):
+        your_model_run({**namespace, "DROPOUT": 0.2})
+
+
+def test_07s_check_cell_run_again_still_sees_papermills_lowercase_name():
+    """papermill's `-p epochs 1` sets a lowercase name; the check cell, run twice, must still refuse it."""
+    check = "run = your_model_run(globals())\n"
+    history = ["", parameters_cell(NOTEBOOK), "# Parameters\nepochs = 1\n", check, check]
+    assert "epochs" in names_set(history, parameters_cell(NOTEBOOK))
