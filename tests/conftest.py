@@ -27,3 +27,22 @@ def fake_data(fake_data_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFAR10Warning)  # checksums and counts differ by design
         return load_cifar10(fake_data_dir, download=False)
+
+
+def pytest_collection_modifyitems(items):
+    """nbval checks the executed notebooks in the workbook's run order, not by file name: 06 shows what 07
+    trained (make run runs 07 before it), so under nbval too 07 must run first."""
+    from pathlib import Path
+
+    from cifar_helpers.models.catalog import NOTEBOOKS
+
+    order = {notebook: index for index, (notebook, _) in enumerate(NOTEBOOKS)}
+    slots = [i for i, item in enumerate(items) if Path(str(item.fspath)).stem in order
+             and str(item.fspath).endswith(".ipynb")]
+    folders: dict[str, int] = {}  # each folder keeps its place: executed/, then executed/smoke-seeds/, ...
+    for i in slots:
+        folders.setdefault(str(Path(str(items[i].fspath)).parent), len(folders))
+    cells = sorted((items[i] for i in slots),  # stable: a notebook's cells keep their order
+                   key=lambda item: (folders[str(Path(str(item.fspath)).parent)], order[Path(str(item.fspath)).stem]))
+    for i, item in zip(slots, cells):
+        items[i] = item

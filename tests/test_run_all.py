@@ -340,16 +340,24 @@ def test_ctrl_c_stops_make_run_with_one_message(tmp_path, fake_data_dir):
     ("01_dnn", ["01_dnn"]),  # one name as a string, not its characters
     ("01,06", ["01_dnn", "06_analysis"]),
     (["06_analysis", "02"], ["02_cnn", "06_analysis"]),  # in run order
-    (None, [nb for nb, _ in run_all.NOTEBOOKS]),
+    (None, [nb for nb, _ in run_all.NOTEBOOKS if nb not in run_all.ON_REQUEST]),
 ])
 def test_only_takes_names_prefixes_and_one_string(value, expected):
     assert run_all.parse_only(value) == expected
 
 
+def test_your_model_runs_after_05_and_before_06_when_the_profile_gives_it_parameters():
+    default = run_all.parse_only(None)
+    assert "07_your_model" not in default and default[-1] == "06_analysis"
+    asked = run_all.parse_only(None, asked={"07_your_model": {"EPOCHS": 1}})
+    assert asked == [*default[:-1], "07_your_model", "06_analysis"] and default[-2] == "05_custom_resnet"
+    assert run_all.parse_only("07,06") == ["07_your_model", "06_analysis"]
+
+
 @pytest.mark.parametrize("value, message", [
     (1, "only: 1: notebooks are named as text"),  # YAML's `only: 01`
     ([1, 6], "in quotes: YAML reads 01 as the number 1"),
-    ("07", "only: '07' matches none of the notebooks 01_dnn, "),
+    ("08", "only: '08' matches none of the notebooks 01_dnn, "),
     ("01,", "only: '' matches none"),
 ])
 def test_only_refuses_numbers_and_names_that_match_nothing(value, message):

@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import torch
 from torch import nn
 
 from cifar_helpers.core.paths import repo_path, require_data_dir
@@ -71,25 +72,25 @@ class YourModelRun(TrainingRun):
         return {**super().train_kwargs(), "label": self.label}
 
 
-def your_model_run(namespace: Mapping[str, Any]) -> YourModelRun:
-    """Check notebook 07's parameters and build its run; fails before any work.
-
-    A protocol parameter left at None takes the value PROTOCOL gives it."""
-    params = check_parameters(NOTEBOOK, namespace)
+def your_model_values(params: Mapping[str, Any]) -> tuple[TrainConfig, torch.device, int | None]:
+    """The config, device and STOP_AFTER that notebook 07's parameters give (parameters.checked_values for
+    01-05): a protocol parameter left at None takes the value PROTOCOL gives it. Touches no folder, so
+    `make run` checks 07's values with it before the first notebook runs."""
     overrides = {field: params[name] for name, field in PROTOCOL_PARAMETERS.items() if params.get(name) is not None}
-    label = params.get("MODEL_LABEL")
-    config = your_model_config(label, params.get("PROTOCOL", "lecture"), **overrides)
+    config = your_model_config(params.get("MODEL_LABEL"), params.get("PROTOCOL", "lecture"), **overrides)
+    return config, select_device(params.get("DEVICE", "auto")), check_stop_after(params.get("STOP_AFTER"))
+
+
+def your_model_run(namespace: Mapping[str, Any]) -> YourModelRun:
+    """Check notebook 07's parameters and build its run; fails before any work."""
+    params = check_parameters(NOTEBOOK, namespace)
+    config, device, stop_after = your_model_values(params)
     return YourModelRun(
         config=config,
-        device=select_device(params.get("DEVICE", "auto")),
+        device=device,
         data_dir=require_data_dir(params.get("DATA_DIR")),
         results_dir=repo_path(params.get("RESULTS_DIR"), "results"),
         checkpoint_dir=repo_path(params.get("CHECKPOINT_DIR"), "checkpoints"),
-        stop_after=check_stop_after(params.get("STOP_AFTER")),
-        label=label,
+        stop_after=stop_after,
+        label=params["MODEL_LABEL"],
     )
-
-
-def your_model_checkpoints(params: Mapping[str, Any]) -> str:
-    """The model name (its checkpoint folder and results file) that notebook 07 trains with `params`."""
-    return your_model_name(params.get("MODEL_LABEL"))

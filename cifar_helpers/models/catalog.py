@@ -12,8 +12,11 @@ NOTEBOOKS = (  # (notebook, the model it trains or None), in run order
     ("03_resnet", "resnet"),
     ("04_custom_resnet_architecture", None),
     ("05_custom_resnet", "custom_resnet"),
+    ("07_your_model", None),  # a model of your own, named by its parameters; before 06, which shows it too
     ("06_analysis", None),
 )
+# Run by `make run` only when a profile asks: gives it parameters under `notebooks:`, or names it in `only:`.
+ON_REQUEST = ("07_your_model",)
 MODEL_NAMES = tuple(model for _, model in NOTEBOOKS if model)
 MODEL_LABELS = {"dnn": "DNN", "cnn": "CNN", "resnet": "ResNet", "custom_resnet": "Custom ResNet"}
 MODEL_NOTEBOOKS = {model: f"notebooks/{notebook}.ipynb" for notebook, model in NOTEBOOKS if model}

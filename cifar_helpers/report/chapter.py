@@ -156,8 +156,9 @@ def per_class_accuracy_table(result: Mapping[str, Any], classes: Sequence[str]) 
                       index=pd.Index(list(classes), name=f"true class (epoch {predictions['epoch']})"))
 
 
-def protocol_table(config) -> WholeTable:
-    """The training protocol a run will use, as a small two-column table (not the config's repr)."""
+def protocol_table(config, label: str | None = None) -> WholeTable:
+    """The training protocol a run will use, as a small two-column table (not the config's repr); `label`
+    names a model of your own."""
     optimizer = (f"SGD, lr {config.lr:g}, momentum {config.momentum:g}"
                  + (" (Nesterov)" if config.nesterov else "") if config.optimizer == "sgd"
                  else f"Adam, lr {config.lr:g}")
@@ -167,7 +168,7 @@ def protocol_table(config) -> WholeTable:
     subset = (f"{config.subset[0]:,} train / {config.subset[1]:,} test images" if config.subset
               else "all 50,000 train / 10,000 test images")
     rows = {
-        "model": MODEL_LABELS[config.model],
+        "model": label or MODEL_LABELS[config.model],
         "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "
                    "test loss" if config.patience else str(config.epochs)),
         "batch size": str(config.batch_size),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cifar_helpers.core.files import atomic_write_text
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.catalog import NOTEBOOKS, ON_REQUEST
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.paths import repo_path
 
@@ -79,7 +79,7 @@ def index_html(text: Mapping[str, str], lang: str, pages: Mapping[str, str], exe
                                                                  key=lambda n: (n.split("/")[-1], n))
     items = [f'<li><a href="{html.escape(pages[name])}">{html.escape(name)}</a></li>' for name in ordered]
     items += [f"<li>{html.escape(name)}: {html.escape(text['index_missing'].format(folder=executed_label))}</li>"
-              for name in names if name not in pages]
+              for name in names if name not in pages and name not in ON_REQUEST]  # those run when asked only
     return "\n".join([
         "<!DOCTYPE html>",
         f'<html lang="{lang}">',

@@ -30,17 +30,18 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import yaml
 
 from cifar_helpers.core.files import atomic_write_json
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.catalog import NOTEBOOKS, ON_REQUEST
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.workbook.notebook_files import tidy_executed
 from cifar_helpers.engine.config import check_subset_fits
 from cifar_helpers.engine.parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
+from cifar_helpers.engine.your_model import NOTEBOOK as YOUR_MODEL_NOTEBOOK, your_model_values
 from cifar_helpers.core.files import exclusive
 from cifar_helpers.core.paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
 
@@ -130,12 +131,13 @@ def check_fake_data(fake: Any, file: Path) -> None:
             raise RunError(f"{file}: fake_data's {name} must be a whole number >= {least}, got {value!r}")
 
 
-def parse_only(value: Any) -> list[str]:
+def parse_only(value: Any, asked: Iterable[str] = ()) -> list[str]:
     """`--only 01,06` or `only: [01_dnn, 06_analysis]` (a list, or one comma-separated string): the
-    notebooks to run, in run order, each named by its name or the start of it; all of them for None."""
+    notebooks to run, in run order, each named by its name or the start of it. For None, all of them but
+    those that run on request (ON_REQUEST), unless `asked` (the profile's `notebooks:`) names them."""
     names = [notebook for notebook, _ in NOTEBOOKS]
     if value is None or value == "":
-        return names
+        return [name for name in names if name not in ON_REQUEST or name in asked]
     items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
     if not all(isinstance(item, str) for item in items):
         raise RunError(f"only: {value!r}: notebooks are named as text, such as only: [01_dnn, 06_analysis] or "
@@ -226,8 +228,8 @@ def check_checkpoints_free(jobs: list[tuple]) -> None:
     first notebook runs (not after hours, when its turn comes)."""
     from cifar_helpers.engine.checkpoint import exclusive_folder
 
-    for _, model, _, full, _ in jobs:
-        if model:
+    for notebook, model, _, full, _ in jobs:
+        if (model := trained_model(notebook, model, full)):
             with exclusive_folder(_checkpoint_folder(full, model), model):
                 pass
 
@@ -299,11 +301,17 @@ def check_values(jobs: list[tuple]) -> None:
     DEVICE must exist here (a GPU profile on a machine without one), before any notebook runs and
     before any executed notebook is overwritten."""
     for notebook, model, _, full, _ in jobs:
-        if model:
+        if model or notebook == YOUR_MODEL_NOTEBOOK:
             try:
-                checked_values(model, full)
+                checked_values(model, full) if model else your_model_values(full)
             except WorkbookError as exc:
                 raise RunError(f"{notebook}: {exc}") from None
+
+
+def trained_model(notebook: str, model: str | None, params: dict[str, Any]) -> str | None:
+    """The model whose checkpoints and results a job writes: its catalog model, or the one 07's
+    parameters name (check_values has checked them)."""
+    return your_model_values(params)[0].model if notebook == YOUR_MODEL_NOTEBOOK else model
 
 
 def check_data(jobs: list[tuple], found: dict[Path, DataInfo | None]) -> None:
@@ -530,7 +538,7 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
     """`make run` itself; `progress["notebook"]` names the notebook running now."""
     profile = load_profile(args.params)
     executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
-    only = parse_only(args.only or profile.settings.get("only"))
+    only = parse_only(args.only or profile.settings.get("only"), asked=profile.per_notebook)
     chosen = [(nb, model) for nb, model in NOTEBOOKS if nb in only]
     declared_by = {nb: declared_parameters(NOTEBOOK_DIR / f"{nb}.ipynb") for nb, _ in NOTEBOOKS}
     check_profile_names(profile, declared_by)
@@ -567,8 +575,8 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
             if model and not args.force and is_complete(state_file, full, model, info and info.digest):
                 print(f"{prefix}: skipped, results complete for these parameters (FORCE=1 re-runs it)")
                 continue
-            if model and args.force:
-                discard_checkpoints(full, model)
+            if args.force and (trained := trained_model(notebook, model, full)):
+                discard_checkpoints(full, trained)
             print(f"{prefix}: running (log: {notebook_dir / (notebook + '.log')})", flush=True)
             progress["notebook"] = notebook
             started = time.perf_counter()
