@@ -13,6 +13,7 @@ from cifar_helpers.engine.parameters import declared_parameters, names_set, para
 from cifar_helpers.engine.train import train_model
 from cifar_helpers.engine.your_model import NOTEBOOK, your_model_config, your_model_run
 from cifar_helpers.models.your_model import YourModelError, check_outputs, describe_model, your_model_name
+from cifar_helpers.report.chapter import trained_alike, your_model_comparison
 
 
 class TinyNet(nn.Module):
@@ -229,3 +230,28 @@ def test_07s_check_cell_run_again_still_sees_papermills_lowercase_name():
     check = "run = your_model_run(globals())\n"
     history = ["", parameters_cell(NOTEBOOK), "# Parameters\nepochs = 1\n", check, check]
     assert "epochs" in names_set(history, parameters_cell(NOTEBOOK))
+
+
+# ----------------------------------------------------------------------------- the chapter's closing words
+
+def alike(record, model, accuracies, **params):
+    """`record` as if another network had trained alike, with these test accuracies."""
+    history = [{**row, "test_acc": acc} for row, acc in zip(record["history"], accuracies)]
+    return {**record, "model": model, "history": history, "params": {**record["params"], "model": model, **params}}
+
+
+def test_the_comparison_takes_only_runs_trained_alike(uninterrupted):
+    record = uninterrupted[0]
+    ours = {**record, "history": [{**row, "test_acc": acc} for row, acc in zip(record["history"], (0.2, 0.5, 0.4))]}
+    cnn, dnn = alike(record, "cnn", (0.3, 0.45, 0.1)), alike(record, "dnn", (0.6, 0.1, 0.1))
+    resnet = alike(record, "resnet", (0.9, 0.9, 0.9), epochs=100)  # another protocol: not compared
+    assert trained_alike(ours, cnn) and not trained_alike(ours, resnet)
+    assert not trained_alike(ours, {**cnn, "data_digest": "other data"})
+    text = your_model_comparison(ours, {"dnn": dnn, "cnn": cnn, "resnet": resnet, "tiny_net": ours}).data
+    assert text.startswith(f"**Tiny Net** ({record['num_parameters']:,} parameters, 3 epochs): best test accuracy "
+                           "50.00% at epoch 2, lowest test loss")
+    assert text.endswith("Trained alike (the same parameters and data, another network): DNN 60.00% (Tiny Net "
+                         "-10.00 points), CNN 45.00% (Tiny Net +5.00 points).")
+    alone = your_model_comparison(ours, {"resnet": resnet, "tiny_net": ours}).data
+    assert alone.endswith("No other run here trained alike (the same parameters and data, another network), so no "
+                          "comparison of best values would be fair; Table 1 lists them all.")

@@ -276,3 +276,39 @@ def table1_views(table: pd.DataFrame) -> tuple[WholeTable, WholeTable]:
     shown = WholeTable(formatted_table1(table)).set_index("Model")
     runs = [column for column in shown.columns if column in TABLE1_RUN_COLUMNS]
     return shown.drop(columns=runs), shown[runs]
+
+
+# What may differ between two runs trained alike: the network, and how the evaluation is split.
+_NOT_THE_PROTOCOL = ("model", "model_options", "eval_batch_size")
+
+
+def trained_alike(run: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Did `other` train as `run` did, in everything but the network: the same parameters (protocol, seed,
+    epochs, subset) and the same data? Only then is comparing their best values fair."""
+    def protocol(result):
+        return {k: v for k, v in (result.get("params") or {}).items() if k not in _NOT_THE_PROTOCOL}
+
+    return protocol(run) == protocol(other) and run.get("data_digest") == other.get("data_digest")
+
+
+def your_model_comparison(result: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -> Markdown:
+    """Notebook 07's closing words: where a model of your own peaked, and how it stands against every other
+    run in `results` that trained alike (`trained_alike`), by best test accuracy."""
+    label = result.get("label") or result["model"]
+    best = best_points(result)
+    lines = [f"**{markdown_text(label)}** ({result['num_parameters']:,} parameters, {epochs_label(result)} epochs): "
+             f"best test accuracy {100 * best.test_acc:.2f}% at epoch {best.acc_epoch}, lowest test loss "
+             f"{best.test_loss:.4f} at epoch {best.loss_epoch}."]
+    alike = [(model, other) for model, other in results.items()
+             if model != result["model"] and trained_alike(result, other)]
+    if not alike:
+        lines.append("No other run here trained alike (the same parameters and data, another network), so no "
+                     "comparison of best values would be fair; Table 1 lists them all.")
+    else:
+        ranked = sorted(alike, key=lambda pair: -best_points(pair[1]).test_acc)
+        shown = [f"{markdown_text(MODEL_LABELS.get(model) or other.get('label') or model)} "
+                 f"{100 * best_points(other).test_acc:.2f}% ({markdown_text(label)} "
+                 f"{round(100 * best.test_acc, 2) - round(100 * best_points(other).test_acc, 2):+.2f} points)"
+                 for model, other in ranked]
+        lines.append(f"Trained alike (the same parameters and data, another network): {', '.join(shown)}.")
+    return Markdown(" ".join(lines))
