@@ -82,7 +82,8 @@ def test_a_checkpoint_made_otherwise_says_how():
              "architecture": architecture("dnn"), "model": weights}
     assert made_otherwise(saved, run, cfg.to_dict(), weights) == "with other parameters (lr: 0.01 -> 0.02)"
     moved = {**saved, "fingerprint": RunIdentity.of(cfg, "cuda", "d1", 400, 200).fingerprint, "config": cfg.to_dict()}
-    assert made_otherwise(moved, run, cfg.to_dict(), weights) == "with other parameters (same parameters, other device or data)"
+    assert made_otherwise(moved, run, cfg.to_dict(), weights) == ("with other parameters "
+                                                                  "(same parameters, other device or data)")
     mine = {**saved, "fingerprint": run.fingerprint}
     assert made_otherwise(mine, run, cfg.to_dict(), weights) is None
     wider = {**mine, "architecture": architecture("dnn", hidden=(64,))}

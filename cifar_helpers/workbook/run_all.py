@@ -194,7 +194,8 @@ def is_complete(state_file: Path, params: dict[str, Any], model: str, data: Data
     except (OSError, ValueError, WorkbookError):  # ConfigError is a ValueError: the notebook will say what is wrong
         return False
     identity = RunIdentity.of(config, device.type, data.digest, data.n_train, data.n_test)
-    return state.get("params_hash") == short_hash(params) and finished_run(_results_file(params, model), identity) is not None
+    ran_to_its_end = state.get("params_hash") == short_hash(params)
+    return ran_to_its_end and finished_run(_results_file(params, model), identity) is not None
 
 
 def inspect_data(folder: Path) -> DataSummary | None:
