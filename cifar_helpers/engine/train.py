@@ -1,7 +1,7 @@
 """The training engine: the report's protocols, fast on a GPU, exact on resume.
 
-`train_model(config, data)` trains one model and returns its results record,
-which is also written to `<results_dir>/<model>.json`. Per epoch it records
+`train_model(config, data)` trains one model and returns its results record
+(`engine.record` builds it), which is also written to `<results_dir>/<model>.json`. Per epoch it records
 train/test loss and accuracy, the learning rate, and the training and
 evaluation seconds apart. Metrics stay on the device during an epoch and are
 read once at its end, so a step makes no host sync.
