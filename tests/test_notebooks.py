@@ -73,6 +73,18 @@ def test_notebook_and_library_give_identical_histories(notebook_runs, fake_data,
 
 
 @pytest.mark.slow
+def test_05_takes_the_fast_recipe_it_does_not_declare(tmp_path, fake_data_dir):
+    """params/fast.yaml's way into 05 (papermill): the recipe's names, which 05's parameters cell no longer
+    declares, reach the engine."""
+    recipe = {"OPTIMIZER": "sgd", "MOMENTUM": 0.8, "NESTEROV": True, "SCHEDULER": "onecycle", "WARMUP_FRACTION": 0.5}
+    run("05_custom_resnet", tmp_path, **dict(TINY, EPOCHS=1, SUBSET=[100, 50], DATA_DIR=str(fake_data_dir),
+                                             RESULTS_DIR=str(tmp_path / "results"),
+                                             CHECKPOINT_DIR=str(tmp_path / "ckpt"), **recipe))
+    params = json.loads((tmp_path / "results" / "custom_resnet.json").read_text())["params"]
+    assert {name: params[name.lower()] for name in recipe} == recipe
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("params, message", [
     ({"EPOCHS": 0}, "EPOCHS must be a whole number >= 1"),
     ({"BATCH_SIZE": -1}, "BATCH_SIZE must be a whole number >= 1"),

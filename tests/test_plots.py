@@ -265,7 +265,7 @@ def test_fig4_ends_at_the_last_epoch_and_keeps_an_lr_label_that_meets_the_stop_l
 
 
 def fake_predictions(n_classes=10, per_class=20, epoch=7):
-    from cifar_helpers.report.predictions import prediction_record
+    from cifar_helpers.engine.record import prediction_record
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(n_classes), per_class)

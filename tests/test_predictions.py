@@ -7,13 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from cifar_helpers.report.predictions import (
-    confident_mistakes,
-    confusion_matrix,
-    per_class_accuracy,
-    per_class_table,
-    prediction_record,
-)
+from cifar_helpers.engine.record import confident_mistakes, confusion_matrix, prediction_record
+from cifar_helpers.report.predictions import per_class_accuracy, per_class_table
 
 LABELS = [0, 0, 0, 1, 1, 2, 2, 2, 2]
 PREDICTED = [0, 1, 0, 1, 1, 2, 0, 1, 2]

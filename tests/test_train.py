@@ -333,11 +333,11 @@ def test_a_resumed_or_finished_run_shows_its_whole_course_with_repo_relative_pat
 
 def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_reads_it_back(
         fake_data, tmp_path, monkeypatch):
-    import cifar_helpers.engine.train as engine
+    import cifar_helpers.engine.record as record  # which machine and code train: the record's session facts
 
     def train_as(machine, commit, **kwargs):
-        monkeypatch.setattr(engine, "device_name", lambda device: machine)
-        monkeypatch.setattr(engine, "code_revision", lambda: {"git_commit": commit, "uncommitted_code": False})
+        monkeypatch.setattr(record, "device_name", lambda device: machine)
+        monkeypatch.setattr(record, "code_revision", lambda: {"git_commit": commit, "uncommitted_code": False})
         return quiet_train(TrainConfig.for_model("dnn", epochs=3, lr=0.01), fake_data, tmp_path, **kwargs)[0]
 
     assert train_as("machine A", "aaa", stop_after=1)["device_name"] == "machine A"

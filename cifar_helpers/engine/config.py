@@ -16,11 +16,10 @@ from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.models import MODEL_NAMES, architecture, model_options
 from cifar_helpers.models.custom_resnet import DEFAULT_DROPOUT
-from cifar_helpers.engine.steps import STEP_MODES
+from cifar_helpers.engine.fast import STEP_MODES
 
 OPTIMIZERS = ("sgd", "adam")
-# "onecycle": linear warm-up over the first `warmup_fraction` of all steps, then
-# linear decay to zero; stepped per batch (the fast profile, params/fast.yaml).
+# "onecycle": the fast recipe's (engine.fast, params/fast.yaml).
 SCHEDULERS = ("none", "step", "onecycle")
 
 # Report section 2.1: the lecture models (DNN, CNN, ResNet).
@@ -55,12 +54,12 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
-    nesterov: bool = False  # SGD only
+    nesterov: bool = False  # SGD only: the fast recipe's (engine.fast)
     weight_decay: float = 5e-4
     scheduler: str = "none"
     step_size: int = 30
     gamma: float = 0.1
-    warmup_fraction: float = 0.2  # onecycle only
+    warmup_fraction: float = 0.2  # onecycle only: the fast recipe's
     patience: int | None = None
     augment: bool = False
     seed: int = 23
@@ -69,7 +68,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     eval_batch_size: int = 1000
     deterministic: bool = False
-    step_mode: str = "eager"  # see cifar_helpers.engine.steps.STEP_MODES
+    step_mode: str = "eager"  # see cifar_helpers.engine.fast.STEP_MODES
 
     def __post_init__(self) -> None:
         validate(self)

@@ -1,7 +1,8 @@
 """Read the training results and build the report's Table 1 from them.
 
 The training engine writes one JSON file per model, `<results_dir>/<model>.json`
-(accuracies as fractions in [0, 1]). This module loads whichever of them
+(accuracies as fractions in [0, 1]; `cifar_helpers.engine.record` owns its
+format and says which files can be used). This module loads whichever of them
 exist, compares them with the numbers the report printed, and writes Table 1
 as CSV, Markdown and a LaTeX tabular. Accuracies are shown as percent.
 
@@ -23,13 +24,9 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import pandas as pd
 
 from cifar_helpers.core.errors import WorkbookWarning
-from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
+from cifar_helpers.engine.record import best_points, is_number, unlike_run, validate_result
 from cifar_helpers.models.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
-
-SCHEMA_VERSION = 1
-
-
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds")
+from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
 
 
 @dataclass(frozen=True)
@@ -114,62 +111,7 @@ class Missing(NamedTuple):
     notebook: str
 
 
-@dataclass(frozen=True)
-class BestPoints:
-    """The epochs of lowest test loss and highest test accuracy (1-based)."""
-
-    loss_epoch: int
-    test_loss: float
-    acc_at_loss_epoch: float
-    acc_epoch: int
-    test_acc: float
-    loss_at_acc_epoch: float
-
-
 # ----------------------------------------------------------------------------- loading
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def validate_result(result: Any, model: str) -> str | None:
-    """Why `result` (the content of `<model>.json`) cannot be used, or None when it can."""
-    if not isinstance(result, dict):
-        return f"expected a JSON object, got {type(result).__name__}"
-    schema = result.get("schema")
-    if schema != SCHEMA_VERSION:
-        return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or rerun {MODEL_NOTEBOOKS[model]}"
-    if result.get("model") != model:
-        return f"file is named for {model!r} but its 'model' field is {result.get('model')!r}"
-    complete = result.get("complete")
-    if complete is not True and not (complete is False and _is_number(result.get("epochs_planned"))):
-        return (f"incomplete: training has not finished ('complete' is {complete!r}, no epochs_planned); "
-                f"finish or rerun {MODEL_NOTEBOOKS[model]}")
-    history = result.get("history")
-    if not isinstance(history, list) or not history:
-        return "'history' is missing or empty"
-    for index, row in enumerate(history):
-        if not isinstance(row, dict):
-            return f"history[{index}] is not an object"
-        absent = [key for key in HISTORY_KEYS if not _is_number(row.get(key))]
-        if absent:
-            return f"history[{index}] lacks numeric {', '.join(absent)}"
-        if row["epoch"] != index + 1:
-            return f"history[{index}] has epoch {row['epoch']!r}, expected {index + 1} (epochs are 1-based and consecutive)"
-    stop_epoch = result.get("stop_epoch")
-    if stop_epoch is not None and stop_epoch != len(history):
-        return f"stop_epoch is {stop_epoch!r} but the history has {len(history)} epochs"
-    if not any(math.isfinite(row["test_loss"]) for row in history):
-        return "no epoch has a finite test loss"
-    if not any(math.isfinite(row["test_acc"]) for row in history):
-        return "no epoch has a finite test accuracy"
-    for index, row in enumerate(history):
-        for key in ("train_acc", "test_acc"):
-            if math.isfinite(row[key]) and not 0 <= row[key] <= 1:
-                return (f"history[{index}] has {key} {row[key]!r}: accuracies are fractions in [0, 1], "
-                        f"not percent; rerun {MODEL_NOTEBOOKS[model]}")
-    return None
 
 
 def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> LoadedResults:
@@ -231,32 +173,6 @@ def _load_folder(folder: Path, prefix: str) -> tuple[dict[str, dict], dict[str, 
     return loaded, skipped
 
 
-# What may differ between the seeds of one mean: the seed, and EVAL_BATCH_SIZE, which only splits the
-# evaluation (TrainConfig.fingerprint leaves it out too).
-_NOT_THE_RUN = ("seed", "eval_batch_size")
-
-
-def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """'epochs: 2 -> 3; lr: 0.1 -> 0.05': the keys whose values differ, or '' when none does."""
-    keys = sorted(set(old) | set(new))
-    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
-
-
-def unlike_run(run: Mapping[str, Any], main: Mapping[str, Any]) -> str | None:
-    """How `run` differs from `main` in anything but its seed ("trained on other data"), or None when
-    they are two seeds of one run: the same parameters, data (content digest) and network."""
-    def params(result):
-        return {k: v for k, v in (result.get("params") or {}).items() if k not in _NOT_THE_RUN}
-
-    if params(run) != params(main):
-        return f"trained with other parameters ({changes(params(main), params(run))})"
-    if run.get("data_digest") != main.get("data_digest"):
-        return f"trained on other data (data digest {run.get('data_digest')}, not {main.get('data_digest')})"
-    if run.get("architecture") != main.get("architecture"):
-        return f"trained another network ({changes(main.get('architecture') or {}, run.get('architecture') or {})})"
-    return None
-
-
 def runs_of(results: Mapping[str, dict], model: str) -> list[dict]:
     """Every run of `model` (one per seed), or just the one in `results`."""
     runs = getattr(results, "seeds", {}).get(model)
@@ -294,23 +210,6 @@ def history_frame(result: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def best_points(result: Mapping[str, Any]) -> BestPoints:
-    """Lowest test loss and highest test accuracy; non-finite epochs are ignored, ties go to the earliest epoch."""
-    frame = history_frame(result)
-    finite_loss = frame[frame["test_loss"].map(math.isfinite)]
-    finite_acc = frame[frame["test_acc"].map(math.isfinite)]
-    loss_row = frame.loc[finite_loss["test_loss"].idxmin()]
-    acc_row = frame.loc[finite_acc["test_acc"].idxmax()]
-    return BestPoints(
-        loss_epoch=int(loss_row["epoch"]),
-        test_loss=float(loss_row["test_loss"]),
-        acc_at_loss_epoch=float(loss_row["test_acc"]),
-        acc_epoch=int(acc_row["epoch"]),
-        test_acc=float(acc_row["test_acc"]),
-        loss_at_acc_epoch=float(acc_row["test_loss"]),
-    )
-
-
 def lr_steps(result: Mapping[str, Any]) -> list[int]:
     """The epochs whose learning rate differs from the epoch before."""
     rates = [row["lr"] for row in result["history"]]
@@ -321,7 +220,7 @@ def epochs_label(result: Mapping[str, Any]) -> str:
     """'100', '77 of 300 (early stop)' or '25 of 100 (partial)'."""
     run = len(result["history"])
     planned = result.get("epochs_planned", (result.get("params") or {}).get("epochs"))
-    if not _is_number(planned) or run == planned:
+    if not is_number(planned) or run == planned:
         return str(run)
     if result.get("complete") is not True:
         return f"{run} of {planned} (partial)"
@@ -343,7 +242,7 @@ def data_label(result: Mapping[str, Any]) -> str:
     subset = (result.get("params") or {}).get("subset")
     if not subset:
         return label
-    n_train, n_test = (subset, subset) if _is_number(subset) else subset
+    n_train, n_test = (subset, subset) if is_number(subset) else subset
     return f"{label}, subset {n_train}/{n_test}"
 
 
@@ -391,7 +290,7 @@ def table1(results: Mapping[str, dict]) -> pd.DataFrame:
                 "Best Accuracy (%)": acc,
                 "Best Epoch": best.loss_epoch,
                 "Best-Acc Epoch": best.acc_epoch,
-                "Parameters": parameters if _is_number(parameters) else pd.NA,
+                "Parameters": parameters if is_number(parameters) else pd.NA,
                 "Train time (s)": train_seconds(result),
                 "Epochs": epochs_label(result),
                 "Device": device_label(result),
@@ -433,7 +332,7 @@ def _seed_columns(runs: Mapping[str, list[dict]]) -> dict[str, list[str]]:
 
 def format_duration(seconds: float) -> str:
     """42 s, 12 min 05 s, 3 h 07 min, 2 days 05 h."""
-    if not _is_number(seconds) or not math.isfinite(seconds):
+    if not is_number(seconds) or not math.isfinite(seconds):
         return "n/a"
     total = int(round(seconds))
     hours, rest = divmod(total, 3600)
