@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.specs import NOTEBOOKS
 from cifar_helpers.engine.config import ConfigError, TrainConfig, check_stop_after
 from cifar_helpers.engine.device import select_device
 from cifar_helpers.core.paths import NOTEBOOK_DIR, repo_path, require_data_dir
@@ -75,7 +75,7 @@ def _notebook_path(notebook: str | Path) -> Path:
 
 
 def parameters_cell(notebook: str | Path) -> str:
-    """The source of a notebook's cell tagged `parameters`; `notebook` is a catalog name ("01_dnn") or
+    """The source of a notebook's cell tagged `parameters`; `notebook` is a notebook name ("01_dnn") or
     the path of an .ipynb file."""
     path = _notebook_path(notebook)
     for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:

@@ -35,7 +35,7 @@ from typing import Any, Iterator
 import yaml
 
 from cifar_helpers.core.files import atomic_write_json
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.specs import NOTEBOOKS
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.workbook.notebook_files import tidy_executed
