@@ -40,8 +40,7 @@ from cifar_helpers.core.files import exclusive
 from cifar_helpers.core.paths import repo_path, require_writable, shown_path
 from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS, best_points,
                                           data_label, device_label, epochs_label, further_models, load_results, model_label,
-                                          runs_of,
-                                          summary_paragraph, table1)
+                                          runs_of, summary_paragraph, table1)
 from cifar_helpers.workbook.written_report_text import TEXT
 
 TEMPLATE = Path(__file__).with_name("written_report.typ")
