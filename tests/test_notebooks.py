@@ -9,7 +9,7 @@ import re
 import papermill as pm
 import pytest
 
-from cifar_helpers.models.catalog import NOTEBOOKS as CATALOG
+from cifar_helpers.models.specs import NOTEBOOKS as CATALOG
 from cifar_helpers.engine.config import TrainConfig
 from cifar_helpers.core.paths import REPO_ROOT
 from cifar_helpers.engine.train import train_model
@@ -119,3 +119,21 @@ def test_the_analysis_notebooks_refuse_a_misspelled_name_before_writing_anything
     outputs = [cell.get("outputs", []) for cell in json.loads((tmp_path / f"{notebook}.ipynb").read_text())["cells"]]
     assert sum(1 for cell in outputs for output in cell if output["output_type"] == "error") == 1
     assert not any(output.get("data") for cell in outputs for output in cell)  # no figure or table shown
+
+
+@pytest.mark.slow
+def test_06_shows_a_model_the_report_did_not_train_after_its_four(tmp_path, fake_data_dir):
+    """The committed reference results and one more model's results file: 06 runs through, its Table 1
+    has the further model's row last, with '-' for the report, and every figure is written."""
+    from test_results import with_a_further_model
+
+    results, figures = with_a_further_model(tmp_path / "results"), tmp_path / "figures"
+    out = run("06_analysis", tmp_path, RESULTS_DIR=str(results), FIGURES_DIR=str(figures), DATA_DIR=str(fake_data_dir))
+    rows = [line for line in (results / "table1.md").read_text().splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == ["| DNN", "| CNN", "| ResNet", "| Custom ResNet", "| Wide CNN"]
+    assert rows[-1].endswith(" | - | - | - | - | - |")
+    assert "Wide CNN" in (results / "per_class.md").read_text().splitlines()[2]  # its header
+    assert {p.name for p in figures.glob("*.png")} >= {"fig1_loss_curves.png", "test_accuracy.png",
+                                                       "confusion_matrices.png"}
+    shown = out.read_text()
+    assert "The report has no numbers for Wide CNN." in shown and "- Wide CNN: 100 epochs" in shown

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.specs import NOTEBOOKS
 from cifar_helpers.engine.config import ConfigError, TrainConfig
 from cifar_helpers.engine.device import DeviceError
 from cifar_helpers.report.chapter import protocol_table

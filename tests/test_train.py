@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -367,8 +368,8 @@ def test_a_checkpoint_from_before_sessions_were_recorded_still_resumes(fake_data
 
 
 def narrower_dnn(hidden=(64,), batch_norm=True, activation="relu", num_classes=10):
-    """The DNN factory with another default: what a checkpoint made before a default changed meets."""
-    return models.dnn(hidden=hidden, batch_norm=batch_norm, activation=activation, num_classes=num_classes)
+    """The DNN with another default: what a checkpoint made before a default changed meets."""
+    return models.DNN(hidden=hidden, batch_norm=batch_norm, activation=activation, num_classes=num_classes)
 
 
 @pytest.mark.parametrize("recorded", [True, False], ids=["architecture recorded", "older checkpoint"])
@@ -381,7 +382,8 @@ def test_a_checkpoint_of_a_network_whose_default_changed_since_is_kept_aside(fak
         old = torch.load(last, map_location="cpu", weights_only=True)
         del old["architecture"]
         torch.save(old, last)
-    monkeypatch.setitem(models._FACTORIES, "dnn", narrower_dnn)  # same parameters, so the same fingerprint
+    narrower = dataclasses.replace(models.SPECS["dnn"], factory=narrower_dnn)
+    monkeypatch.setitem(models.SPECS, "dnn", narrower)  # same parameters, so the same fingerprint
     record, lines = quiet_train(cfg, fake_data, tmp_path)
     said = "hidden: [512, 256] -> [64]" if recorded else "its weights do not fit"
     assert any("for another dnn network" in line and said in line for line in lines), lines

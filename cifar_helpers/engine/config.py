@@ -14,7 +14,7 @@ from typing import Any
 
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.hashing import short_hash
-from cifar_helpers.models import MODEL_NAMES, architecture, model_options
+from cifar_helpers.models import MODEL_NAMES, SPECS, architecture, model_options
 from cifar_helpers.models.custom_resnet import DEFAULT_DROPOUT
 from cifar_helpers.engine.fast import STEP_MODES
 
@@ -34,12 +34,8 @@ CUSTOM_RESNET_PROTOCOL: dict[str, Any] = dict(
     weight_decay=5e-4, scheduler="step", step_size=30, gamma=0.1, patience=15,
     augment=True, model_options={"dropout": DEFAULT_DROPOUT},
 )
-REPORT_PROTOCOLS = {
-    "dnn": LECTURE_PROTOCOL,
-    "cnn": LECTURE_PROTOCOL,
-    "resnet": LECTURE_PROTOCOL,
-    "custom_resnet": CUSTOM_RESNET_PROTOCOL,
-}
+# By the name a model's spec gives (models.specs.ModelSpec.protocol).
+PROTOCOLS = {"lecture": LECTURE_PROTOCOL, "custom_resnet": CUSTOM_RESNET_PROTOCOL}
 
 
 class ConfigError(WorkbookError, ValueError):
@@ -76,11 +72,11 @@ class TrainConfig:
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
         """The report's protocol for `model`, with `overrides` applied."""
-        if model not in REPORT_PROTOCOLS:
+        if model not in SPECS:
             raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-        values = {**REPORT_PROTOCOLS[model], **{k: v for k, v in overrides.items()}}
-        values["model_options"] = {**REPORT_PROTOCOLS[model].get("model_options", {}),
-                                   **(overrides.get("model_options") or {})}
+        protocol = PROTOCOLS[SPECS[model].protocol]
+        values = {**protocol, **overrides}
+        values["model_options"] = {**protocol.get("model_options", {}), **(overrides.get("model_options") or {})}
         if "subset" in values:
             values["subset"] = normalize_subset(values["subset"])
         return cls(model=model, **values)

@@ -32,7 +32,7 @@ from cifar_helpers.core.paths import NOTEBOOK_DIR, repo_path, require_data_dir
 from cifar_helpers.engine.config import ConfigError, TrainConfig, check_stop_after
 from cifar_helpers.engine.device import select_device
 from cifar_helpers.engine.fast import RECIPE_PARAMETERS
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.specs import NOTEBOOKS
 
 # Parameters that change the numbers a run produces: name -> TrainConfig field.
 PROTOCOL_PARAMETERS = {
@@ -84,7 +84,7 @@ def _notebook_path(notebook: str | Path) -> Path:
 
 
 def parameters_cell(notebook: str | Path) -> str:
-    """The source of a notebook's cell tagged `parameters`; `notebook` is a catalog name ("01_dnn") or
+    """The source of a notebook's cell tagged `parameters`; `notebook` is a notebook name ("01_dnn") or
     the path of an .ipynb file."""
     path = _notebook_path(notebook)
     for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:

@@ -31,7 +31,7 @@ import torchvision
 from cifar_helpers.core import paths
 from cifar_helpers.engine.config import TrainConfig
 from cifar_helpers.engine.device import cuda_fp32_math, device_name
-from cifar_helpers.models.catalog import MODEL_NOTEBOOKS
+from cifar_helpers.models.specs import SPECS
 
 SCHEMA_VERSION = 1
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds")
@@ -138,6 +138,12 @@ def unlike_run(run: Mapping[str, Any], main: Mapping[str, Any]) -> str | None:
 # ----------------------------------------------------------------------------- what can be used
 
 
+def rerun_hint(model: str) -> str:
+    """What makes `model`'s results file again: 'rerun notebooks/01_dnn.ipynb', or for a model of one's own
+    'train 'wide_cnn' again'."""
+    return f"rerun {SPECS[model].notebook_path}" if model in SPECS else f"train {model!r} again"
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -148,13 +154,13 @@ def validate_result(result: Any, model: str) -> str | None:
         return f"expected a JSON object, got {type(result).__name__}"
     schema = result.get("schema")
     if schema != SCHEMA_VERSION:
-        return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or rerun {MODEL_NOTEBOOKS[model]}"
+        return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or {rerun_hint(model)}"
     if result.get("model") != model:
         return f"file is named for {model!r} but its 'model' field is {result.get('model')!r}"
     complete = result.get("complete")
     if complete is not True and not (complete is False and is_number(result.get("epochs_planned"))):
         return (f"incomplete: training has not finished ('complete' is {complete!r}, no epochs_planned); "
-                f"finish or rerun {MODEL_NOTEBOOKS[model]}")
+                f"finish it or {rerun_hint(model)}")
     history = result.get("history")
     if not isinstance(history, list) or not history:
         return "'history' is missing or empty"
@@ -177,7 +183,7 @@ def validate_result(result: Any, model: str) -> str | None:
         for key in ("train_acc", "test_acc"):
             if math.isfinite(row[key]) and not 0 <= row[key] <= 1:
                 return (f"history[{index}] has {key} {row[key]!r}: accuracies are fractions in [0, 1], "
-                        f"not percent; rerun {MODEL_NOTEBOOKS[model]}")
+                        f"not percent; {rerun_hint(model)}")
     return None
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
-from cifar_helpers.models.catalog import MODEL_LABELS
 from cifar_helpers.report.predictions import per_class_accuracy
 from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
-                      epochs_label, formatted_table1, history_frame, missing_models, summary_paragraph)
+                                          epochs_label, formatted_table1, history_frame, missing_models, model_label,
+                                          summary_paragraph)
 
 
 _MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]#|~])")
@@ -71,7 +71,7 @@ def metrics_table(result: Mapping[str, Any]) -> pd.DataFrame:
 def best_epoch_sentence(result: Mapping[str, Any]) -> Markdown:
     """One sentence: where the run peaked, in the report's terms."""
     best = best_points(result)
-    label = MODEL_LABELS[result["model"]]
+    label = model_label(result["model"], result)
     sentence = (f"{label}: the lowest test loss, {best.test_loss:.4f}, came at epoch {best.loss_epoch} "
                 f"(test accuracy {100 * best.acc_at_loss_epoch:.2f}%)")
     if best.acc_epoch == best.loss_epoch:
@@ -86,19 +86,20 @@ def best_epoch_sentence(result: Mapping[str, Any]) -> Markdown:
 
 
 def report_comparison(result: Mapping[str, Any]) -> Markdown:
-    """A short written comparison with the report, every number from `result` or the report's table."""
-    model = result["model"]
-    report = REPORT_TABLE1[model]
+    """A short written comparison with the report, every number from `result` or the report's table; for a
+    model the report did not train, the same without the report's half."""
+    report = REPORT_TABLE1.get(result["model"])
     best = best_points(result)
     history = result["history"]
     last = history[-1]
-    gap = round(100 * best.test_acc, 2) - report.acc_pct
-    lines = [
-        f"**Best test accuracy:** {100 * best.test_acc:.2f}% at epoch {best.acc_epoch} here; "
-        f"the report: {report.acc_pct:.2f}% at epoch {report.epoch} ({gap:+.2f} points).",
-        f"**Lowest test loss:** {best.test_loss:.4f} at epoch {best.loss_epoch} here; "
-        f"the report: {report.test_loss:.4f}.",
-    ]
+    lines = [f"**Best test accuracy:** {100 * best.test_acc:.2f}% at epoch {best.acc_epoch} here",
+             f"**Lowest test loss:** {best.test_loss:.4f} at epoch {best.loss_epoch} here"]
+    if report is None:
+        lines = [line + "; the report did not train this model." for line in lines]
+    else:
+        gap = round(100 * best.test_acc, 2) - report.acc_pct
+        lines[0] += f"; the report: {report.acc_pct:.2f}% at epoch {report.epoch} ({gap:+.2f} points)."
+        lines[1] += f"; the report: {report.test_loss:.4f}."
     after = len(history) - best.loss_epoch
     if after == 0:
         trend = "The lowest test loss came in the last epoch run, so nothing can be said yet of what follows it."
@@ -113,7 +114,7 @@ def report_comparison(result: Mapping[str, Any]) -> Markdown:
     if len(means) >= 2:  # one epoch's jump or a trend: the means tell them apart
         trend += (f" The test loss's mean over each ten epochs, epochs 1-10 to {10 * len(means)}: "
                   f"{', '.join(f'{m:.2f}' if np.isfinite(m) else 'diverged' for m in means)}.")
-    lines.append(f"**After the best epoch:** {trend} The report: {report.note}.")
+    lines.append(f"**After the best epoch:** {trend}" + (f" The report: {report.note}." if report else ""))
     partial = (f" This run is partial: it stopped after {len(history)} of the {result.get('epochs_planned')} "
                "epochs planned." if result.get("complete") is False else "")
     jpeg = JPEG_NOTE if data_label(result).startswith("JPEG") else ""
@@ -167,7 +168,7 @@ def protocol_table(config) -> WholeTable:
     subset = (f"{config.subset[0]:,} train / {config.subset[1]:,} test images" if config.subset
               else "all 50,000 train / 10,000 test images")
     rows = {
-        "model": MODEL_LABELS[config.model],
+        "model": model_label(config.model),
         "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "
                    "test loss" if config.patience else str(config.epochs)),
         "batch size": str(config.batch_size),
@@ -231,10 +232,10 @@ def results_overview(results) -> Markdown:
     """Which results 06 found (with their epochs), which notebooks still have to run, which files it skipped."""
     lines = []
     for model, result in results.items():
-        lines.append(f"- {MODEL_LABELS[model]}: {markdown_text(epochs_label(result))} epochs, "
+        lines.append(f"- {markdown_text(model_label(model, result))}: {markdown_text(epochs_label(result))} epochs, "
                      f"{markdown_text(data_label(result))}, {markdown_text(device_label(result))}")
     for missing in missing_models(results):
-        lines.append(f"- {MODEL_LABELS[missing.model]}: not run yet ({missing.notebook})")
+        lines.append(f"- {model_label(missing.model)}: not run yet ({missing.notebook})")
     for name, reason in getattr(results, "skipped", {}).items():
         lines.append(f"- skipped `{name}`: {markdown_text(reason)}")
     return Markdown("**Results found:**\n\n" + "\n".join(lines))
@@ -262,7 +263,7 @@ def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
         return None
     shown = result["predictions"]["mistakes"][:count]
     return mistakes_gallery(images, shown, classes,
-                            f"{MODEL_LABELS[result['model']]}: the {len(shown)} most confident mistakes "
+                            f"{model_label(result['model'], result)}: the {len(shown)} most confident mistakes "
                             f"(epoch {result['predictions']['epoch']})")
 
 

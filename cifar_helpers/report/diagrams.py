@@ -43,7 +43,7 @@ MAX_LINE_INCHES = 3.4  # wrap descriptions longer than this
 TITLE_GAP = 0.25
 
 # Fill colour by kind of layer.
-KIND_COLORS = {
+KIND_COLOURS = {
     "conv": OKABE_ITO["blue"],
     "norm": OKABE_ITO["yellow"],
     "activation": OKABE_ITO["bluish_green"],
@@ -196,12 +196,12 @@ class _Canvas:
     # Each `draw_*` queues an artist; `finish` adds them once the axes exist.
     def draw_box(self, box: _Box) -> None:
         def draw(ax):
-            color = KIND_COLORS[box.kind]
+            colour = KIND_COLOURS[box.kind]
             ax.add_patch(
                 FancyBboxPatch(
                     (box.x - box.width / 2, box.y - box.height / 2), box.width, box.height,
                     boxstyle="round,pad=0,rounding_size=0.06",
-                    facecolor=tint(color, 0.35), edgecolor=shade(color, 0.8), linewidth=1.0,
+                    facecolor=tint(colour, 0.35), edgecolor=shade(colour, 0.8), linewidth=1.0,
                 )
             )
             line_height = FONT_SIZE / 72 * LINE_SPACING
@@ -215,8 +215,8 @@ class _Canvas:
 
         self.artists.append(draw)
 
-    def draw_text(self, x: float, y: float, text: str, size: float = FONT_SIZE, color: str = "black", **kwargs) -> None:
-        self.artists.append(lambda ax: ax.text(x, y, text, fontsize=size, color=color, **kwargs))
+    def draw_text(self, x: float, y: float, text: str, size: float = FONT_SIZE, colour: str = "black", **kwargs) -> None:
+        self.artists.append(lambda ax: ax.text(x, y, text, fontsize=size, color=colour, **kwargs))
 
     def draw_arrow(self, points: Sequence[tuple[float, float]], head: bool = True) -> None:
         """A polyline through `points`, with an arrow head at the last one."""
@@ -291,7 +291,7 @@ def draw_architecture(
         for upper, lower in zip(boxes, boxes[1:]):
             canvas.draw_arrow([(0, upper.y - upper.height / 2), (0, lower.y + lower.height / 2)])
             canvas.draw_text(0.1, upper.y - upper.height / 2 - gap / 2, upper.extra["shape"],
-                             size=SMALL_FONT_SIZE, color="#333333", ha="left", va="center")
+                             size=SMALL_FONT_SIZE, colour="#333333", ha="left", va="center")
         canvas.draw_arrow([(0, bottom), (0, bottom - gap)])
         canvas.draw_text(0, bottom - gap - label_gap, f"{boxes[-1].extra['shape']} class scores", ha="center", va="top")
         bottom -= gap + label_gap + text_height
@@ -431,19 +431,19 @@ def draw_bottleneck_block(block: nn.Module, title: str | None = None) -> Figure:
             for upper, lower in zip(skip, skip[1:]):
                 canvas.draw_arrow([(skip_x, upper.y - upper.height / 2), (skip_x, lower.y + lower.height / 2)])
             canvas.draw_arrow([(skip_x, skip_bottom), (skip_x, add_y), (radius, add_y)])
-            canvas.draw_text(skip_x - 0.1, split_y + 0.05, skip_label, size=SMALL_FONT_SIZE, color="#333333",
+            canvas.draw_text(skip_x - 0.1, split_y + 0.05, skip_label, size=SMALL_FONT_SIZE, colour="#333333",
                              ha="right", va="bottom", style="italic")
             right = skip_x + max(b.width / 2 + 0.08 + canvas.text_size(b.side_label, SMALL_FONT_SIZE)[0] for b in skip)
         else:
             canvas.draw_arrow([(0, split_y), (skip_x, split_y), (skip_x, add_y), (radius, add_y)])
-            canvas.draw_text(skip_x + 0.08, (split_y + add_y) / 2, skip_label, size=SMALL_FONT_SIZE, color="#333333",
+            canvas.draw_text(skip_x + 0.08, (split_y + add_y) / 2, skip_label, size=SMALL_FONT_SIZE, colour="#333333",
                              ha="left", va="center", style="italic")
             right = skip_x + 0.08 + label_width
         for box in main + after:
             canvas.draw_box(box)
         for box in skip:  # module names go right of the skip column
             canvas.draw_text(skip_x + box.width / 2 + 0.08, box.y, box.side_label, size=SMALL_FONT_SIZE,
-                             color="#555555", ha="left", va="center")
+                             colour="#555555", ha="left", va="center")
             box.side_label = ""
             canvas.draw_box(box)
 

@@ -16,6 +16,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cifar_helpers.report.results import model_labels
+
 
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
     """Recall of each true class (the diagonal over the row sums); NaN for a class with no test image."""
@@ -26,10 +28,12 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
 
 
 def per_class_table(results: Mapping[str, Mapping[str, Any]], classes: Sequence[str],
-                    labels: Mapping[str, str]) -> pd.DataFrame:
-    """Test accuracy (%) per class (rows) and model (columns), from each run's stored confusion matrix.
+                    labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Test accuracy (%) per class (rows) and model (columns), from each run's stored confusion matrix;
+    the columns are named by `labels`, by default each model's label (`results.model_label`).
 
     Models whose results file has no `predictions` (older files) are left out."""
+    labels = model_labels(results) if labels is None else labels
     columns = {}
     for model, result in results.items():
         predictions = result.get("predictions")

@@ -3,8 +3,9 @@
 The training engine writes one JSON file per model, `<results_dir>/<model>.json`
 (accuracies as fractions in [0, 1]; `cifar_helpers.engine.record` owns its
 format and says which files can be used). This module loads whichever of them
-exist, compares them with the numbers the report printed, and writes Table 1
-as CSV, Markdown and a LaTeX tabular. Accuracies are shown as percent.
+exist, the report's four models and any other, compares them with the numbers
+the report printed (where it has some), and writes Table 1 as CSV, Markdown and
+a LaTeX tabular. Accuracies are shown as percent.
 
 Every number here is computed from the history of each run: "best" values
 are taken from the per-epoch history, not from the summary fields the engine
@@ -24,37 +25,21 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import pandas as pd
 
 from cifar_helpers.core.errors import WorkbookWarning
-from cifar_helpers.engine.record import best_points, is_number, unlike_run, validate_result
-from cifar_helpers.models.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.engine.record import best_points, is_number, rerun_hint, unlike_run, validate_result
+from cifar_helpers.models.specs import MODEL_NAMES, SPECS, ReportRow, in_model_order
 from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
 
 
-@dataclass(frozen=True)
-class ReportRow:
-    """One row of the report's Table 1, as printed (accuracy in percent)."""
-
-    test_loss: float
-    acc_pct: float
-    epoch: int
-    note: str = ""
-
-
-# The report's own numbers, the only place they are written down.
-# Source: the report's Table 1 ("최종 실험 결과") for loss and accuracy and its
-# sections 2.2.1-2.2.3 and 3.3 for the epochs; restated in docs/protocol.md.
-REPORT_TABLE1: dict[str, ReportRow] = {
-    "dnn": ReportRow(1.3459, 52.64, 17, "loss diverged after epoch 17"),
-    # Table 1 says 77.17%, the text of section 2.2.2 says 77.14%; we compare with the table.
-    "cnn": ReportRow(0.6787, 77.17, 67, "section 2.2.2 gives 77.14%"),
-    "resnet": ReportRow(0.5801, 80.85, 11, "test loss rose after epoch 11 (overfitting)"),
-    "custom_resnet": ReportRow(0.3053, 90.47, 62, "lowest loss and highest accuracy in the same epoch"),
-}
+# The report's Table 1, by model (its numbers are written down in models.specs).
+REPORT_TABLE1: dict[str, ReportRow] = {name: spec.report for name, spec in SPECS.items()}
 
 # Where the report trained (docs/protocol.md, "The report in brief").
 REPORT_DATA = "the official files"
 REPORT_DEVICE = "one RTX A6000"
 REPORT_SOFTWARE = "Ubuntu 20.04, CUDA 11.4, Docker image pytorch:2.0.1-cuda11.7-cudnn8-devel"
 
+REPORT_COLUMNS = ("Report Loss", "Report Acc (%)", "Report Epoch", "Δ Loss", "Δ Acc (pts)")
+NO_REPORT_NUMBER = "-"  # in a report column, for a model the report did not train
 TABLE1_COLUMNS = (
     "Model",
     "Best Test Loss",
@@ -66,11 +51,7 @@ TABLE1_COLUMNS = (
     "Epochs",
     "Device",
     "Data",
-    "Report Loss",
-    "Report Acc (%)",
-    "Report Epoch",
-    "Δ Loss",
-    "Δ Acc (pts)",
+    *REPORT_COLUMNS,
 )
 
 SEED_COLUMNS = ("Best Acc over seeds (%)", "Best Loss over seeds")  # added to Table 1 when several seeds ran
@@ -89,6 +70,7 @@ TABLE1_NOTES = (
     "its CNN text gives 77.14%.",
     "Δ = ours minus the report: a negative Δ Loss and a positive Δ Acc mean ours is better.",
 )
+NOT_IN_REPORT_NOTE = f"'{NO_REPORT_NUMBER}' in the report columns: a model the report did not train."
 
 
 class ResultsSkippedWarning(WorkbookWarning):
@@ -96,8 +78,8 @@ class ResultsSkippedWarning(WorkbookWarning):
 
 
 class LoadedResults(dict):
-    """`{model: result}` in MODEL_NAMES, plus `skipped`: `{file name: reason}`, and `seeds`:
-    `{model: [result of each seed]}` when further seeds ran."""
+    """`{model: result}`, the report's models first (`in_model_order`), plus `skipped`: `{file name: reason}`,
+    and `seeds`: `{model: [result of each seed]}` when further seeds ran."""
 
     def __init__(self, results: Mapping[str, dict] | None = None, skipped: Mapping[str, str] | None = None,
                  seeds: Mapping[str, list[dict]] | None = None):
@@ -111,11 +93,34 @@ class Missing(NamedTuple):
     notebook: str
 
 
+# ----------------------------------------------------------------------------- models
+
+
+def model_label(model: str, result: Mapping[str, Any] | None = None) -> str:
+    """How tables and figures name `model`: a report model's label, else the label its results file
+    gives (`label`), else its name."""
+    if model in SPECS:
+        return SPECS[model].label
+    label = (result or {}).get("label")
+    return label if isinstance(label, str) and label.strip() else model
+
+
+def model_labels(results: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """`{model: model_label(...)}` for every model in `results`."""
+    return {model: model_label(model, result) for model, result in results.items()}
+
+
+def further_models(results: Mapping[str, Any]) -> list[str]:
+    """The models in `results` that are not the report's (a student's own), sorted."""
+    return [model for model in in_model_order(results) if model not in SPECS]
+
+
 # ----------------------------------------------------------------------------- loading
 
 
 def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> LoadedResults:
-    """Load `<results_dir>/<model>.json` for each known model; never raises on a partial set.
+    """Load `<results_dir>/<model>.json` for the report's models and any other model's results file (one
+    whose `model` field is its name); never raises on a partial set.
 
     Runs of further seeds (`make run SEEDS=...`) sit in `<results_dir>/seed-<n>/`: they are
     loaded into `.seeds[model]`, all of a model's runs in seed order, the main one among them.
@@ -147,7 +152,7 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
     if skipped and warn:
         lines = "\n".join(f"  {name}: {reason}" for name, reason in skipped.items())
         warnings.warn(f"skipped {len(skipped)} file(s) in {results_dir}:\n{lines}", ResultsSkippedWarning, stacklevel=2)
-    ordered = {model: loaded[model] for model in MODEL_NAMES if model in loaded}
+    ordered = {model: loaded[model] for model in in_model_order(loaded)}
     by_seed = {model: sorted(runs, key=lambda r: (r.get("params") or {}).get("seed", 0)) for model, runs in seeds.items()}
     return LoadedResults(ordered, skipped, by_seed)
 
@@ -157,13 +162,14 @@ def _load_folder(folder: Path, prefix: str) -> tuple[dict[str, dict], dict[str, 
     skipped: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
         model, name = path.stem, prefix + path.name
-        if model not in MODEL_NAMES:
-            skipped[name] = f"not a model result (known models: {', '.join(MODEL_NAMES)})"
-            continue
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            skipped[name] = f"unreadable ({type(error).__name__}: {error}); rerun {MODEL_NOTEBOOKS[model]}"
+            skipped[name] = f"unreadable ({type(error).__name__}: {error}); {rerun_hint(model)}"
+            continue
+        if model not in SPECS and not (isinstance(result, dict) and result.get("model") == model):
+            skipped[name] = (f"not a model result (neither one of the report's models, {', '.join(MODEL_NAMES)}, "
+                             f"nor a results file whose 'model' field is {model!r})")
             continue
         reason = validate_result(result, model)
         if reason is not None:
@@ -195,7 +201,7 @@ def mean_over_seeds(runs: list[Mapping[str, Any]]) -> tuple[dict, pd.DataFrame]:
 
 def missing_models(results: Mapping[str, dict]) -> list[Missing]:
     """The models without a usable result, each with the notebook that produces it."""
-    return [Missing(model, MODEL_NOTEBOOKS[model]) for model in MODEL_NAMES if model not in results]
+    return [Missing(model, spec.notebook_path) for model, spec in SPECS.items() if model not in results]
 
 
 # ----------------------------------------------------------------------------- one run
@@ -267,25 +273,25 @@ def _round(value: float, digits: int) -> float:
 
 
 def table1(results: Mapping[str, dict]) -> pd.DataFrame:
-    """Table 1 for the models with results, in MODEL_NAMES, beside the report's numbers.
+    """Table 1 for the models with results, the report's four first (`in_model_order`), beside the
+    report's numbers; a model the report did not train has none (NA) in those columns.
 
     Losses are rounded to 4 decimals and accuracies (percent) to 2, the
     report's precision; the Δ columns are differences of those rounded values,
     so they agree with what the table shows. Notes are in `df.attrs["notes"]`.
     """
     rows = []
-    for model in MODEL_NAMES:
-        if model not in results:
-            continue
+    models = in_model_order(results)
+    for model in models:
         result = results[model]
         best = best_points(result)
-        report = REPORT_TABLE1[model]
         loss = _round(best.test_loss, 4)
         acc = _round(best.test_acc * 100.0, 2)
         parameters = result.get("num_parameters")
+        report = REPORT_TABLE1.get(model)
         rows.append(
             {
-                "Model": MODEL_LABELS[model],
+                "Model": model_label(model, result),
                 "Best Test Loss": loss,
                 "Best Accuracy (%)": acc,
                 "Best Epoch": best.loss_epoch,
@@ -295,23 +301,27 @@ def table1(results: Mapping[str, dict]) -> pd.DataFrame:
                 "Epochs": epochs_label(result),
                 "Device": device_label(result),
                 "Data": data_label(result),
-                "Report Loss": report.test_loss,
-                "Report Acc (%)": report.acc_pct,
-                "Report Epoch": report.epoch,
-                "Δ Loss": _round(loss - report.test_loss, 4),
-                "Δ Acc (pts)": _round(acc - report.acc_pct, 2),
+                **(_report_columns(report, loss, acc) if report else dict.fromkeys(REPORT_COLUMNS, math.nan)),
             }
         )
     frame = pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
-    frame["Parameters"] = frame["Parameters"].astype("Int64")
+    for column in ("Parameters", "Report Epoch"):
+        frame[column] = frame[column].astype("Int64")
     frame.attrs["notes"] = list(TABLE1_NOTES)
-    runs = {model: runs_of(results, model) for model in MODEL_NAMES if model in results}
+    if any(model not in REPORT_TABLE1 for model in models):
+        frame.attrs["notes"].append(NOT_IN_REPORT_NOTE)
+    runs = {model: runs_of(results, model) for model in models}
     if any(len(r) > 1 for r in runs.values()):  # several seeds: mean ± std beside the single-run numbers
         position = list(frame.columns).index("Best-Acc Epoch") + 1
         for offset, (column, values) in enumerate(_seed_columns(runs).items()):
             frame.insert(position + offset, column, values)
         frame.attrs["notes"].append(SEEDS_NOTE)
     return frame
+
+
+def _report_columns(report: ReportRow, loss: float, acc: float) -> dict[str, float]:
+    return {"Report Loss": report.test_loss, "Report Acc (%)": report.acc_pct, "Report Epoch": report.epoch,
+            "Δ Loss": _round(loss - report.test_loss, 4), "Δ Acc (pts)": _round(acc - report.acc_pct, 2)}
 
 
 SEEDS_NOTE = ("Over seeds: the mean ± sample standard deviation of each seed's best value, over n seeds "
@@ -348,7 +358,7 @@ def format_duration(seconds: float) -> str:
 
 def _format_cell(column: str, value: Any) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
+        return NO_REPORT_NUMBER if column in REPORT_COLUMNS else "n/a"
     if column in TEXT_COLUMNS:
         return str(value)
     if column == "Parameters":
@@ -415,13 +425,14 @@ def summary_paragraph(results: Mapping[str, dict]) -> str:
     missing = missing_models(results)
     missing_text = ""
     if missing:
-        missing_text = "Not run yet: " + _join(f"{MODEL_LABELS[m.model]} ({m.notebook})" for m in missing) + "."
+        missing_text = "Not run yet: " + _join(f"{model_label(m.model)} ({m.notebook})" for m in missing) + "."
     table = table1(results)
     if table.empty:
         return "No model has results yet. " + missing_text
 
-    rows = {row["Model"]: row for _, row in table.iterrows()}
-    ranked = sorted(rows.values(), key=lambda row: -row["Best Accuracy (%)"])  # stable: ties keep MODEL_NAMES
+    models = in_model_order(results)  # table1's rows, in order
+    rows = [dict(row, model=model) for model, row in zip(models, table.to_dict("records"))]
+    ranked = sorted(rows, key=lambda row: -row["Best Accuracy (%)"])  # stable: ties keep in_model_order
     sentences = []
     if len(ranked) == 1:
         row = ranked[0]
@@ -443,21 +454,27 @@ def summary_paragraph(results: Mapping[str, dict]) -> str:
         lowest_loss = min(ranked, key=lambda row: row["Best Test Loss"])
         sentences.append(f"The lowest test loss is {lowest_loss['Model']}'s {lowest_loss['Best Test Loss']:.4f} (epoch {lowest_loss['Best Epoch']}).")
 
-    comparisons = [f"{row['Model']} {row['Δ Acc (pts)']:+.2f}" for row in table.to_dict("records")]
-    sentences.append(
-        "Against the report, best accuracy differs by " + _join(comparisons) + " points (ours minus the report's)."
-    )
-    if len(ranked) > 1:
-        by_label = {MODEL_LABELS[m]: m for m in MODEL_NAMES}
-        report_order = sorted(ranked, key=lambda row: -REPORT_TABLE1[by_label[row["Model"]]].acc_pct)
-        if [row["Model"] for row in report_order] == [row["Model"] for row in ranked]:
-            sentences.append("The ranking is the report's.")
+    in_report = [row for row in rows if row["model"] in REPORT_TABLE1]
+    comparisons = [f"{row['Model']} {row['Δ Acc (pts)']:+.2f}" for row in in_report]
+    if comparisons:
+        sentences.append(
+            "Against the report, best accuracy differs by " + _join(comparisons) + " points (ours minus the report's)."
+        )
+    others = [row["Model"] for row in rows if row["model"] not in REPORT_TABLE1]
+    if others:
+        sentences.append(f"The report has no numbers for {_join(others)}.")
+    ours = [row for row in ranked if row["model"] in REPORT_TABLE1]
+    if len(ours) > 1:
+        report_order = sorted(ours, key=lambda row: -REPORT_TABLE1[row["model"]].acc_pct)
+        if [row["model"] for row in report_order] == [row["model"] for row in ours]:
+            sentences.append("The report's models rank as in the report." if others else "The ranking is the report's.")
         else:
-            sentences.append("The report ranks them " + _join(row["Model"] for row in report_order) + ".")
-    subsets = [MODEL_LABELS[m] for m in MODEL_NAMES if m in results and (results[m].get("params") or {}).get("subset")]
+            sentences.append(("The report ranks its models " if others else "The report ranks them ")
+                             + _join(row["Model"] for row in report_order) + ".")
+    subsets = [row["Model"] for row in rows if (results[row["model"]].get("params") or {}).get("subset")]
     if subsets:
         sentences.append(f"{_join(subsets)} trained on a subset of the data (a smoke run), so those numbers are not comparable with the report.")
-    sources = sorted({results[m].get("data_source") or "an unrecorded source" for m in MODEL_NAMES if m in results})
+    sources = sorted({results[m].get("data_source") or "an unrecorded source" for m in models})
     if len(sources) == 1:
         sentences.append(f"Data: {sources[0]}.")
     elif sources:

@@ -33,7 +33,20 @@ OKABE_ITO = {
 }
 
 # Colour cycle for curves: the order keeps neighbours far apart in hue.
-COLOR_CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue", "yellow", "black")]
+COLOUR_CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue", "yellow", "black")]
+
+# One colour and line style per model, where several models share a plot: model i (models.specs order, further
+# models after the report's four) takes MODEL_COLOURS[i % 7] and MODEL_LINESTYLES[i % 4]. 7 and 4 share no
+# factor, so the first 28 models each get a pair of their own, and the palette never runs out. The first four
+# pairs are the report's models' (DNN, CNN, ResNet, Custom ResNet), as the committed figures show them.
+MODEL_COLOURS = tuple(OKABE_ITO[k] for k in ("orange", "sky_blue", "bluish_green", "blue", "vermillion",
+                                              "reddish_purple", "black"))
+MODEL_LINESTYLES = (":", "-.", "--", "-")
+
+
+def model_style(index: int) -> tuple[str, str]:
+    """(colour, line style) of the model at `index` in the order figures list models."""
+    return MODEL_COLOURS[index % len(MODEL_COLOURS)], MODEL_LINESTYLES[index % len(MODEL_LINESTYLES)]
 
 # Figures are drawn at their printed size: PAGE_WIDTH is a 16 cm column, and the
 # fonts are 7.5-9 pt there. In a notebook they show at INLINE_DPI, which makes a
@@ -49,7 +62,7 @@ STYLE = {
     "xtick.labelsize": 7.5,
     "ytick.labelsize": 7.5,
     "legend.fontsize": 7.5,
-    "axes.prop_cycle": matplotlib.cycler(color=COLOR_CYCLE),
+    "axes.prop_cycle": matplotlib.cycler(color=COLOUR_CYCLE),
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -70,14 +83,14 @@ _METADATA = {
 }
 
 
-def tint(color: str, amount: float = 0.3) -> tuple[float, float, float]:
-    """`color` mixed with white: `amount` 1 is the colour itself, 0 is white."""
-    return tuple(1 - amount * (1 - c) for c in to_rgb(color))
+def tint(colour: str, amount: float = 0.3) -> tuple[float, float, float]:
+    """`colour` mixed with white: `amount` 1 is the colour itself, 0 is white."""
+    return tuple(1 - amount * (1 - c) for c in to_rgb(colour))
 
 
-def shade(color: str, amount: float = 0.75) -> tuple[float, float, float]:
-    """`color` mixed with black: `amount` 1 is the colour itself, 0 is black."""
-    return tuple(amount * c for c in to_rgb(color))
+def shade(colour: str, amount: float = 0.75) -> tuple[float, float, float]:
+    """`colour` mixed with black: `amount` 1 is the colour itself, 0 is black."""
+    return tuple(amount * c for c in to_rgb(colour))
 
 
 def save_figure(

@@ -43,7 +43,7 @@ from cifar_helpers.engine.config import check_subset_fits
 from cifar_helpers.engine.parameters import (accepted_parameters, checked_values, declared_parameters,
                                              unknown_parameter_message)
 from cifar_helpers.engine.record import RunIdentity, finished_run
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.specs import NOTEBOOKS
 from cifar_helpers.workbook.notebook_files import tidy_executed
 
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
