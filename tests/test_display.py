@@ -165,3 +165,13 @@ def test_tables_show_every_character_of_long_settings():
     scores, runs = table1_views(table1(results))
     assert device in runs._repr_html_() and device in repr(runs) and "..." not in repr(runs)
     assert "..." not in repr(table.tail(3)) and "..." not in repr(scores)
+
+
+def test_table1s_two_views_show_as_two_tables_from_a_cells_last_line(monkeypatch):
+    from cifar_helpers.report import chapter
+
+    views = table1_views(table1({"dnn": make_result("dnn", **SPECS["dnn"])}))
+    shown = []
+    monkeypatch.setattr(chapter, "display", lambda *objects: shown.extend(objects))
+    views._ipython_display_()  # what IPython calls for a cell's last value that has it
+    assert len(shown) == 2 and shown[0] is views[0] and shown[1] is views[1]
