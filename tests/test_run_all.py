@@ -404,7 +404,7 @@ def test_a_kernel_that_dies_ends_make_run_with_the_notebook_the_cell_and_how_to_
     notebooks = tmp_path / "notebooks"
     shutil.copytree(run_all.NOTEBOOK_DIR, notebooks)
     (notebooks / "04_custom_resnet_architecture.ipynb").write_text(json.dumps(KILLED_NOTEBOOK))
-    script = ("import sys; from pathlib import Path; from cifar_helpers import run_all\n"
+    script = ("import sys; from pathlib import Path; from cifar_helpers.workbook import run_all\n"
               f"run_all.NOTEBOOK_DIR = Path({str(notebooks)!r})\n"
               f"sys.exit(run_all.main(['--only', '04', '--executed-dir', {str(tmp_path / 'executed')!r}]))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
