@@ -181,3 +181,13 @@ def test_a_model_the_report_did_not_train_reads_without_the_reports_half():
     numbers, runs = table1_views(table1(results))
     assert numbers.loc["Wide Cnn", "Report Acc (%)"] == "-" and runs.loc["Wide Cnn", "Epochs"] == "12"
     assert list(per_class_table(results, [f"c{i}" for i in range(10)]).columns) == ["Wide Cnn"]
+
+
+def test_table1s_two_views_show_as_two_tables_from_a_cells_last_line(monkeypatch):
+    from cifar_helpers.report import chapter
+
+    views = table1_views(table1({"dnn": make_result("dnn", **SPECS["dnn"])}))
+    shown = []
+    monkeypatch.setattr(chapter, "display", lambda *objects: shown.extend(objects))
+    views._ipython_display_()  # what IPython calls for a cell's last value that has it
+    assert len(shown) == 2 and shown[0] is views[0] and shown[1] is views[1]

@@ -96,7 +96,7 @@ def test_each_notebooks_defaults_are_the_packages_protocol(notebook, model):
 
 P = 'SEED = 23\nEPOCHS = 100\nDATA_DIR = None\nDEVICE = "auto"\n'  # a parameters cell
 TYPO = P.replace("EPOCHS = 100", "EPOCH = 3")
-CHECK_01 = 'from cifar_helpers.engine.parameters import training_run\n\nrun = training_run("dnn", globals())\n'
+CHECK_01 = 'from cifar_helpers import training_run\n\nrun = training_run("dnn", globals())\n'
 DECLARED = {"SEED", "EPOCHS", "DATA_DIR", "DEVICE"}
 
 

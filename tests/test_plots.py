@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from test_results import SPECS, all_results, make_result
 
-from cifar_helpers.report.style import PAGE_WIDTH, model_style, save_figure
+from cifar_helpers.report.style import PAGE_WIDTH, model_style, save_and_show, save_figure
 from cifar_helpers.report.figures import (
     LR_COLOUR,
     STOP_COLOUR,
@@ -250,6 +250,18 @@ def test_figures_save_as_png_and_pdf(tmp_path):
     paths = save_figure(fig1_loss_curves(results), tmp_path / "fig1") + save_figure(fig4_custom_resnet_loss(results["custom_resnet"]), tmp_path / "fig4")
     assert [p.name for p in paths] == ["fig1.png", "fig1.pdf", "fig4.png", "fig4.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_notebook_saves_and_shows_a_figure_in_its_figures_dir_and_none_is_nothing(tmp_path, monkeypatch):
+    from cifar_helpers.core import paths
+
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)  # stands for the repository
+    fig = fig1_loss_curves(all_results(["dnn"]))
+    assert save_and_show(fig, "fig1_loss_curves", None) is fig
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["fig1_loss_curves.pdf", "fig1_loss_curves.png"]
+    assert save_and_show(fig, "again", "figures/smoke") is fig and (tmp_path / "figures/smoke/again.png").is_file()
+    assert save_and_show(None, "custom_resnet_mistakes", "nothing") is None  # no gallery to show
+    assert not (tmp_path / "nothing").exists()
 
 
 def test_fig4_ends_at_the_last_epoch_and_keeps_an_lr_label_that_meets_the_stop_line():

@@ -297,6 +297,17 @@ def test_format_duration_is_human_readable():
         "42 s", "12 min 05 s", "3 h 07 min", "10 days 00 h", "n/a"]
 
 
+def test_a_notebooks_results_dir_is_taken_from_the_repository_and_none_is_its_results_folder(tmp_path, monkeypatch):
+    from cifar_helpers.core import paths
+
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)  # stands for the repository
+    write_results(tmp_path / "results", all_results(["dnn"]))
+    write_results(tmp_path / "runs" / "other", all_results(["cnn"]))
+    assert list(load_results(None)) == ["dnn"] and list(load_results("runs/other")) == ["cnn"]
+    assert [p.parent for p in write_table1(table1(load_results(None)), None)] == [tmp_path / "results"] * 3
+    assert write_table1(table1({}), "runs/other")[0] == tmp_path / "runs" / "other" / "table1.csv"
+
+
 def test_write_table1_writes_csv_md_and_tex(tmp_path):
     df = table1(all_results())
     paths = write_table1(df, tmp_path / "out")

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from cifar_helpers.report.predictions import per_class_accuracy
 from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
@@ -248,8 +248,6 @@ def summary_markdown(results) -> Markdown:
 
 def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
     """The gallery of a run's most confident mistakes, or None after showing why there is none."""
-    from IPython.display import display
-
     from cifar_helpers.report.figures import mistakes_gallery
     from cifar_helpers.report.predictions import test_images_for
 
@@ -270,9 +268,17 @@ def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
 TABLE1_RUN_COLUMNS = ("Parameters", "Train time", "Epochs", "Device", "Data")
 
 
-def table1_views(table: pd.DataFrame) -> tuple[WholeTable, WholeTable]:
+class Tables(tuple):
+    """Several tables that a cell's last line shows one below the other, each as itself (a plain tuple would
+    show as one repr)."""
+
+    def _ipython_display_(self):
+        display(*self)
+
+
+def table1_views(table: pd.DataFrame) -> Tables:
     """Table 1 for the notebook, in two narrow tables (the files keep it whole): the numbers beside the
     report's, and how each row ran."""
     shown = WholeTable(formatted_table1(table)).set_index("Model")
     runs = [column for column in shown.columns if column in TABLE1_RUN_COLUMNS]
-    return shown.drop(columns=runs), shown[runs]
+    return Tables((shown.drop(columns=runs), shown[runs]))

@@ -17,7 +17,7 @@ import io
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 import torch
@@ -29,10 +29,11 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 from torch import nn
 
 from cifar_helpers.report.style import OKABE_ITO, STYLE, save_figure, shade, tint
+from cifar_helpers.models import build_model
 from cifar_helpers.models.layers import GlobalAvgPool
 from cifar_helpers.models.summary import IMAGE_SHAPE, RESIDUAL_BLOCKS, count_parameters, format_shape, trace_model
 
-__all__ = ["draw_custom_resnet", "draw_architecture", "draw_bottleneck_block", "describe_module", "save_figure"]
+__all__ = ["custom_resnet_to_draw", "draw_custom_resnet", "draw_architecture", "draw_bottleneck_block", "describe_module", "save_figure"]
 
 FONT_SIZE = 10
 SMALL_FONT_SIZE = 8.5
@@ -307,6 +308,14 @@ def draw_architecture(
 def draw_custom_resnet(model: nn.Module, input_shape: Sequence[int] = IMAGE_SHAPE, title: str | None = None) -> Figure:
     """Fig 2: the Custom ResNet, stem to classifier, with each stage's output shape."""
     return draw_architecture(model, input_shape, title)
+
+
+def custom_resnet_to_draw(architecture: Mapping[str, Any] | None = None) -> nn.Module:
+    """The Custom ResNet that Fig 2 and Fig 3 draw (notebook 04, the written report): built with `architecture`,
+    the options a run recorded (None: the factory's defaults), under seed 23, so that every call gives the same
+    module; the drawings read only its structure."""
+    torch.manual_seed(23)
+    return build_model("custom_resnet", **(architecture or {}))
 
 
 # ---------------------------------------------------------------- Fig 3

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cifar_helpers.core.paths import repo_path
 from cifar_helpers.report.results import model_labels
 
 
@@ -58,18 +59,19 @@ def marked_per_class(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def write_per_class(table: pd.DataFrame, folder) -> list:
-    """per_class.csv (numbers), .md and .tex beside Table 1."""
-    from pathlib import Path
-
+def write_per_class(table: pd.DataFrame, folder=None) -> list:
+    """per_class.csv (numbers), .md and .tex beside Table 1, in `folder` (a notebook's RESULTS_DIR: relative to
+    the repository, None for <repo>/results). A table with no model (no run has predictions) writes nothing."""
     from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
 
+    if table.empty:
+        return []
     shown = marked_per_class(table).reset_index()
     text_columns = {table.index.name}
     markdown = markdown_table(shown, "Per-class test accuracy (%).", PER_CLASS_NOTES, text_columns)
     latex = latex_tabular(shown, "Per-class test accuracy", "cifar_helpers.report.predictions.write_per_class",
                           PER_CLASS_NOTES, text_columns)
-    return write_tables(Path(folder), "per_class", table, markdown, latex)
+    return write_tables(repo_path(folder, "results"), "per_class", table, markdown, latex)
 
 
 def test_images_for(result: Mapping[str, Any], data_dir) -> tuple[np.ndarray | None, str]:

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import pandas as pd
 
 from cifar_helpers.core.errors import WorkbookWarning
+from cifar_helpers.core.paths import repo_path
 from cifar_helpers.engine.record import best_points, is_number, rerun_hint, unlike_run, validate_result
 from cifar_helpers.models.specs import MODEL_NAMES, SPECS, ReportRow, in_model_order
 from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
@@ -118,9 +119,11 @@ def further_models(results: Mapping[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> LoadedResults:
+def load_results(results_dir: str | os.PathLike | None = None, *, warn: bool = True) -> LoadedResults:
     """Load `<results_dir>/<model>.json` for the report's models and any other model's results file (one
     whose `model` field is its name); never raises on a partial set.
+
+    `results_dir` is a notebook's RESULTS_DIR: relative to the repository, None for <repo>/results.
 
     Runs of further seeds (`make run SEEDS=...`) sit in `<results_dir>/seed-<n>/`: they are
     loaded into `.seeds[model]`, all of a model's runs in seed order, the main one among them.
@@ -130,7 +133,7 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
     after a model, are skipped; their reasons are in `.skipped` and, unless
     `warn=False`, in one ResultsSkippedWarning.
     """
-    results_dir = Path(results_dir)
+    results_dir = repo_path(results_dir, "results")
     if not results_dir.is_dir():
         if warn:
             warnings.warn(f"results folder {results_dir} does not exist: no model has been trained yet", ResultsSkippedWarning, stacklevel=2)
@@ -401,9 +404,10 @@ def table1_latex(df: pd.DataFrame) -> str:
     return latex_tabular(shown, "Table 1", "cifar_helpers.report.results.write_table1", shown.attrs["notes"], TEXT_COLUMNS)
 
 
-def write_table1(df: pd.DataFrame, results_dir: str | os.PathLike) -> list[Path]:
-    """Write `table1.csv` (raw numbers), `table1.md` and `table1.tex` atomically."""
-    return write_tables(Path(results_dir), "table1", df, table1_markdown(df), table1_latex(df))
+def write_table1(df: pd.DataFrame, results_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Write `table1.csv` (raw numbers), `table1.md` and `table1.tex` atomically into `results_dir` (a notebook's
+    RESULTS_DIR: relative to the repository, None for <repo>/results)."""
+    return write_tables(repo_path(results_dir, "results"), "table1", df, table1_markdown(df), table1_latex(df))
 
 
 # ----------------------------------------------------------------------------- prose

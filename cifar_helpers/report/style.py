@@ -6,6 +6,8 @@
 - `save_figure(fig, "figures/fig2")`: writes fig2.png (raster, >= 200 dpi)
   and fig2.pdf (vector), each atomically and with fixed metadata, so that
   re-running a notebook rewrites identical bytes.
+- `save_and_show(fig, "fig2_custom_resnet", FIGURES_DIR)`: the same into a
+  notebook's figures folder (None: <repo>/figures), returning `fig` to show.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from cifar_helpers.core.files import atomic_path, remove_leftovers
+from cifar_helpers.core.paths import repo_path
 
 OKABE_ITO = {
     "black": "#000000",
@@ -122,3 +125,13 @@ def save_figure(
             fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
         written.append(target)
     return written
+
+
+def save_and_show(fig: Figure | None, name: str, figures_dir: str | os.PathLike | None = None) -> Figure | None:
+    """Write `fig` as <figures_dir>/<name>.png and .pdf and return it, for the notebook cell to show.
+
+    `figures_dir` is a notebook's FIGURES_DIR: relative to the repository, None for <repo>/figures. A cell
+    that has no figure to show (None) writes nothing and shows nothing."""
+    if fig is not None:
+        save_figure(fig, repo_path(figures_dir, "figures") / name)
+    return fig

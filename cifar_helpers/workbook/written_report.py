@@ -352,17 +352,13 @@ def build_document(results, results_label: str, lang: str, fonts: Sequence[str])
 
 def draw_figures(results, folder: Path) -> list[Path]:
     """The report's figures, drawn from `results` by 04's and 06's functions, as vector PDFs in `folder`."""
-    import torch
-
     from cifar_helpers.data.cifar10 import CIFAR10_CLASSES
-    from cifar_helpers.report.diagrams import draw_bottleneck_block, draw_custom_resnet
+    from cifar_helpers.report.diagrams import custom_resnet_to_draw, draw_bottleneck_block, draw_custom_resnet
     from cifar_helpers.report.style import save_figure
-    from cifar_helpers.models import build_model
     from cifar_helpers.report.figures import accuracy_curves, confusion_matrices, fig1_loss_curves, fig4_custom_resnet_loss
 
     custom = results.get("custom_resnet")
-    torch.manual_seed(23)  # as notebook 04; the drawings do not depend on the weights
-    model = build_model("custom_resnet", **((custom or {}).get("architecture") or {}))
+    model = custom_resnet_to_draw((custom or {}).get("architecture"))  # as notebook 04
     figures = {
         "fig1_loss_curves": fig1_loss_curves(results),
         "fig2_custom_resnet": draw_custom_resnet(model),
