@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from cifar_helpers.engine.config import TrainConfig  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
-from cifar_helpers.engine.steps import make_step  # noqa: E402
+from cifar_helpers.engine.steps import EagerStep  # noqa: E402
 from cifar_helpers.engine.train import make_optimizer  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def run(model_name: str, memory_format: torch.memory_format, batches, steps: int
     cfg = TrainConfig.for_model(model_name)
     torch.manual_seed(23)
     model = build_model(model_name, **cfg.model_options).to(memory_format=memory_format)
-    step = make_step("eager", model, make_optimizer(cfg, model, device), False, device)
+    step = EagerStep(model, make_optimizer(cfg, model, device), False, device)
     model.train()
     times, losses = [], []
     for inputs, labels in batches[:steps]:

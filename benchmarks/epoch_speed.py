@@ -50,9 +50,9 @@ from cifar_helpers.engine.config import TrainConfig  # noqa: E402
 from cifar_helpers.data.cifar10 import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
 from cifar_helpers.engine.device import configure_determinism, device_name, prefers_channels_last, select_device  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
-from cifar_helpers.engine.provenance import code_revision, describe  # noqa: E402
+from cifar_helpers.engine.record import code_revision, describe  # noqa: E402
 from cifar_helpers.report.results import format_duration  # noqa: E402
-from cifar_helpers.engine.steps import GRAPH_MODES, GRAPH_WARMUP_STEPS, STEP_MODES, make_step, resolve_mode  # noqa: E402
+from cifar_helpers.engine.fast import GRAPH_MODES, GRAPH_WARMUP_STEPS, STEP_MODES, make_step, resolve_mode  # noqa: E402
 from cifar_helpers.engine.train import evaluate, make_optimizer, train_one_epoch  # noqa: E402
 
 CPU_DEFAULT_SUBSET = 2048

@@ -43,8 +43,8 @@ from cifar_helpers.data.batches import DeviceData  # noqa: E402
 from cifar_helpers.engine.config import TrainConfig  # noqa: E402
 from cifar_helpers.data.cifar10 import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
-from cifar_helpers.engine.steps import make_step  # noqa: E402
-from cifar_helpers.engine.train import make_optimizer, onecycle_factor, train_model, train_one_epoch  # noqa: E402
+from cifar_helpers.engine.fast import make_step, onecycle_factor  # noqa: E402
+from cifar_helpers.engine.train import make_optimizer, train_model, train_one_epoch  # noqa: E402
 
 EPOCHS, N_TRAIN, N_TEST, BATCH = 4, 1000, 500, 64
 DEVICE = torch.device("cuda")

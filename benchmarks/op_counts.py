@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cifar_helpers.engine.config import TrainConfig  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
-from cifar_helpers.engine.steps import GRAPH_WARMUP_STEPS, EagerStep, make_step, resolve_mode  # noqa: E402
+from cifar_helpers.engine.fast import GRAPH_WARMUP_STEPS, make_step, resolve_mode  # noqa: E402
+from cifar_helpers.engine.steps import EagerStep  # noqa: E402
 from cifar_helpers.engine.train import make_optimizer  # noqa: E402
 
 # Operators that only make views, metadata or uninitialised memory: no kernel on a GPU.

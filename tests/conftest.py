@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items):
     trained (make run runs 07 before it), so under nbval too 07 must run first."""
     from pathlib import Path
 
-    from cifar_helpers.models.catalog import NOTEBOOKS
+    from cifar_helpers.models.specs import NOTEBOOKS
 
     order = {notebook: index for index, (notebook, _) in enumerate(NOTEBOOKS)}
     slots = [i for i, item in enumerate(items) if Path(str(item.fspath)).stem in order

@@ -14,7 +14,7 @@ import torch
 from cifar_helpers.engine.config import ConfigError
 from cifar_helpers.data.cifar10 import subset
 from cifar_helpers.core.paths import REPO_ROOT
-from cifar_helpers.engine.steps import GraphedStep
+from cifar_helpers.engine.fast import GraphedStep
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

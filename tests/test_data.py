@@ -527,6 +527,30 @@ def test_cache_is_rebuilt_when_batches_change(fake_dir):
     assert_matches(after, expected_arrays(fake_dir / D.BATCHES_DIR))
 
 
+def test_a_summary_is_what_a_load_gives_read_from_the_cache_without_the_images(fake_dir, monkeypatch):
+    """`make run` asks only the digest and the counts: from the cache it reads no image and decodes nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CIFAR10Warning)
+        first = D.summarize_cifar10(fake_dir)  # never loaded before: loaded once, into the cache
+    loaded, _ = load_recording(fake_dir, download=False)
+    assert first == D.DataSummary(loaded.digest, N_TRAIN, N_TEST)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the images were read or decoded")
+
+    monkeypatch.setattr(D, "load_cifar10", must_not_run)
+    monkeypatch.setattr(D, "_read_cache", must_not_run)
+    monkeypatch.setattr(D._BatchUnpickler, "load", must_not_run)
+    assert D.summarize_cifar10(fake_dir) == first
+    monkeypatch.undo()
+    write_fake_cifar10(fake_dir, N_TRAIN, N_TEST, seed=1)  # other pixels: the cache's key no longer matches
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CIFAR10Warning)
+        changed = D.summarize_cifar10(fake_dir)
+    reloaded, _ = load_recording(fake_dir, download=False)
+    assert changed.digest != first.digest and changed == D.DataSummary(reloaded.digest, N_TRAIN, N_TEST)
+
+
 def test_the_first_load_of_an_image_folder_shows_its_progress(tmp_path, capsys, monkeypatch):
     write_image_tree(tmp_path, ".jpg")
     load_recording(tmp_path, download=False)

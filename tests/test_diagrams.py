@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
-from cifar_helpers.report.diagrams import draw_architecture, draw_bottleneck_block, draw_custom_resnet
+from cifar_helpers.report.diagrams import (custom_resnet_to_draw, draw_architecture, draw_bottleneck_block,
+                                          draw_custom_resnet)
 from cifar_helpers.report.style import save_figure
 from cifar_helpers.models import build_model, trace_model
 
@@ -130,3 +131,10 @@ def test_save_figure_refuses_low_dpi(fig2, tmp_path):
 
 def test_figures_display_in_jupyter_without_pyplot(fig2):
     assert fig2._repr_png_().startswith(b"\x89PNG")
+
+
+def test_the_custom_resnet_to_draw_is_the_same_module_every_time_and_takes_a_runs_architecture():
+    first, again = custom_resnet_to_draw(), custom_resnet_to_draw()
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert trace_model(first).equals(trace_model(build_model("custom_resnet")))
+    assert custom_resnet_to_draw({"dropout": 0.3}).layer1[0].dropout.p == 0.3

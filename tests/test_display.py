@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import mistune
 import numpy as np
 import torch
-from test_plots import fake_predictions
+from test_plots import fake_predictions, with_further_models
 from test_results import SPECS, all_results, make_result
 
 from cifar_helpers.report.chapter import (
@@ -165,3 +165,29 @@ def test_tables_show_every_character_of_long_settings():
     scores, runs = table1_views(table1(results))
     assert device in runs._repr_html_() and device in repr(runs) and "..." not in repr(runs)
     assert "..." not in repr(table.tail(3)) and "..." not in repr(scores)
+
+
+def test_a_model_the_report_did_not_train_reads_without_the_reports_half():
+    from cifar_helpers.report.predictions import per_class_table
+
+    results = LoadedResults(with_further_models("wide_cnn"))
+    result = results["wide_cnn"]
+    assert best_epoch_sentence(result).data.startswith("Wide Cnn: the lowest test loss, 0.9000, came at epoch 5")
+    text = report_comparison(result).data
+    assert "**Best test accuracy:** 60.00% at epoch 5 here; the report did not train this model." in text
+    assert "**Lowest test loss:** 0.9000 at epoch 5 here; the report did not train this model." in text
+    assert "The report:" not in text and "**Data and device:**" in text
+    assert "- Wide Cnn: 12 epochs" in results_overview(results).data
+    numbers, runs = table1_views(table1(results))
+    assert numbers.loc["Wide Cnn", "Report Acc (%)"] == "-" and runs.loc["Wide Cnn", "Epochs"] == "12"
+    assert list(per_class_table(results, [f"c{i}" for i in range(10)]).columns) == ["Wide Cnn"]
+
+
+def test_table1s_two_views_show_as_two_tables_from_a_cells_last_line(monkeypatch):
+    from cifar_helpers.report import chapter
+
+    views = table1_views(table1({"dnn": make_result("dnn", **SPECS["dnn"])}))
+    shown = []
+    monkeypatch.setattr(chapter, "display", lambda *objects: shown.extend(objects))
+    views._ipython_display_()  # what IPython calls for a cell's last value that has it
+    assert len(shown) == 2 and shown[0] is views[0] and shown[1] is views[1]

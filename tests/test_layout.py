@@ -1,6 +1,7 @@
 """The package's layout: a handful of layers, each importing only from the layers below it."""
 
 import ast
+import re
 from pathlib import Path
 
 import cifar_helpers
@@ -47,3 +48,19 @@ def test_the_package_imports_itself_absolutely():
                 for node in ast.walk(ast.parse(file.read_text()))
                 if isinstance(node, ast.ImportFrom) and node.level > 0]
     assert not relative, relative
+
+
+def test_the_readme_layout_names_every_module_under_its_layer():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    tree = readme.split("## Layout", 1)[1].split("```")[1]
+    named: dict[str, set[str]] = {}
+    layer = None
+    for line in tree.splitlines():
+        heading = line.strip().split(" ")[0]
+        if line.startswith("  ") and not line.startswith("    ") and heading.rstrip("/") in LAYERS:
+            layer = heading.rstrip("/")
+        elif line.startswith("    ") and layer:
+            named.setdefault(layer, set()).update(re.findall(r"[\w.]+\.(?:py|typ|j2)\b", line))
+    for layer in LAYERS:
+        modules = {p.name for p in (PACKAGE / layer).iterdir() if p.suffix in (".py", ".typ", ".j2")} - {"__init__.py"}
+        assert modules <= named.get(layer, set()), f"{layer}/: {sorted(modules - named.get(layer, set()))}"

@@ -9,7 +9,7 @@ import re
 import papermill as pm
 import pytest
 
-from cifar_helpers.models.catalog import NOTEBOOKS as CATALOG
+from cifar_helpers.models.specs import NOTEBOOKS as CATALOG
 from cifar_helpers.engine.config import TrainConfig
 from cifar_helpers.core.paths import REPO_ROOT
 from cifar_helpers.engine.train import train_model
@@ -73,6 +73,18 @@ def test_notebook_and_library_give_identical_histories(notebook_runs, fake_data,
 
 
 @pytest.mark.slow
+def test_05_takes_the_fast_recipe_it_does_not_declare(tmp_path, fake_data_dir):
+    """params/fast.yaml's way into 05 (papermill): the recipe's names, which 05's parameters cell no longer
+    declares, reach the engine."""
+    recipe = {"OPTIMIZER": "sgd", "MOMENTUM": 0.8, "NESTEROV": True, "SCHEDULER": "onecycle", "WARMUP_FRACTION": 0.5}
+    run("05_custom_resnet", tmp_path, **dict(TINY, EPOCHS=1, SUBSET=[100, 50], DATA_DIR=str(fake_data_dir),
+                                             RESULTS_DIR=str(tmp_path / "results"),
+                                             CHECKPOINT_DIR=str(tmp_path / "ckpt"), **recipe))
+    params = json.loads((tmp_path / "results" / "custom_resnet.json").read_text())["params"]
+    assert {name: params[name.lower()] for name in recipe} == recipe
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("params, message", [
     ({"EPOCHS": 0}, "EPOCHS must be a whole number >= 1"),
     ({"BATCH_SIZE": -1}, "BATCH_SIZE must be a whole number >= 1"),
@@ -107,3 +119,21 @@ def test_the_analysis_notebooks_refuse_a_misspelled_name_before_writing_anything
     outputs = [cell.get("outputs", []) for cell in json.loads((tmp_path / f"{notebook}.ipynb").read_text())["cells"]]
     assert sum(1 for cell in outputs for output in cell if output["output_type"] == "error") == 1
     assert not any(output.get("data") for cell in outputs for output in cell)  # no figure or table shown
+
+
+@pytest.mark.slow
+def test_06_shows_a_model_the_report_did_not_train_after_its_four(tmp_path, fake_data_dir):
+    """The committed reference results and one more model's results file: 06 runs through, its Table 1
+    has the further model's row last, with '-' for the report, and every figure is written."""
+    from test_results import with_a_further_model
+
+    results, figures = with_a_further_model(tmp_path / "results"), tmp_path / "figures"
+    out = run("06_analysis", tmp_path, RESULTS_DIR=str(results), FIGURES_DIR=str(figures), DATA_DIR=str(fake_data_dir))
+    rows = [line for line in (results / "table1.md").read_text().splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == ["| DNN", "| CNN", "| ResNet", "| Custom ResNet", "| Wide CNN"]
+    assert rows[-1].endswith(" | - | - | - | - | - |")
+    assert "Wide CNN" in (results / "per_class.md").read_text().splitlines()[2]  # its header
+    assert {p.name for p in figures.glob("*.png")} >= {"fig1_loss_curves.png", "test_accuracy.png",
+                                                       "confusion_matrices.png"}
+    shown = out.read_text()
+    assert "The report has no numbers for Wide CNN." in shown and "- Wide CNN: 100 epochs" in shown

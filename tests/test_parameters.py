@@ -7,11 +7,12 @@ import re
 
 import pytest
 
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.models.specs import NOTEBOOKS
 from cifar_helpers.engine.config import ConfigError, TrainConfig
 from cifar_helpers.engine.device import DeviceError
 from cifar_helpers.report.chapter import protocol_table
 from cifar_helpers.models import model_options
+from cifar_helpers.engine.fast import RECIPE_PARAMETERS
 from cifar_helpers.engine.parameters import (
     KNOWN_PARAMETERS,
     MODEL_PARAMETERS,
@@ -95,7 +96,7 @@ def test_each_notebooks_defaults_are_the_packages_protocol(notebook, model):
 
 P = 'SEED = 23\nEPOCHS = 100\nDATA_DIR = None\nDEVICE = "auto"\n'  # a parameters cell
 TYPO = P.replace("EPOCHS = 100", "EPOCH = 3")
-CHECK_01 = 'from cifar_helpers.engine.parameters import training_run\n\nrun = training_run("dnn", globals())\n'
+CHECK_01 = 'from cifar_helpers import training_run\n\nrun = training_run("dnn", globals())\n'
 DECLARED = {"SEED", "EPOCHS", "DATA_DIR", "DEVICE"}
 
 
@@ -141,6 +142,31 @@ def test_a_fixed_typo_passes_though_the_old_name_is_still_in_the_kernel(fake_dat
 def test_a_training_notebook_refuses_any_name_it_does_not_declare_in_any_case(name, message, fake_data_dir):
     with pytest.raises(ConfigError, match=re.escape(message)):
         training_run("dnn", {name: 1, "DATA_DIR": str(fake_data_dir)})
+
+
+def test_a_training_notebook_takes_the_fast_recipes_names_without_declaring_them(fake_data_dir):
+    """05's parameters cell is the report's protocol; params/fast.yaml still passes the recipe's names,
+    because the engine knows them. Any other undeclared name is still refused."""
+    assert not set(RECIPE_PARAMETERS) & set(declared_parameters("05_custom_resnet"))
+    assert set(RECIPE_PARAMETERS) <= KNOWN_PARAMETERS
+    recipe = {"OPTIMIZER": "sgd", "MOMENTUM": 0.8, "NESTEROV": True, "SCHEDULER": "onecycle", "WARMUP_FRACTION": 0.1}
+    cfg = training_run("custom_resnet", {"DATA_DIR": str(fake_data_dir), **recipe}).config
+    assert (cfg.optimizer, cfg.momentum, cfg.nesterov, cfg.scheduler, cfg.warmup_fraction) == tuple(recipe.values())
+    with pytest.raises(ConfigError, match=re.escape("unknown parameter 'NESTROV' in notebooks/05_custom_resnet.ipynb; "
+                                                    "did you mean NESTEROV?")):
+        training_run("custom_resnet", {"DATA_DIR": str(fake_data_dir), "NESTROV": True})
+    with pytest.raises(ConfigError, match="unknown parameter 'NESTEROV' in notebooks/06_analysis.ipynb"):
+        check_parameters("06_analysis", {"NESTEROV": True})  # it trains nothing: the recipe is not its
+
+
+def test_a_recipe_name_an_earlier_run_left_in_the_kernel_is_not_taken():
+    cell = parameters_cell("05_custom_resnet")
+    check = 'run = training_run("custom_resnet", globals())\n'
+    namespace = {**declared_parameters("05_custom_resnet"), "NESTEROV": True}
+    namespace["In"] = ["", cell, "NESTEROV = True\n", check]
+    assert check_parameters("05_custom_resnet", namespace)["NESTEROV"] is True
+    namespace["In"] = ["", cell, "NESTEROV = True\n", check, cell, check]  # the parameters cell ran again since
+    assert "NESTEROV" not in check_parameters("05_custom_resnet", namespace)
 
 
 @pytest.mark.parametrize("notebook, name, suggestion", [

@@ -16,13 +16,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from test_results import SPECS, all_results, make_result
 
-from cifar_helpers.report.style import PAGE_WIDTH, save_figure
+from cifar_helpers.report.style import PAGE_WIDTH, model_style, save_and_show, save_figure
 from cifar_helpers.report.figures import (
     LR_COLOUR,
     STOP_COLOUR,
     accuracy_curves,
+    confusion_matrices,
     fig1_loss_curves,
     fig4_custom_resnet_loss,
+    model_styles,
     plot_history,
     sample_grid,
 )
@@ -250,6 +252,18 @@ def test_figures_save_as_png_and_pdf(tmp_path):
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
+def test_a_notebook_saves_and_shows_a_figure_in_its_figures_dir_and_none_is_nothing(tmp_path, monkeypatch):
+    from cifar_helpers.core import paths
+
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)  # stands for the repository
+    fig = fig1_loss_curves(all_results(["dnn"]))
+    assert save_and_show(fig, "fig1_loss_curves", None) is fig
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["fig1_loss_curves.pdf", "fig1_loss_curves.png"]
+    assert save_and_show(fig, "again", "figures/smoke") is fig and (tmp_path / "figures/smoke/again.png").is_file()
+    assert save_and_show(None, "custom_resnet_mistakes", "nothing") is None  # no gallery to show
+    assert not (tmp_path / "nothing").exists()
+
+
 def test_fig4_ends_at_the_last_epoch_and_keeps_an_lr_label_that_meets_the_stop_line():
     result = make_result("custom_resnet", epochs=31, best_loss_epoch=16, lr=0.001, step_size=30, stopped_early=True)
     fig = fig4_custom_resnet_loss(result)
@@ -265,7 +279,7 @@ def test_fig4_ends_at_the_last_epoch_and_keeps_an_lr_label_that_meets_the_stop_l
 
 
 def fake_predictions(n_classes=10, per_class=20, epoch=7):
-    from cifar_helpers.report.predictions import prediction_record
+    from cifar_helpers.engine.record import prediction_record
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(n_classes), per_class)
@@ -336,4 +350,61 @@ def test_fig1_draws_the_mean_over_seeds_with_a_band():
     expected = [(a["test_loss"] + b["test_loss"]) / 2 for a, b in zip(runs[0]["history"], runs[1]["history"])]
     assert list(test_line.get_ydata()) == pytest.approx(expected)
     assert legend_texts(fig)[-1] == "± 1 std over the seeds"
+    assert_nothing_clipped(fig)
+
+
+# ----------------------------------------------------------------------------- models the report did not train
+
+
+def with_further_models(*names: str) -> dict:
+    """The four fabricated runs, and one more per name (labelled by its results file), predictions and all."""
+    results = all_results()
+    for index, name in enumerate(names):
+        results[name] = make_result(name, epochs=12 + index, best_loss_epoch=5, best_loss=0.9, best_acc=0.6 + index / 100)
+        results[name] |= {"label": name.replace("_", " ").title(), "predictions": fake_predictions()[2]}
+    return results
+
+
+def test_the_palette_keeps_the_report_models_styles_and_never_runs_out():
+    # the four colours and line styles the committed figures show
+    assert [model_style(i) for i in range(4)] == [("#E69F00", ":"), ("#56B4E9", "-."), ("#009E73", "--"), ("#0072B2", "-")]
+    pairs = [model_style(i) for i in range(28)]
+    assert len(set(pairs)) == 28  # every model of the first 28 has a pair of its own
+    assert model_style(28) == model_style(0) and model_style(10_000) in pairs
+    # a report model keeps its style whichever others ran; further ones follow, sorted by name
+    assert model_styles(["resnet", "zeta", "alpha"]) == {"resnet": model_style(2), "alpha": model_style(4),
+                                                         "zeta": model_style(5)}
+
+
+def test_the_accuracy_figure_draws_a_further_model_in_the_next_style():
+    fig = accuracy_curves(with_further_models("wide_cnn"))
+    (ax,) = fig.axes
+    assert legend_texts(fig)[4] == "Wide Cnn (best 60.00%, epoch 5)" and len(legend_texts(fig)) == 5
+    for index, label in enumerate(["DNN", "CNN", "ResNet", "Custom ResNet", "Wide Cnn"]):
+        line = labelled_line(ax, label + " (")
+        assert (matplotlib.colors.to_hex(line.get_color()).upper(), line.get_linestyle()) == model_style(index)
+    assert "not run yet" not in ax.get_title()
+    assert_nothing_clipped(fig)
+
+
+def test_fig1_adds_a_panel_per_further_model_three_a_row():
+    results = with_further_models("wide_cnn", "bn_resnet")
+    fig = fig1_loss_curves(results)
+    titles = [ax.get_title().split("\n")[0] for ax in fig.axes]
+    assert titles == ["(A) DNN", "(B) CNN", "(C) ResNet", "(D) Bn Resnet", "(E) Wide Cnn"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy loss", "", "", "cross-entropy loss", ""]
+    marker = labelled_line(fig.axes[4], "lowest test loss")
+    assert list(marker.get_xdata()) == [5] and marker.get_ydata()[0] == pytest.approx(0.9)
+    assert fig.get_size_inches()[0] == pytest.approx(PAGE_WIDTH)
+    assert_legends_outside_the_axes(fig)
+    assert_nothing_clipped(fig)
+
+
+def test_the_confusion_matrices_add_further_models_two_a_row():
+    results = with_further_models("wide_cnn")
+    results["dnn"]["predictions"] = fake_predictions()[2]
+    fig = confusion_matrices(results, [f"c{i}" for i in range(10)])
+    panels = fig.axes[:5]  # then the colour bar
+    assert [ax.get_title() for ax in panels] == ["DNN (epoch 7)", "", "", "", "Wide Cnn (epoch 7)"]
+    assert fig.get_size_inches()[1] == pytest.approx(3 * PAGE_WIDTH / 2 + 0.3)
     assert_nothing_clipped(fig)

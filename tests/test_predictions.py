@@ -7,13 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from cifar_helpers.report.predictions import (
-    confident_mistakes,
-    confusion_matrix,
-    per_class_accuracy,
-    per_class_table,
-    prediction_record,
-)
+from cifar_helpers.engine.record import confident_mistakes, confusion_matrix, prediction_record
+from cifar_helpers.report.predictions import per_class_accuracy, per_class_table, write_per_class
 
 LABELS = [0, 0, 0, 1, 1, 2, 2, 2, 2]
 PREDICTED = [0, 1, 0, 1, 1, 2, 0, 1, 2]
@@ -42,3 +37,23 @@ def test_per_class_table_reads_the_stored_record_and_skips_older_files():
     results = {"dnn": {"predictions": record}, "cnn": {"history": []}}  # cnn: an older file
     table = per_class_table(results, ["a", "b", "c"], {"dnn": "DNN", "cnn": "CNN"})
     assert list(table.columns) == ["DNN"] and table["DNN"].tolist() == [66.67, 100.0, 50.0]
+
+
+def test_per_class_table_names_its_columns_by_the_models_labels_unless_told(tmp_path):
+    record = prediction_record(LABELS, PREDICTED, CONFIDENCE, epoch=7, n_classes=3)
+    table = per_class_table({"custom_resnet": {"predictions": record}}, ["a", "b", "c"])
+    assert list(table.columns) == ["Custom ResNet"]
+
+
+def test_per_class_files_go_to_a_notebooks_results_dir_and_an_empty_table_writes_none(tmp_path, monkeypatch):
+    from cifar_helpers.core import paths
+
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)  # stands for the repository
+    record = prediction_record(LABELS, PREDICTED, CONFIDENCE, epoch=7, n_classes=3)
+    table = per_class_table({"dnn": {"predictions": record}}, ["a", "b", "c"])
+    written = write_per_class(table, None)
+    assert [p.name for p in written] == ["per_class.csv", "per_class.md", "per_class.tex"]
+    assert {p.parent for p in written} == {tmp_path / "results"}
+    assert write_per_class(table, "elsewhere")[0].parent == tmp_path / "elsewhere"
+    no_run = per_class_table({"cnn": {"history": []}}, ["a", "b", "c"])  # no run with predictions yet
+    assert write_per_class(no_run, "empty") == [] and not (tmp_path / "empty").exists()

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from cifar_helpers.core import paths
-from cifar_helpers.engine.provenance import code_revision, describe
+from cifar_helpers.engine.record import code_revision, describe
 
 
 def git(repo, *args):

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from cifar_helpers.models.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.core.paths import REPO_ROOT
+from cifar_helpers.models.specs import MODEL_NAMES
+from cifar_helpers.models.specs import SPECS as MODEL_SPECS
 from cifar_helpers.report.tables import latex_escape
 from cifar_helpers.report.results import (
+    NOT_IN_REPORT_NOTE,
+    REPORT_COLUMNS,
     REPORT_TABLE1,
     TABLE1_COLUMNS,
     Missing,
@@ -187,6 +192,7 @@ def test_a_partial_run_loads_and_table1_labels_it(tmp_path):
     ("official python batches at /x; checksums differ from the official release", "non-official batches"),
     ("generated data (cifar_helpers.data.fake) at /x/cifar-10-batches-py", "generated"),
     ("400 train / 200 test subset (seed 23) of official python batches at /x", "official, subset 400/200"),
+    ("400 train / 200 test subset (seed 23) of generated data (cifar_helpers.data.fake) at /x", "generated, subset 400/200"),
     ("", "unrecorded"),
 ])
 def test_data_label_names_the_copy_a_run_read(source, label):
@@ -258,14 +264,14 @@ def test_report_numbers_are_the_reports():
         "custom_resnet": (0.3053, 90.47, 62),
     }
     assert "77.14" in REPORT_TABLE1["cnn"].note
-    assert list(MODEL_LABELS.values()) == ["DNN", "CNN", "ResNet", "Custom ResNet"]
-    assert [Path(MODEL_NOTEBOOKS[m]).stem for m in MODEL_NAMES] == ["01_dnn", "02_cnn", "03_resnet", "05_custom_resnet"]
+    assert [spec.label for spec in MODEL_SPECS.values()] == ["DNN", "CNN", "ResNet", "Custom ResNet"]
+    assert [Path(MODEL_SPECS[m].notebook_path).stem for m in MODEL_NAMES] == ["01_dnn", "02_cnn", "03_resnet", "05_custom_resnet"]
 
 
 def test_table1_values_are_the_fabricated_minima_beside_the_report():
     df = table1(all_results())
     assert list(df.columns) == list(TABLE1_COLUMNS)
-    assert list(df["Model"]) == [MODEL_LABELS[m] for m in MODEL_NAMES]
+    assert list(df["Model"]) == [MODEL_SPECS[m].label for m in MODEL_NAMES]
     for model, row in zip(MODEL_NAMES, df.to_dict("records")):
         spec, report = SPECS[model], REPORT_TABLE1[model]
         loss, acc = round(spec["best_loss"], 4), round(spec["best_acc"] * 100, 2)
@@ -290,6 +296,17 @@ def test_table1_has_rows_only_for_present_models():
 def test_format_duration_is_human_readable():
     assert [format_duration(s) for s in (42.4, 725, 3 * 3600 + 7 * 60 + 20, 864_000, math.nan)] == [
         "42 s", "12 min 05 s", "3 h 07 min", "10 days 00 h", "n/a"]
+
+
+def test_a_notebooks_results_dir_is_taken_from_the_repository_and_none_is_its_results_folder(tmp_path, monkeypatch):
+    from cifar_helpers.core import paths
+
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)  # stands for the repository
+    write_results(tmp_path / "results", all_results(["dnn"]))
+    write_results(tmp_path / "runs" / "other", all_results(["cnn"]))
+    assert list(load_results(None)) == ["dnn"] and list(load_results("runs/other")) == ["cnn"]
+    assert [p.parent for p in write_table1(table1(load_results(None)), None)] == [tmp_path / "results"] * 3
+    assert write_table1(table1({}), "runs/other")[0] == tmp_path / "runs" / "other" / "table1.csv"
 
 
 def test_write_table1_writes_csv_md_and_tex(tmp_path):
@@ -376,7 +393,7 @@ def test_summary_handles_partial_sets_and_names_the_missing_notebooks(present):
     results = all_results(present)
     text = summary_paragraph(results)
     for model in MODEL_NAMES:
-        assert (MODEL_NOTEBOOKS[model] in text) == (model not in present)
+        assert (MODEL_SPECS[model].notebook_path in text) == (model not in present)
     assert set(_numbers_in(text)) <= _allowed_numbers(results)
     if not present:
         assert text.startswith("No model has results yet.")
@@ -454,3 +471,78 @@ def test_without_a_main_run_the_first_seed_stands_for_the_others(tmp_path):
     results = load_results(tmp_path, warn=False)
     assert results["dnn"]["history"] == first["history"] and len(results.seeds["dnn"]) == 1
     assert "than seed-24/dnn.json" in results.skipped["seed-25/dnn.json"]
+
+
+# ----------------------------------------------------------------------------- a model the report did not train
+
+REFERENCE_RESULTS = REPO_ROOT / "reference" / "cpu-jpeg" / "results"
+
+
+def with_a_further_model(folder: Path, name: str = "wide_cnn", label: str | None = "Wide CNN",
+                         source: str = "cnn") -> Path:
+    """The committed reference results, and the `source` run again as `name`, a model the report did not
+    train (with the `label` its results file gives, or none)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in REFERENCE_RESULTS.glob("*.json"):
+        shutil.copy(path, folder / path.name)
+    record = json.loads((REFERENCE_RESULTS / f"{source}.json").read_text(encoding="utf-8"))
+    record.update(model=name, params=dict(record["params"], model=name))
+    if label:
+        record["label"] = label
+    (folder / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
+    return folder
+
+
+def table_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ")]
+
+
+def test_the_reference_table1_is_the_one_06_wrote(tmp_path):
+    """Re-rendered from the committed results, Table 1 is the committed one (the .tex names its writer on its
+    first line, a module that has moved since)."""
+    written = write_table1(table1(load_results(REFERENCE_RESULTS)), tmp_path)
+    for path in written:
+        ours, committed = (p.read_text(encoding="utf-8").splitlines() for p in (path, REFERENCE_RESULTS / path.name))
+        first = 1 if path.suffix == ".tex" else 0
+        assert ours[first:] == committed[first:], path.name
+
+
+def test_table1_takes_a_further_model_after_the_reports_four_with_dashes_for_the_report(tmp_path):
+    folder = with_a_further_model(tmp_path / "results")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a further model's results file is a result, not a skipped file
+        results = load_results(folder)
+    assert list(results) == [*MODEL_NAMES, "wide_cnn"] and missing_models(results) == []
+    df = table1(results)
+    assert list(df["Model"]) == ["DNN", "CNN", "ResNet", "Custom ResNet", "Wide CNN"]
+    assert df[list(REPORT_COLUMNS)].iloc[4].isna().all() and df[list(REPORT_COLUMNS)].iloc[:4].notna().all().all()
+    assert df.attrs["notes"][-1] == NOT_IN_REPORT_NOTE
+    csv, md, tex = write_table1(df, folder)
+
+    reference = table_lines((REFERENCE_RESULTS / "table1.md").read_text(encoding="utf-8"))
+    lines = table_lines(md.read_text(encoding="utf-8"))
+    assert lines[:5] == reference  # the report's models' rows as the committed table has them
+    assert lines[5].startswith("| Wide CNN | 0.7796 | 74.12 | 49 | 55 | 666,858 | 4 h 08 min | 100 |")
+    assert lines[5].endswith(" | - | - | - | - | - |")
+    assert f"- {NOT_IN_REPORT_NOTE}" in md.read_text(encoding="utf-8")
+    assert "Wide CNN & 0.7796 & 74.12 &" in tex.read_text(encoding="utf-8")
+    assert tex.read_text(encoding="utf-8").count(" & - & - & - & - & - \\\\") == 1
+    raw = pd.read_csv(csv)
+    assert raw[list(REPORT_COLUMNS)].iloc[4].isna().all() and list(raw["Report Epoch"][:4]) == [17, 67, 11, 62]
+
+
+def test_the_summary_compares_only_the_reports_models_with_the_report(tmp_path):
+    results = load_results(with_a_further_model(tmp_path), warn=False)
+    text = summary_paragraph(results)
+    assert "Wide CNN 74.12% (epoch 55)" in text  # ranked with the others
+    assert "Against the report, best accuracy differs by DNN +1.26, CNN -3.05, ResNet -4.32 and Custom ResNet -21.71" in text
+    assert "The report has no numbers for Wide CNN." in text
+    assert "The report ranks its models Custom ResNet, ResNet, CNN and DNN." in text
+
+
+def test_a_further_model_without_a_label_is_shown_by_its_name_and_a_broken_one_is_skipped(tmp_path):
+    folder = with_a_further_model(tmp_path, name="my_net", label=None)
+    (folder / "other_net.json").write_text('{"schema": 1, "model": "other_net", "hist', encoding="utf-8")
+    results = load_results(folder, warn=False)
+    assert list(results) == [*MODEL_NAMES, "my_net"] and table1(results)["Model"].iloc[-1] == "my_net"
+    assert "unreadable" in results.skipped["other_net.json"] and "'other_net'" in results.skipped["other_net.json"]

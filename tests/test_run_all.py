@@ -6,12 +6,16 @@ import json
 import re
 
 import pytest
+from test_results import make_result
 
-from cifar_helpers.workbook import run_all
 from cifar_helpers.core.hashing import short_hash
-from cifar_helpers.models import architecture
 from cifar_helpers.core.paths import REPO_ROOT
-from cifar_helpers.workbook.run_all import RunError, check_cpu_cost, is_complete, load_profile
+from cifar_helpers.data.cifar10 import DataSummary
+from cifar_helpers.engine.config import TrainConfig
+from cifar_helpers.engine.record import RunIdentity
+from cifar_helpers.models import architecture
+from cifar_helpers.workbook import run_all
+from cifar_helpers.workbook.run_all import Job, RunError, check_cpu_cost, is_complete, load_profile
 
 
 def test_profile_applies_only_declared_parameters_with_per_notebook_overrides(tmp_path):
@@ -22,6 +26,20 @@ def test_profile_applies_only_declared_parameters_with_per_notebook_overrides(tm
     assert profile.for_notebook("01_dnn", {"EPOCHS", "LR"}) == {"EPOCHS": 2}
     assert profile.for_notebook("05_custom_resnet", {"EPOCHS", "PATIENCE"}) == {"EPOCHS": 4, "PATIENCE": 2}
     assert profile.for_notebook("06_analysis", {"FIGURES_DIR", "RESULTS_DIR"}) == {"FIGURES_DIR": "f"}
+
+
+def test_a_profile_passes_the_fast_recipe_to_the_training_notebooks_alone(tmp_path, declared_by):
+    file = tmp_path / "p.yaml"
+    file.write_text("NESTEROV: true\nnotebooks:\n  05_custom_resnet: {WARMUP_FRACTION: 0.1, MOMENTUM: 0.8}\n")
+    profile = load_profile(file)
+    run_all.check_profile_names(profile, declared_by)
+    assert profile.for_notebook("05_custom_resnet", set(declared_by["05_custom_resnet"])) == {
+        "NESTEROV": True, "WARMUP_FRACTION": 0.1, "MOMENTUM": 0.8}
+    assert profile.for_notebook("01_dnn", set(declared_by["01_dnn"])) == {"NESTEROV": True}
+    assert profile.for_notebook("06_analysis", set(declared_by["06_analysis"])) == {}
+    file.write_text("notebooks:\n  06_analysis: {NESTEROV: true}\n")
+    with pytest.raises(RunError, match="unknown parameter 'NESTEROV' in notebooks: 06_analysis"):
+        run_all.check_profile_names(load_profile(file), declared_by)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -101,33 +119,46 @@ def test_every_committed_profile_names_parameters_the_notebooks_declare(name, de
 
 
 def test_complete_means_same_parameters_same_network_same_data_and_an_intact_results_file(tmp_path):
-    params = {"EPOCHS": 2, "RESULTS_DIR": str(tmp_path)}
+    params = {"EPOCHS": 2, "RESULTS_DIR": str(tmp_path), "DEVICE": "cpu"}
     state = tmp_path / "state.json"
-    assert not is_complete(state, params, "dnn", "d1")
-    state.write_text(json.dumps({"params_hash": short_hash(params), "fingerprint": "abc"}))
-    finished = {"complete": True, "fingerprint": "abc", "data_digest": "d1", "architecture": architecture("dnn")}
+    d1 = DataSummary("d1", n_train=400, n_test=200)  # what DATA_DIR holds now
+    assert not is_complete(state, params, "dnn", d1)
+    state.write_text(json.dumps({"params_hash": short_hash(params)}))  # the notebook ran to its end
+    run = RunIdentity.of(TrainConfig.for_model("dnn", epochs=2), "cpu", "d1", n_train=400, n_test=200)
+    finished = {**make_result("dnn", epochs=2, best_loss_epoch=1), "fingerprint": run.fingerprint, "data_digest": "d1",
+                "architecture": architecture("dnn")}
     (tmp_path / "dnn.json").write_text(json.dumps(finished))
-    assert is_complete(state, params, "dnn", "d1")
-    assert not is_complete(state, params, "dnn", "d2")  # the data changed under the finished run
+    assert is_complete(state, params, "dnn", d1)
+    assert not is_complete(state, params, "dnn", DataSummary("d2", 400, 200))  # the data changed under the finished run
     assert not is_complete(state, params, "dnn", None)  # no data there now
-    assert not is_complete(state, {**params, "EPOCHS": 3}, "dnn", "d1")
-    assert not is_complete(state, {**params, "EPOCH": 3}, "dnn", "d1")  # the notebook will name the typo
+    assert not is_complete(state, {**params, "EPOCHS": 3}, "dnn", d1)
+    assert not is_complete(state, {**params, "EPOCH": 3}, "dnn", d1)  # the notebook will name the typo
     (tmp_path / "dnn.json").write_text(json.dumps({**finished, "fingerprint": "other run"}))
-    assert not is_complete(state, params, "dnn", "d1")
+    assert not is_complete(state, params, "dnn", d1)
+    (tmp_path / "dnn.json").write_text(json.dumps({**finished, "complete": False, "epochs_planned": 3}))
+    assert not is_complete(state, params, "dnn", d1)  # a partial run (STOP_AFTER) goes on
     # a factory default changed since the run (the ResNet's widths, say): the same parameters, another network
     (tmp_path / "dnn.json").write_text(json.dumps({**finished, "architecture": architecture("dnn", hidden=(64,))}))
-    assert not is_complete(state, params, "dnn", "d1")
+    assert not is_complete(state, params, "dnn", d1)
     (tmp_path / "dnn.json").write_text(json.dumps({key: v for key, v in finished.items() if key != "architecture"}))
-    assert not is_complete(state, params, "dnn", "d1")  # a file from before the network was recorded
+    assert not is_complete(state, params, "dnn", d1)  # a file from before the network was recorded
     (tmp_path / "dnn.json").write_text("{truncated")
-    assert not is_complete(state, params, "dnn", "d1")
+    assert not is_complete(state, params, "dnn", d1)
+
+
+def test_make_run_reads_what_the_data_are_from_the_loaders_cache_not_the_images(fake_data_dir, tmp_path, monkeypatch):
+    first = run_all.inspect_data(fake_data_dir)  # loaded once into the cache if no test loaded it before
+    assert (first.n_train, first.n_test) == (400, 200)
+    monkeypatch.setattr("cifar_helpers.data.cifar10.load_cifar10", lambda *a, **k: pytest.fail("no load, no decode"))
+    assert run_all.inspect_data(fake_data_dir) == first
+    assert run_all.inspect_data(tmp_path / "nothing-here") is None  # the notebook will say where to get the data
 
 
 def test_a_days_long_cpu_run_is_refused_with_an_estimate(monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda cfg, device, n_train: 600.0)
-    jobs = [("01_dnn", "dnn", {"EPOCHS": 100, "DEVICE": "auto", "SUBSET": None, "DATA_DIR": None}),
-            ("06_analysis", None, {})]
+    jobs = [Job("01_dnn", "dnn", {"EPOCHS": 100, "DEVICE": "auto", "SUBSET": None, "DATA_DIR": None}),
+            Job("06_analysis", None, {})]
     with pytest.raises(RunError) as error:
         check_cpu_cost(jobs, assume_yes=False)
     text = str(error.value)
@@ -140,9 +171,9 @@ def test_a_days_long_cpu_run_is_refused_with_an_estimate(monkeypatch, capsys):
 def test_small_cpu_runs_need_no_estimate(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda *a: pytest.fail("no estimate needed"))
-    check_cpu_cost([("01_dnn", "dnn", {"EPOCHS": 100, "SUBSET": [500, 100]}),
-                    ("02_cnn", "cnn", {"EPOCHS": 3, "DATA_DIR": None}),
-                    ("03_resnet", "resnet", {"EPOCHS": 100, "DATA_DIR": "data/fake"})],
+    check_cpu_cost([Job("01_dnn", "dnn", {"EPOCHS": 100, "SUBSET": [500, 100]}),
+                    Job("02_cnn", "cnn", {"EPOCHS": 3, "DATA_DIR": None}),
+                    Job("03_resnet", "resnet", {"EPOCHS": 100, "DATA_DIR": "data/fake"})],
                    assume_yes=False, data_sizes={REPO_ROOT / "data/fake": 400})
 
 
@@ -150,7 +181,7 @@ def test_a_long_run_on_a_known_small_data_set_is_still_estimated(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda cfg, device, n_train: 3600.0)
     with pytest.raises(RunError, match="No GPU"):
-        check_cpu_cost([("03_resnet", "resnet", {"EPOCHS": 1000, "DATA_DIR": "data/fake"})],
+        check_cpu_cost([Job("03_resnet", "resnet", {"EPOCHS": 1000, "DATA_DIR": "data/fake"})],
                        assume_yes=False, data_sizes={REPO_ROOT / "data/fake": 400})
 
 
@@ -160,7 +191,7 @@ def test_the_estimate_scales_by_the_images_really_in_data_dir(monkeypatch):
     monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds",
                         lambda cfg, device, n_train: seen.append(n_train) or 3600.0)
     with pytest.raises(RunError, match="No GPU"):
-        check_cpu_cost([("02_cnn", "cnn", {"EPOCHS": 100, "DATA_DIR": "data/small"})],
+        check_cpu_cost([Job("02_cnn", "cnn", {"EPOCHS": 100, "DATA_DIR": "data/small"})],
                        assume_yes=False, data_sizes={REPO_ROOT / "data/small": 5000})
     assert seen == [5000]
 
@@ -169,7 +200,7 @@ def test_an_apple_gpu_is_not_estimated_as_the_cpu(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("cifar_helpers.engine.device._mps_available", lambda: True)
     monkeypatch.setattr("cifar_helpers.workbook.estimate.epoch_seconds", lambda *a: pytest.fail("mps is no CPU"))
-    check_cpu_cost([("03_resnet", "resnet", {"EPOCHS": 100, "DEVICE": "auto"})], assume_yes=False)
+    check_cpu_cost([Job("03_resnet", "resnet", {"EPOCHS": 100, "DEVICE": "auto"})], assume_yes=False)
 
 
 def test_estimate_times_a_real_step():
@@ -412,7 +443,7 @@ def test_a_kernel_that_dies_ends_make_run_with_the_notebook_the_cell_and_how_to_
     notebooks = tmp_path / "notebooks"
     shutil.copytree(run_all.NOTEBOOK_DIR, notebooks)
     (notebooks / "04_custom_resnet_architecture.ipynb").write_text(json.dumps(KILLED_NOTEBOOK))
-    script = ("import sys; from pathlib import Path; from cifar_helpers import run_all\n"
+    script = ("import sys; from pathlib import Path; from cifar_helpers.workbook import run_all\n"
               f"run_all.NOTEBOOK_DIR = Path({str(notebooks)!r})\n"
               f"sys.exit(run_all.main(['--only', '04', '--executed-dir', {str(tmp_path / 'executed')!r}]))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)

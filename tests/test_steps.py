@@ -9,17 +9,18 @@ import torch
 
 from cifar_helpers.engine.config import ConfigError, TrainConfig
 from cifar_helpers.models import build_model
-from cifar_helpers.engine.steps import (
+from cifar_helpers.engine.fast import (
     GRAPH_MODES,
     STEP_MODES,
     CompiledStep,
-    EagerStep,
     GraphedStep,
     make_step,
+    onecycle_factor,
     optimizer_options,
     resolve_mode,
 )
-from cifar_helpers.engine.train import make_scheduler, onecycle_factor, train_model
+from cifar_helpers.engine.steps import EagerStep
+from cifar_helpers.engine.train import make_scheduler, train_model
 
 CPU = torch.device("cpu")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -333,11 +334,11 @@ def test_a_resumed_or_finished_run_shows_its_whole_course_with_repo_relative_pat
 
 def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_reads_it_back(
         fake_data, tmp_path, monkeypatch):
-    import cifar_helpers.engine.train as engine
+    import cifar_helpers.engine.record as record  # which machine and code train: the record's session facts
 
     def train_as(machine, commit, **kwargs):
-        monkeypatch.setattr(engine, "device_name", lambda device: machine)
-        monkeypatch.setattr(engine, "code_revision", lambda: {"git_commit": commit, "uncommitted_code": False})
+        monkeypatch.setattr(record, "device_name", lambda device: machine)
+        monkeypatch.setattr(record, "code_revision", lambda: {"git_commit": commit, "uncommitted_code": False})
         return quiet_train(TrainConfig.for_model("dnn", epochs=3, lr=0.01), fake_data, tmp_path, **kwargs)[0]
 
     assert train_as("machine A", "aaa", stop_after=1)["device_name"] == "machine A"
@@ -367,8 +368,8 @@ def test_a_checkpoint_from_before_sessions_were_recorded_still_resumes(fake_data
 
 
 def narrower_dnn(hidden=(64,), batch_norm=True, activation="relu", num_classes=10):
-    """The DNN factory with another default: what a checkpoint made before a default changed meets."""
-    return models.dnn(hidden=hidden, batch_norm=batch_norm, activation=activation, num_classes=num_classes)
+    """The DNN with another default: what a checkpoint made before a default changed meets."""
+    return models.DNN(hidden=hidden, batch_norm=batch_norm, activation=activation, num_classes=num_classes)
 
 
 @pytest.mark.parametrize("recorded", [True, False], ids=["architecture recorded", "older checkpoint"])
@@ -381,7 +382,8 @@ def test_a_checkpoint_of_a_network_whose_default_changed_since_is_kept_aside(fak
         old = torch.load(last, map_location="cpu", weights_only=True)
         del old["architecture"]
         torch.save(old, last)
-    monkeypatch.setitem(models._FACTORIES, "dnn", narrower_dnn)  # same parameters, so the same fingerprint
+    narrower = dataclasses.replace(models.SPECS["dnn"], factory=narrower_dnn)
+    monkeypatch.setitem(models.SPECS, "dnn", narrower)  # same parameters, so the same fingerprint
     record, lines = quiet_train(cfg, fake_data, tmp_path)
     said = "hidden: [512, 256] -> [64]" if recorded else "its weights do not fit"
     assert any("for another dnn network" in line and said in line for line in lines), lines

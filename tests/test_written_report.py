@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from cifar_helpers.models.catalog import MODEL_NOTEBOOKS
+from cifar_helpers.models.specs import SPECS
 from cifar_helpers.engine.config import TrainConfig
 from cifar_helpers.core.files import FolderInUseError, exclusive
 from cifar_helpers.core.paths import REPO_ROOT
@@ -71,7 +71,7 @@ def test_the_pdf_carries_exactly_table1_csvs_numbers(runs, rendered):
 
 def test_a_partial_and_a_missing_model_read_as_such_where_their_numbers_would_stand(rendered):
     _, text = rendered
-    not_run = TEXT["en"]["not_run"].format(notebook=MODEL_NOTEBOOKS["resnet"])
+    not_run = TEXT["en"]["not_run"].format(notebook=SPECS["resnet"].notebook_path)
     assert text.count(f"ResNet {not_run}") >= 3  # the environment table and both halves of Table 1
     assert "ResNet has not run yet: notebooks/03_resnet.ipynb writes its results." in text  # its section
     assert "CNN (partial) " in text  # Table 1, where its numbers stand
@@ -256,3 +256,23 @@ def test_without_runs_in_results_the_smoke_run_is_rendered_and_said_so(tmp_path,
     (tmp_path / "results" / "dnn.json").write_text("{}")
     assert written_report.resolve_folders(args())[0] == tmp_path / "results"  # a real run comes first
     assert written_report.resolve_folders(args(results_dir="x"))[0] == tmp_path / "x"
+
+
+def test_a_model_the_report_did_not_train_has_its_rows_section_and_dashes(runs, tmp_path):
+    """A further results file (a student's own model) renders: no KeyError, its own section, its rows after
+    the report's models, and '-' where the report has no number."""
+    results = tmp_path / "results"
+    shutil.copytree(runs, results)
+    record = json.loads((runs / "dnn.json").read_text())
+    record.update(model="wide_cnn", label="Wide CNN", params=dict(record["params"], model="wide_cnn"))
+    (results / "wide_cnn.json").write_text(json.dumps(record))
+    pdf = write_report(results, tmp_path / "executed", tmp_path / "report")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(pdf).pages).split())
+    best = best_points(record)
+    assert re.search(rf"Wide CNN {best.test_loss:.4f} {100 * best.test_acc:.2f} .*? - - - - -", text)  # Table 1
+    assert "4 Further models" in text and "5 Analysis" in text
+    assert "Wide CNN: the lowest test loss" in text and "the report did not train this model" in text
+    assert "The report has no numbers for Wide CNN." in text
+    document = json.loads((tmp_path / "report" / "report.json").read_text())
+    captions = [block["caption"] for block in document["blocks"] if block["kind"] == "figure"]
+    assert any("did not train: Wide CNN." in caption for caption in captions)  # Fig 1's panel (D)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 
+import nbformat
+import papermill as pm
 import pytest
 import torch
 from torch import nn
 
+from cifar_helpers.core.paths import REPO_ROOT
 from cifar_helpers.engine.config import ConfigError, TrainConfig
 from cifar_helpers.engine.parameters import declared_parameters, names_set, parameters_cell
 from cifar_helpers.engine.train import train_model
 from cifar_helpers.engine.your_model import NOTEBOOK, your_model_config, your_model_run
 from cifar_helpers.models.your_model import YourModelError, check_outputs, describe_model, your_model_name
 from cifar_helpers.report.chapter import trained_alike, your_model_comparison
+from cifar_helpers.report.figures import accuracy_curves, fig1_loss_curves
+from cifar_helpers.report.results import formatted_table1, load_results, table1
 
 
 class TinyNet(nn.Module):
@@ -255,3 +260,53 @@ def test_the_comparison_takes_only_runs_trained_alike(uninterrupted):
     alone = your_model_comparison(ours, {"resnet": resnet, "tiny_net": ours}).data
     assert alone.endswith("No other run here trained alike (the same parameters and data, another network), so no "
                           "comparison of best values would be fair; Table 1 lists them all.")
+
+
+# ----------------------------------------------------------------------------- beside the report's models
+
+def test_a_model_defined_only_here_shows_in_table_1_fig_1_and_the_accuracy_figure(uninterrupted, fake_data):
+    record, folder = uninterrupted
+    train_model(TrainConfig.for_model("dnn", epochs=2), fake_data, device="cpu", results_dir=folder / "results",
+                checkpoint_dir=folder / "ckpt", log=lambda line: None)
+    results = load_results(folder / "results")
+    assert list(results) == ["dnn", "tiny_net"]  # the report's models first
+    table = formatted_table1(table1(results)).set_index("Model")
+    assert list(table.index) == ["DNN", "Tiny Net"]
+    assert table.loc["Tiny Net", "Parameters"] == f"{record['num_parameters']:,}"
+    assert [table.loc["Tiny Net", column] for column in ("Report Loss", "Report Acc (%)", "Δ Acc (pts)")] == ["-"] * 3
+    assert table.loc["DNN", "Report Acc (%)"] == "52.64"
+    titles = [ax.get_title() for ax in fig1_loss_curves(results).axes]
+    assert titles[0].startswith("(A) DNN") and titles[3].startswith("(D) Tiny Net\nlowest test loss")
+    legend = [text.get_text() for text in accuracy_curves(results).legends[0].get_texts()]
+    assert [entry.split(" (best")[0] for entry in legend] == ["DNN", "Tiny Net"]
+
+
+# ----------------------------------------------------------------------------- notebook 07 itself
+
+def run_07(tmp_path, name, **params):
+    out = tmp_path / f"{name}.ipynb"
+    pm.execute_notebook(str(REPO_ROOT / "notebooks" / f"{NOTEBOOK}.ipynb"), str(out), parameters=params,
+                        kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    return "".join(output.get("text", "") for cell in nbformat.read(out, 4).cells for output in cell.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_notebook_07_trains_the_model_of_its_cell_and_resumes_it_as_the_library_trains_it(fake_data_dir, fake_data,
+                                                                                          tmp_path):
+    tiny = dict(DATA_DIR=str(fake_data_dir), DEVICE="cpu", EPOCHS=2, SUBSET=[100, 50],
+                RESULTS_DIR=str(tmp_path / "results"), CHECKPOINT_DIR=str(tmp_path / "ckpt"))
+    run_07(tmp_path, "first", STOP_AFTER=1, **tiny)
+    assert len(json.loads((tmp_path / "results" / "wide_cnn.json").read_text())["history"]) == 1
+    printed = run_07(tmp_path, "resumed", **tiny)
+    assert "Resuming from" in printed and "after epoch 1" in printed
+    record = json.loads((tmp_path / "results" / "wide_cnn.json").read_text())
+    assert record["complete"] is True and record["label"] == "Wide CNN" and "WideCNN(" in record["architecture_text"]
+    # the library, on the model the notebook's cell defines
+    cell = next(c.source for c in nbformat.read(REPO_ROOT / "notebooks" / f"{NOTEBOOK}.ipynb", 4).cells
+                if "class WideCNN" in c.source)
+    namespace = {"SEED": 23}
+    exec(cell, namespace)
+    direct, _ = train(your_model_config("Wide CNN", epochs=2, subset=[100, 50]), fake_data, tmp_path / "library",
+                      namespace["model"], label="Wide CNN")
+    assert without_timings(direct["history"]) == without_timings(record["history"])
+    assert direct["architecture"] == record["architecture"]

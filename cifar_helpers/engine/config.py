@@ -14,14 +14,13 @@ from typing import Any
 
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.hashing import short_hash
-from cifar_helpers.models import MODEL_NAMES, architecture, model_options
+from cifar_helpers.models import MODEL_NAMES, SPECS, architecture, model_options
 from cifar_helpers.models.custom_resnet import DEFAULT_DROPOUT
 from cifar_helpers.models.your_model import is_your_model_name
-from cifar_helpers.engine.steps import STEP_MODES
+from cifar_helpers.engine.fast import STEP_MODES
 
 OPTIMIZERS = ("sgd", "adam")
-# "onecycle": linear warm-up over the first `warmup_fraction` of all steps, then
-# linear decay to zero; stepped per batch (the fast profile, params/fast.yaml).
+# "onecycle": the fast recipe's (engine.fast, params/fast.yaml).
 SCHEDULERS = ("none", "step", "onecycle")
 
 # Report section 2.1: the lecture models (DNN, CNN, ResNet).
@@ -36,12 +35,8 @@ CUSTOM_RESNET_PROTOCOL: dict[str, Any] = dict(
     weight_decay=5e-4, scheduler="step", step_size=30, gamma=0.1, patience=15,
     augment=True, model_options={"dropout": DEFAULT_DROPOUT},
 )
-REPORT_PROTOCOLS = {
-    "dnn": LECTURE_PROTOCOL,
-    "cnn": LECTURE_PROTOCOL,
-    "resnet": LECTURE_PROTOCOL,
-    "custom_resnet": CUSTOM_RESNET_PROTOCOL,
-}
+# By the name a model's spec gives (models.specs.ModelSpec.protocol).
+PROTOCOLS = {"lecture": LECTURE_PROTOCOL, "custom_resnet": CUSTOM_RESNET_PROTOCOL}
 
 
 class ConfigError(WorkbookError, ValueError):
@@ -56,12 +51,12 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
-    nesterov: bool = False  # SGD only
+    nesterov: bool = False  # SGD only: the fast recipe's (engine.fast)
     weight_decay: float = 5e-4
     scheduler: str = "none"
     step_size: int = 30
     gamma: float = 0.1
-    warmup_fraction: float = 0.2  # onecycle only
+    warmup_fraction: float = 0.2  # onecycle only: the fast recipe's
     patience: int | None = None
     augment: bool = False
     seed: int = 23
@@ -70,7 +65,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     eval_batch_size: int = 1000
     deterministic: bool = False
-    step_mode: str = "eager"  # see cifar_helpers.engine.steps.STEP_MODES
+    step_mode: str = "eager"  # see cifar_helpers.engine.fast.STEP_MODES
 
     def __post_init__(self) -> None:
         validate(self)
@@ -78,11 +73,11 @@ class TrainConfig:
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> "TrainConfig":
         """The report's protocol for `model`, with `overrides` applied."""
-        if model not in REPORT_PROTOCOLS:
+        if model not in SPECS:
             raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-        values = {**REPORT_PROTOCOLS[model], **{k: v for k, v in overrides.items()}}
-        values["model_options"] = {**REPORT_PROTOCOLS[model].get("model_options", {}),
-                                   **(overrides.get("model_options") or {})}
+        protocol = PROTOCOLS[SPECS[model].protocol]
+        values = {**protocol, **overrides}
+        values["model_options"] = {**protocol.get("model_options", {}), **(overrides.get("model_options") or {})}
         if "subset" in values:
             values["subset"] = normalize_subset(values["subset"])
         return cls(model=model, **values)

@@ -6,9 +6,11 @@ defaults; papermill and `make run` override them. The next cell checks them:
     run = training_run("dnn", globals())              # a training notebook
     check_parameters("06_analysis", globals())         # 04 and 06
 
-Each refuses, before any work, a name the notebook's parameters cell does not
-declare, in any case (papermill's `-p epochs 1` would otherwise leave EPOCHS at
-100), naming the closest declared one. In a kernel the names checked are those
+Each refuses, before any work, a name the notebook does not take, in any case
+(papermill's `-p epochs 1` would otherwise leave EPOCHS at 100), naming the
+closest one it takes. A notebook takes the names its parameters cell declares
+and, if it trains, the fast recipe's (`engine.fast.RECIPE_PARAMETERS`), which
+the engine knows and no notebook need declare. In a kernel the names checked are those
 set since the parameters cell last ran, papermill's injected cell among them
 (`names_set`): a name that an earlier run of the parameters cell left in the
 kernel, a typo fixed since, is not one of them.
@@ -26,18 +28,19 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from cifar_helpers.models.catalog import NOTEBOOKS
+from cifar_helpers.core.paths import NOTEBOOK_DIR, repo_path, require_data_dir
 from cifar_helpers.engine.config import ConfigError, TrainConfig, check_stop_after
 from cifar_helpers.engine.device import select_device
-from cifar_helpers.core.paths import NOTEBOOK_DIR, repo_path, require_data_dir
+from cifar_helpers.engine.fast import RECIPE_PARAMETERS
+from cifar_helpers.models.specs import NOTEBOOKS
 
 # Parameters that change the numbers a run produces: name -> TrainConfig field.
 PROTOCOL_PARAMETERS = {
     "SEED": "seed", "EPOCHS": "epochs", "BATCH_SIZE": "batch_size", "OPTIMIZER": "optimizer", "LR": "lr",
-    "MOMENTUM": "momentum", "NESTEROV": "nesterov", "WEIGHT_DECAY": "weight_decay", "SCHEDULER": "scheduler",
-    "WARMUP_FRACTION": "warmup_fraction", "PATIENCE": "patience", "STEP_SIZE": "step_size", "GAMMA": "gamma",
-    "AUGMENT": "augment", "SUBSET": "subset", "AMP": "amp", "DETERMINISTIC": "deterministic",
+    "WEIGHT_DECAY": "weight_decay", "SCHEDULER": "scheduler", "PATIENCE": "patience", "STEP_SIZE": "step_size",
+    "GAMMA": "gamma", "AUGMENT": "augment", "SUBSET": "subset", "AMP": "amp", "DETERMINISTIC": "deterministic",
     "STEP_MODE": "step_mode", "EVAL_BATCH_SIZE": "eval_batch_size",
+    **RECIPE_PARAMETERS,  # MOMENTUM, NESTEROV, WARMUP_FRACTION: the fast recipe's, which no notebook need declare
 }
 # Model options (TrainConfig.model_options): name -> the factory's keyword.
 MODEL_PARAMETERS = {"DROPOUT": "dropout"}
@@ -65,6 +68,12 @@ def unknown_parameter_message(name: str, known: Iterable[str], where: str) -> st
     return f"unknown parameter {name!r} in {where}; {hint} Parameter names are UPPERCASE, as in the notebooks."
 
 
+def accepted_parameters(notebook: str, declared: Iterable[str]) -> set[str]:
+    """The names `notebook` takes: those its parameters cell `declared` and, in a training notebook, the
+    fast recipe's, which the engine knows (a profile such as params/fast.yaml passes them to 05)."""
+    return set(declared) | (set(RECIPE_PARAMETERS) if notebook in TRAINING_NOTEBOOKS.values() else set())
+
+
 def check_names(names: Iterable[str], known: Iterable[str], where: str) -> None:
     """Raise ConfigError for the first name not in `known`."""
     known = set(known)
@@ -78,7 +87,7 @@ def _notebook_path(notebook: str | Path) -> Path:
 
 
 def parameters_cell(notebook: str | Path) -> str:
-    """The source of a notebook's cell tagged `parameters`; `notebook` is a catalog name ("01_dnn") or
+    """The source of a notebook's cell tagged `parameters`; `notebook` is a notebook name ("01_dnn") or
     the path of an .ipynb file."""
     path = _notebook_path(notebook)
     for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
@@ -174,11 +183,12 @@ def names_set(history: list[str], parameters_source: str) -> set[str]:
 
 
 def check_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The values of `notebook`'s declared parameters in `namespace` (its globals()), after refusing,
-    in one line, any name set there that its parameters cell does not declare.
+    """The values of `notebook`'s parameters in `namespace` (its globals()), after refusing, in one line,
+    any name set there that the notebook does not take (`accepted_parameters`).
 
     In a kernel the names set are those `names_set` finds in IPython's history; in a plain mapping,
-    its UPPERCASE names and any that are a declared name in another case."""
+    its UPPERCASE names and any that are a declared name in another case. Every declared name present
+    counts; an undeclared one (the fast recipe's) only when set, not when an earlier run left it behind."""
     declared = declared_parameters(notebook)
     history = namespace.get("In")
     if isinstance(history, list) and history and all(isinstance(cell, str) for cell in history):
@@ -186,8 +196,8 @@ def check_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, A
     else:
         given = {name for name, value in namespace.items()
                  if (_PARAMETER_NAME.match(name) or name.upper() in declared) and not callable(value)}
-    check_names(sorted(given), declared, f"notebooks/{notebook}.ipynb")
-    return {name: namespace[name] for name in declared if name in namespace}
+    check_names(sorted(given), accepted_parameters(notebook, declared), f"notebooks/{notebook}.ipynb")
+    return {name: namespace[name] for name in [*declared, *sorted(given - set(declared))] if name in namespace}
 
 
 @dataclass(frozen=True)

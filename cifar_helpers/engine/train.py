@@ -1,7 +1,7 @@
 """The training engine: the report's protocols, fast on a GPU, exact on resume.
 
-`train_model(config, data)` trains one model and returns its results record,
-which is also written to `<results_dir>/<model>.json`. Per epoch it records
+`train_model(config, data)` trains one model and returns its results record
+(`engine.record` builds it), which is also written to `<results_dir>/<model>.json`. Per epoch it records
 train/test loss and accuracy, the learning rate, and the training and
 evaluation seconds apart. Metrics stay on the device during an epoch and are
 read once at its end, so a step makes no host sync.
@@ -10,11 +10,7 @@ read once at its end, so a step makes no host sync.
 from __future__ import annotations
 
 import copy
-import datetime as dt
-import functools
-import json
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,28 +18,24 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-import torchvision
 
-from cifar_helpers.engine import checkpoint
-from cifar_helpers.core.files import atomic_write_json, remove_leftovers
-from cifar_helpers.data.batches import DeviceData
-from cifar_helpers.engine.config import TrainConfig, check_stop_after, check_subset_fits
-from cifar_helpers.data.cifar10 import subset
-from cifar_helpers.core.hashing import content_digest
 from cifar_helpers.core.errors import TrainingInterrupted, WorkbookError
-from cifar_helpers.core.files import exclusive
-from cifar_helpers.engine.device import (SMALL_RUN_IMAGES, configure_determinism, cuda_fp32_math, describe_device, device_name,
-                     prefers_channels_last, select_device)
-from cifar_helpers.models import build_model, count_parameters
+from cifar_helpers.core.files import atomic_write_json, exclusive, remove_leftovers
+from cifar_helpers.core.hashing import content_digest
 from cifar_helpers.core.paths import repo_path, require_writable, shown_path
-from cifar_helpers.report.predictions import prediction_record
-from cifar_helpers.engine.provenance import code_revision
 from cifar_helpers.core.progress import batch_progress, format_course, format_epoch, progress_mode
-from cifar_helpers.report.results import SCHEMA_VERSION, best_points, changes, validate_result
-from cifar_helpers.engine.steps import make_step, optimizer_options
+from cifar_helpers.data.batches import DeviceData
+from cifar_helpers.data.cifar10 import subset
+from cifar_helpers.engine import checkpoint
+from cifar_helpers.engine.config import TrainConfig, check_stop_after, check_subset_fits
+from cifar_helpers.engine.device import (SMALL_RUN_IMAGES, configure_determinism, describe_device,
+                                         prefers_channels_last, select_device)
+from cifar_helpers.engine.fast import make_step, onecycle_scheduler, optimizer_options
+from cifar_helpers.engine.record import (RunIdentity, build_record, made_otherwise, prediction_record,
+                                         recorded_run, recorded_sessions, session_facts, weight_shapes)
 from cifar_helpers.engine.your_model import your_network
+from cifar_helpers.models import build_model, count_parameters
 from cifar_helpers.models.your_model import ModelDescription
-
 
 
 @dataclass
@@ -89,11 +81,11 @@ class TrainingState:
     def epoch(self) -> int:
         return len(self.history)
 
-    def state_dict(self, fingerprint: str, cfg: TrainConfig, architecture: dict[str, Any]) -> dict[str, Any]:
+    def state_dict(self, identity: RunIdentity, cfg: TrainConfig) -> dict[str, Any]:
         return {
-            "fingerprint": fingerprint,
+            "fingerprint": identity.fingerprint,
             "config": cfg.to_dict(),
-            "architecture": architecture,
+            "architecture": identity.architecture,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -133,22 +125,12 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, device: torch.devic
     return torch.optim.Adam(model.parameters(), weight_decay=cfg.weight_decay, **options)
 
 
-def onecycle_factor(step: int, total: int, warmup_fraction: float) -> float:
-    """lr multiplier at 0-based `step` of `total`: linear up to 1 over the warm-up, then linear down towards 0."""
-    warmup = round(warmup_fraction * total)
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.0, (total - step) / (total - warmup + 1))
-
-
 def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int = 1):
-    """StepLR is stepped per epoch; onecycle per batch (`steps_per_epoch` batches an epoch)."""
+    """StepLR is stepped per epoch; onecycle (the fast recipe's, engine.fast) per batch (`steps_per_epoch` an epoch)."""
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     if cfg.scheduler == "onecycle":
-        total = cfg.epochs * steps_per_epoch
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(onecycle_factor, total=total, warmup_fraction=cfg.warmup_fraction))
+        return onecycle_scheduler(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_fraction)
     return None
 
 
@@ -193,61 +175,6 @@ def evaluate(model, data: DeviceData, cfg: TrainConfig) -> tuple[float, float, f
     return loss_sum.item() / data.n_test, correct.item() / data.n_test, seconds
 
 
-SESSION_KEYS = ("first_epoch", "last_epoch", "device_name", "git_commit", "uncommitted_code")  # as results record them
-
-
-def _session(device: torch.device) -> dict[str, Any]:
-    """What this process trains with, as the results file records it."""
-    return {"device_name": device_name(device), "cuda_fp32_math": cuda_fp32_math(device),
-            **code_revision(),  # git_commit, uncommitted_code
-            # plain str: the checkpoint holds this, and torch.__version__'s class is no weights_only type
-            "versions": {"python": platform.python_version(), "torch": str(torch.__version__),
-                         "torchvision": str(torchvision.__version__)}}
-
-
-def _device_names(sessions: list[dict[str, Any]]) -> str:
-    """One device name, or each with the epochs it trained when a resumed run changed device."""
-    spans: list[list] = []  # [name, first epoch, last epoch]
-    for session in sessions:
-        if spans and spans[-1][0] == session["device_name"]:
-            spans[-1][2] = session["last_epoch"]
-        else:
-            spans.append([session["device_name"], session["first_epoch"], session["last_epoch"]])
-    if len(spans) == 1:
-        return spans[0][0]
-    return "; ".join(f"{name}, epoch{f' {first}' if first == last else f's {first}-{last}'}"
-                     for name, first, last in spans)
-
-
-def _config_diff(old: dict, new: dict) -> str:
-    return changes(old, new) or "same parameters, other device or data"
-
-
-def _made_otherwise(saved: dict, fingerprint: str, cfg: TrainConfig, model: torch.nn.Module,
-                    wanted: dict[str, Any], network: ModelDescription | None) -> str | None:
-    """How a checkpoint differs from this run ("with other parameters (...)"), or None when it resumes it.
-
-    The fingerprint covers the parameters, not the code: a factory default that changed since (the
-    ResNet's widths, say) leaves it equal. So the network must match too: the architecture the
-    checkpoint records (`wanted` is this run's; `network` describes a model of your own) or, in one from
-    before that was recorded, its weights' names and shapes."""
-    if saved.get("fingerprint") != fingerprint:
-        return f"with other parameters ({_config_diff(saved.get('config', {}), cfg.to_dict())})"
-    if "architecture" in saved:
-        if saved["architecture"] != wanted:
-            why = "its definition changed since" if network else "a default changed since"
-            return (f"for another {network.label if network else cfg.model} network "
-                    f"({_config_diff(saved['architecture'], wanted)}: {why})")
-        return None
-    if _weight_shapes(saved["model"]) != _weight_shapes(model.state_dict()):
-        return f"for another {cfg.model} network (its weights do not fit this one: a default changed since)"
-    return None
-
-
-def _weight_shapes(state_dict: dict) -> dict[str, tuple[int, ...]]:
-    return {name: tuple(tensor.shape) for name, tensor in state_dict.items()}
-
-
 def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module, log) -> None:
     """Read the best weights when a run resumes: a truncated best.pt stops it now, not after its last epoch."""
     if not best_path.exists():
@@ -257,7 +184,7 @@ def _check_best_weights(best_path: Path, best_epoch: int, model: torch.nn.Module
         return
     try:
         weights = checkpoint.load(best_path)
-        fits = isinstance(weights, dict) and _weight_shapes(weights) == _weight_shapes(model.state_dict())
+        fits = isinstance(weights, dict) and weight_shapes(weights) == weight_shapes(model.state_dict())
         why = "they do not fit this network"
     except checkpoint.CheckpointError as exc:
         fits, why = False, str(exc.__cause__ or exc)
@@ -340,26 +267,24 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     # The data's content, not its path: a results file or checkpoint made from other images never
     # counts. The digest is of the whole data set; cfg.subset says which part of it trains.
     data_digest = data.digest or _tensor_digest(data)
+    identity = RunIdentity.of(cfg, device.type, data_digest, len(data.train_labels), len(data.test_labels),
+                              network=own[1] if own else None)
+    fingerprint = identity.fingerprint
     if cfg.subset is not None:
         data = subset(data, *cfg.subset, seed=cfg.seed)
     mean, std = data.normalization  # of the training images actually used
-    context = {"device": device.type, "data_digest": data_digest,
-               "n_train": len(data.train_labels), "n_test": len(data.test_labels)}
-    fingerprint = cfg.fingerprint(**context)
-    network = own[1] if own else None
-    architecture = network.architecture if network else cfg.architecture()
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     results_path = results_dir / f"{cfg.model}.json"
     # Before any model or data is built: a finished run without its checkpoint is only shown.
-    recorded = None if last_path.exists() else _recorded_run(results_path, fingerprint, cfg, architecture)
+    recorded = None if last_path.exists() else recorded_run(results_path, identity)
     if recorded is not None:
         done = len(recorded["history"])
         if recorded["complete"] is True or done == last_epoch:
             log(f"{shown_path(results_path)} holds this run (run {fingerprint}, same parameters, data and network) "
                 f"up to epoch {done}, and there is no checkpoint to go on from: showing it, not training it "
                 "again (FORCE=1, or deleting that file, trains afresh). The epochs:")
-            for line in format_course(recorded["history"], _recorded_sessions(recorded), cfg.epochs):
+            for line in format_course(recorded["history"], recorded_sessions(recorded), cfg.epochs):
                 log(line)
             return recorded
         kept = results_path.with_name(f".{results_path.name}.before-restart")
@@ -383,12 +308,12 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
 
     images = cfg.epochs * device_data.n_train
     log(describe_device(device, long_run=images > SMALL_RUN_IMAGES))
-    log(f"{network.label if network else cfg.model}: {count_parameters(model):,} parameters; "
-        f"{device_data.n_train:,} train / {device_data.n_test:,} test images; run {fingerprint}")
-    session = _session(device)
+    log(f"{identity.shown}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
+        f"{device_data.n_test:,} test images; run {fingerprint}")
+    session = session_facts(device)
     if last_path.exists():
         saved = checkpoint.load(last_path)
-        other = _made_otherwise(saved, fingerprint, cfg, model, architecture, network)
+        other = made_otherwise(saved, identity, cfg.to_dict(), model.state_dict())
         if other is None:
             state.load_state_dict(saved)
             if state.epoch and not state.sessions:  # a checkpoint from before sessions were recorded
@@ -400,7 +325,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
                 _check_best_weights(best_path, state.early.best_loss_epoch, model, log)
         else:
             old_run = str(saved.get("fingerprint", "unknown"))
-            if network:  # one run may see several versions of a model of your own: each kept under its own name
+            if own:  # one run may see several versions of a model of your own: each is kept under its own name
                 old_run += f"-{(saved.get('architecture') or {}).get('text_hash', 'unknown')}"
             moved = [checkpoint.archive_stale(p, old_run) for p in (last_path, best_path) if p.exists()]
             log(f"The checkpoint in {shown_path(ckpt_dir)} was made {other}; "
@@ -409,9 +334,12 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     started = time.perf_counter()
 
     def write_record(restored=None, predictions=None) -> dict[str, Any]:
-        record = _results_record(cfg, state, fingerprint, model, device, data.source, context["data_digest"],
-                                 restored, time.perf_counter() - started, architecture, network)
-        record["predictions"] = predictions
+        record = build_record(cfg, identity, num_parameters=count_parameters(model), device_type=device.type,
+                              data_source=data.source, data_digest=data_digest, history=state.history,
+                              # the setups that trained the epochs, not the one that reads a finished checkpoint
+                              sessions=state.sessions, complete=_finished(state, cfg),
+                              stopped_early=state.early.stopped, restored=restored, predictions=predictions,
+                              seconds=time.perf_counter() - started)
         atomic_write_json(results_path, record)
         return record
 
@@ -430,7 +358,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             state.record_session(epoch, session)
             if state.early.update(epoch, test_loss):
                 checkpoint.save(model.state_dict(), best_path)
-            checkpoint.save(state.state_dict(fingerprint, cfg, architecture), last_path)
+            checkpoint.save(state.state_dict(identity, cfg), last_path)
             log(format_epoch(row, cfg.epochs))
             if not _finished(state, cfg):
                 write_record()  # progress so far; the last epoch's record comes below
@@ -490,76 +418,5 @@ def _tensor_digest(data) -> str:
                                                data.test_images, data.test_labels)])
 
 
-def _recorded_run(results_path: Path, fingerprint: str, cfg: TrainConfig, architecture: dict) -> dict | None:
-    """The results file of this very run (same fingerprint and network, a valid record), else None.
-
-    A finished run whose checkpoints are gone (a fresh clone of committed reference runs, a cleaned folder) is
-    then shown from its record instead of being trained again from scratch."""
-    try:
-        record = json.loads(results_path.read_text())
-    except (OSError, ValueError):
-        return None
-    if (validate_result(record, cfg.model) is not None or record.get("fingerprint") != fingerprint
-            or record.get("architecture") != architecture):
-        return None
-    return record
-
-
-def _recorded_sessions(record: dict) -> list[dict]:
-    """Who trained which epochs; a record from before sessions were kept names only the setup that wrote it."""
-    if record.get("sessions"):
-        return record["sessions"]
-    return [{"first_epoch": 1, "last_epoch": len(record["history"]), "device_name": record.get("device_name"),
-             "git_commit": record.get("git_commit"), "uncommitted_code": record.get("uncommitted_code"),
-             "unrecorded": True}]
-
-
 def _finished(state: TrainingState, cfg: TrainConfig) -> bool:
     return state.early.stopped or state.epoch >= cfg.epochs
-
-
-def _best_entries(history: list[dict]) -> tuple[dict | None, dict | None]:
-    """`best_loss` and `best_acc` for the results file, as `results.best_points` defines them."""
-    if not any(math.isfinite(row["test_loss"]) for row in history):
-        return None, None  # diverged from the first epoch: nothing to call best
-    best = best_points({"history": history})
-    return ({"epoch": best.loss_epoch, "test_loss": best.test_loss, "test_acc": best.acc_at_loss_epoch},
-            {"epoch": best.acc_epoch, "test_loss": best.loss_at_acc_epoch, "test_acc": best.test_acc})
-
-
-def _results_record(cfg, state: TrainingState, fingerprint, model, device, source, data_digest, restored,
-                    seconds, architecture: dict, network: ModelDescription | None) -> dict:
-    history = state.history
-    best_loss, best_acc = _best_entries(history)
-    # The setup that trained the epochs, not the one that reads a finished checkpoint back.
-    trained = state.sessions
-    last = trained[-1]
-    return {
-        "schema": SCHEMA_VERSION,
-        "model": cfg.model,
-        "complete": _finished(state, cfg),
-        "epochs_planned": cfg.epochs,
-        "fingerprint": fingerprint,
-        "params": cfg.to_dict(),
-        "num_parameters": count_parameters(model),
-        "architecture": architecture,
-        **(network.record_fields() if network else {}),  # a model of your own: its label and architecture text
-        "device": device.type,
-        "device_name": _device_names(trained),
-        "cuda_fp32_math": last["cuda_fp32_math"],
-        "data_source": source,
-        "data_digest": data_digest,
-        "versions": last["versions"],
-        "git_commit": last["git_commit"],
-        "uncommitted_code": last.get("uncommitted_code"),  # None in older checkpoints
-        "sessions": [{k: s.get(k) for k in SESSION_KEYS} for s in trained],
-        "history": history,
-        "best_loss": best_loss,
-        "best_acc": best_acc,
-        "restored_best": restored,
-        "stopped_early": state.early.stopped,
-        "stop_epoch": state.epoch,
-        "total_seconds": sum(r["train_seconds"] + r["eval_seconds"] for r in history),
-        "wall_seconds_this_session": seconds,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }

@@ -22,16 +22,14 @@ import torch
 from torch import nn
 
 from cifar_helpers.core.paths import repo_path, require_data_dir
-from cifar_helpers.engine.config import ConfigError, TrainConfig, check_stop_after
+from cifar_helpers.engine.config import PROTOCOLS, ConfigError, TrainConfig, check_stop_after
 from cifar_helpers.engine.device import select_device
 from cifar_helpers.engine.parameters import PROTOCOL_PARAMETERS, TrainingRun, check_parameters
-from cifar_helpers.models.catalog import MODEL_NAMES
+from cifar_helpers.models.specs import MODEL_NAMES, SPECS
 from cifar_helpers.models.your_model import ModelDescription, check_outputs, describe_model, your_model_name
 
 NOTEBOOK = "07_your_model"
-# The report's two protocols, each by a model that trains with it (engine.config).
-PROTOCOLS = {"lecture": "cnn", "custom_resnet": "custom_resnet"}
-PROTOCOL_NAMES = "'lecture' (notebooks 01-03) or 'custom_resnet' (notebook 05)"
+PROTOCOL_NAMES = "'lecture' (notebooks 01-03) or 'custom_resnet' (notebook 05)"  # engine.config.PROTOCOLS
 
 
 def your_model_config(label: str, protocol: str = "lecture", **overrides: Any) -> TrainConfig:
@@ -41,7 +39,8 @@ def your_model_config(label: str, protocol: str = "lecture", **overrides: Any) -
         raise ConfigError(f"PROTOCOL must be {PROTOCOL_NAMES}, got {protocol!r}")
     if overrides.get("model_options"):
         raise ConfigError("a model of your own takes no model options here: set them where you build the model")
-    report = TrainConfig.for_model(PROTOCOLS[protocol], **overrides)
+    trained_with_it = next(name for name, spec in SPECS.items() if spec.protocol == protocol)  # the report's
+    report = TrainConfig.for_model(trained_with_it, **overrides)
     return dataclasses.replace(report, model=your_model_name(label), model_options={})
 
 

@@ -1,26 +1,26 @@
-"""The report's four models, built by name.
+"""The report's four models, built by name: one spec each (`specs`), one module per family.
 
     build_model("custom_resnet", dropout=0.2)
 
-One module per family (dnn, cnn, resnet, custom_resnet), each with a factory
-function of the same name; `summary` counts parameters and multiply-adds and
-traces stage shapes.
+`specs.SPECS` holds each model's name, label, notebook, class, protocol and the report's numbers; a
+model's options are its class's keyword arguments, with their defaults. `summary` counts parameters and
+multiply-adds and traces stage shapes.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
-from cifar_helpers.models.catalog import MODEL_NAMES
-
-from cifar_helpers.models.cnn import CNN, cnn
-from cifar_helpers.models.custom_resnet import Bottleneck, CustomResNet, custom_resnet
-from cifar_helpers.models.dnn import DNN, dnn
-from cifar_helpers.models.resnet import BasicBlock, ResNet, resnet
+from cifar_helpers.models.cnn import CNN
+from cifar_helpers.models.custom_resnet import Bottleneck, CustomResNet
+from cifar_helpers.models.dnn import DNN
+from cifar_helpers.models.resnet import BasicBlock, ResNet
+from cifar_helpers.models.specs import (LECTURE_MODELS, MODEL_NAMES, NOTEBOOKS, SPECS, ModelSpec, ReportRow,
+                                        in_model_order)
 from cifar_helpers.models.summary import (
     bottleneck_claim_holds,
     compare_blocks,
@@ -31,30 +31,22 @@ from cifar_helpers.models.summary import (
 )
 
 
-_FACTORIES: dict[str, Callable[..., nn.Module]] = {
-    "dnn": dnn,
-    "cnn": cnn,
-    "resnet": resnet,
-    "custom_resnet": custom_resnet,
-}
-
-
 def model_options(name: str) -> dict[str, Any]:
-    """The options `build_model(name, ...)` accepts, with their defaults."""
-    factory = _factory(name)
-    return {key: p.default for key, p in inspect.signature(factory).parameters.items()}
+    """The options `build_model(name, ...)` accepts, with their defaults: its class's keyword arguments."""
+    parameters = inspect.signature(_spec(name).factory).parameters
+    return {key: p.default for key, p in parameters.items() if p.kind is not p.VAR_KEYWORD}
 
 
 def architecture(name: str, **options: Any) -> dict[str, Any]:
-    """Every option of `name`'s factory, defaults filled in, as JSON has them (tuples as lists).
+    """Every option of `name`'s class, defaults filled in, as JSON has them (tuples as lists).
 
-    What a run's network is, even after a factory default changes: results files and checkpoints
+    What a run's network is, even after a default changes: results files and checkpoints
     record it, and a run resumes or is skipped only where it matches."""
     return json.loads(json.dumps({**model_options(name), **options}))
 
 
 def build_model(name: str, **options: Any) -> nn.Module:
-    """Build one of MODEL_NAMES; `options` go to that model's factory function."""
+    """Build one of MODEL_NAMES; `options` go to that model's class."""
     accepted = model_options(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -62,18 +54,24 @@ def build_model(name: str, **options: Any) -> nn.Module:
             f"model {name!r} got unknown option(s) {', '.join(unknown)}; "
             f"it accepts: {', '.join(f'{k}={v!r}' for k, v in accepted.items())}"
         )
-    return _FACTORIES[name](**options)
+    return _spec(name).factory(**options)
 
 
-def _factory(name: str) -> Callable[..., nn.Module]:
+def _spec(name: str) -> ModelSpec:
     try:
-        return _FACTORIES[name]
+        return SPECS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}") from None
 
 
 __all__ = [
+    "SPECS",
+    "ModelSpec",
+    "ReportRow",
     "MODEL_NAMES",
+    "LECTURE_MODELS",
+    "NOTEBOOKS",
+    "in_model_order",
     "build_model",
     "model_options",
     "architecture",
@@ -83,10 +81,6 @@ __all__ = [
     "CustomResNet",
     "BasicBlock",
     "Bottleneck",
-    "dnn",
-    "cnn",
-    "resnet",
-    "custom_resnet",
     "count_parameters",
     "count_macs",
     "trace_model",

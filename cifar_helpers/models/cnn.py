@@ -35,6 +35,8 @@ def _conv_relu(in_channels: int, out_channels: int, batch_norm: bool) -> list[nn
 
 
 class CNN(nn.Module):
+    """The lecture CNN: five 3×3 convolutions with batch norm in three pooled blocks, then two linear layers."""
+
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), hidden: int = 256, batch_norm: bool = True,
                  dropout: float = 0.0, num_classes: int = 10):
         super().__init__()
@@ -53,8 +55,3 @@ class CNN(nn.Module):
         x = self.block3(self.block2(self.block1(x)))
         return self.fc(self.fc1(self.flatten(x)))
 
-
-def cnn(widths: tuple[int, int, int] = (32, 64, 128), hidden: int = 256, batch_norm: bool = True,
-        dropout: float = 0.0, num_classes: int = 10) -> CNN:
-    """The lecture CNN: five 3×3 convolutions with batch norm in three pooled blocks, then two linear layers."""
-    return CNN(widths=tuple(widths), hidden=hidden, batch_norm=batch_norm, dropout=dropout, num_classes=num_classes)

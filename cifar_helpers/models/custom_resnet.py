@@ -86,15 +86,19 @@ class Bottleneck(nn.Module):
 
 
 class CustomResNet(nn.Module):
+    """The report's Custom ResNet: 7×7 stride-2 stem, bottleneck stages (3, 4, 6, 3), BN and dropout."""
+
+    # In the order results files record a run's architecture (models.architecture).
     def __init__(
         self,
-        widths: tuple[int, ...] = (64, 128, 256, 512),
-        blocks: tuple[int, ...] = (3, 4, 6, 3),
-        bottleneck_factor: int = 4,
         dropout: float = DEFAULT_DROPOUT,
+        blocks: tuple[int, ...] = (3, 4, 6, 3),
+        widths: tuple[int, ...] = (64, 128, 256, 512),
+        bottleneck_factor: int = 4,
         num_classes: int = 10,
     ):
         super().__init__()
+        widths, blocks = tuple(widths), tuple(blocks)  # JSON (a recorded architecture) gives lists
         if len(widths) != len(blocks) or not widths:
             raise ValueError(
                 f"custom_resnet: widths {widths} and blocks {blocks} need one entry per stage, and the same number"
@@ -129,19 +133,3 @@ class CustomResNet(nn.Module):
             x = getattr(self, name)(x)
         return self.fc(torch.flatten(self.pool(x), 1))
 
-
-def custom_resnet(
-    dropout: float = DEFAULT_DROPOUT,
-    blocks: tuple[int, ...] = (3, 4, 6, 3),
-    widths: tuple[int, ...] = (64, 128, 256, 512),
-    bottleneck_factor: int = 4,
-    num_classes: int = 10,
-) -> CustomResNet:
-    """The report's Custom ResNet: 7×7 stride-2 stem, bottleneck stages (3, 4, 6, 3), BN and dropout."""
-    return CustomResNet(
-        widths=tuple(widths),
-        blocks=tuple(blocks),
-        bottleneck_factor=bottleneck_factor,
-        dropout=dropout,
-        num_classes=num_classes,
-    )

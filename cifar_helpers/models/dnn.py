@@ -31,6 +31,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
 class DNN(nn.Module):
+    """The lecture DNN: 3072 -> 512 -> 256 -> 10, batch norm and ReLU after each hidden layer."""
+
     def __init__(self, hidden: tuple[int, ...] = (512, 256), batch_norm: bool = True,
                  activation: str = "relu", num_classes: int = 10):
         super().__init__()
@@ -55,8 +57,3 @@ class DNN(nn.Module):
             x = getattr(self, name)(x)
         return self.fc(x)
 
-
-def dnn(hidden: tuple[int, ...] = (512, 256), batch_norm: bool = True, activation: str = "relu",
-        num_classes: int = 10) -> DNN:
-    """The lecture DNN: 3072 -> 512 -> 256 -> 10, batch norm and ReLU after each hidden layer."""
-    return DNN(hidden=tuple(hidden), batch_norm=batch_norm, activation=activation, num_classes=num_classes)

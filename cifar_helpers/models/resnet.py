@@ -76,6 +76,8 @@ STEMS = {"3x3": (3, 1), "7x7": (7, 2)}
 
 
 class ResNet(nn.Module):
+    """The lecture ResNet: a 3×3 stem and three stages of two basic blocks (32, 64, 128 channels), no batch norm."""
+
     def __init__(
         self,
         widths: tuple[int, ...] = (32, 64, 128),
@@ -85,6 +87,7 @@ class ResNet(nn.Module):
         num_classes: int = 10,
     ):
         super().__init__()
+        widths, blocks = tuple(widths), tuple(blocks)  # JSON (a recorded architecture) gives lists
         if stem not in STEMS:
             raise ValueError(f"resnet: stem must be one of {', '.join(STEMS)}, got {stem!r}")
         if len(widths) != len(blocks) or not widths:
@@ -128,14 +131,3 @@ class ResNet(nn.Module):
             x = getattr(self, name)(x)
         return self.fc(torch.flatten(self.pool(x), 1))
 
-
-def resnet(
-    widths: tuple[int, ...] = (32, 64, 128),
-    blocks: tuple[int, ...] = (2, 2, 2),
-    batch_norm: bool = False,
-    stem: str = "3x3",
-    num_classes: int = 10,
-) -> ResNet:
-    """The lecture ResNet: a 3×3 stem and three stages of two basic blocks (32, 64, 128 channels), no batch norm."""
-    return ResNet(widths=tuple(widths), blocks=tuple(blocks), batch_norm=batch_norm, stem=stem,
-                  num_classes=num_classes)

@@ -23,7 +23,7 @@ from torch import nn
 
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.hashing import short_hash
-from cifar_helpers.models.catalog import MODEL_LABELS, MODEL_NAMES
+from cifar_helpers.models.specs import SPECS
 from cifar_helpers.models.summary import count_parameters, model_summary
 
 NUM_CLASSES = 10
@@ -44,15 +44,15 @@ def your_model_name(label: Any) -> str:
     name = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
     if name[0].isdigit():  # a name starts with a letter: "2x CNN" -> "model_2x_cnn"
         name = f"model_{name}"
-    if name in MODEL_NAMES:
-        raise YourModelError(f"MODEL_LABEL {label!r} would write over the report's {MODEL_LABELS[name]} "
+    if name in SPECS:
+        raise YourModelError(f"MODEL_LABEL {label!r} would write over the report's {SPECS[name].label} "
                              f"(results/{name}.json): give your model another name, such as 'My {label}'")
     return name
 
 
 def is_your_model_name(name: Any) -> bool:
     """Can `name` be a model of your own's (lowercase letters, digits and _, not a report model's)?"""
-    return isinstance(name, str) and bool(_NAME.match(name)) and name not in MODEL_NAMES
+    return isinstance(name, str) and bool(_NAME.match(name)) and name not in SPECS
 
 
 def check_outputs(model: Any, label: str) -> None:

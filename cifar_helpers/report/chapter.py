@@ -15,12 +15,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
-from cifar_helpers.models.catalog import MODEL_LABELS
 from cifar_helpers.report.predictions import per_class_accuracy
 from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
-                      epochs_label, formatted_table1, history_frame, missing_models, summary_paragraph)
+                                          epochs_label, formatted_table1, history_frame, missing_models, model_label,
+                                          summary_paragraph)
 
 
 _MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]#|~])")
@@ -71,7 +71,7 @@ def metrics_table(result: Mapping[str, Any]) -> pd.DataFrame:
 def best_epoch_sentence(result: Mapping[str, Any]) -> Markdown:
     """One sentence: where the run peaked, in the report's terms."""
     best = best_points(result)
-    label = MODEL_LABELS[result["model"]]
+    label = model_label(result["model"], result)
     sentence = (f"{label}: the lowest test loss, {best.test_loss:.4f}, came at epoch {best.loss_epoch} "
                 f"(test accuracy {100 * best.acc_at_loss_epoch:.2f}%)")
     if best.acc_epoch == best.loss_epoch:
@@ -86,19 +86,20 @@ def best_epoch_sentence(result: Mapping[str, Any]) -> Markdown:
 
 
 def report_comparison(result: Mapping[str, Any]) -> Markdown:
-    """A short written comparison with the report, every number from `result` or the report's table."""
-    model = result["model"]
-    report = REPORT_TABLE1[model]
+    """A short written comparison with the report, every number from `result` or the report's table; for a
+    model the report did not train, the same without the report's half."""
+    report = REPORT_TABLE1.get(result["model"])
     best = best_points(result)
     history = result["history"]
     last = history[-1]
-    gap = round(100 * best.test_acc, 2) - report.acc_pct
-    lines = [
-        f"**Best test accuracy:** {100 * best.test_acc:.2f}% at epoch {best.acc_epoch} here; "
-        f"the report: {report.acc_pct:.2f}% at epoch {report.epoch} ({gap:+.2f} points).",
-        f"**Lowest test loss:** {best.test_loss:.4f} at epoch {best.loss_epoch} here; "
-        f"the report: {report.test_loss:.4f}.",
-    ]
+    lines = [f"**Best test accuracy:** {100 * best.test_acc:.2f}% at epoch {best.acc_epoch} here",
+             f"**Lowest test loss:** {best.test_loss:.4f} at epoch {best.loss_epoch} here"]
+    if report is None:
+        lines = [line + "; the report did not train this model." for line in lines]
+    else:
+        gap = round(100 * best.test_acc, 2) - report.acc_pct
+        lines[0] += f"; the report: {report.acc_pct:.2f}% at epoch {report.epoch} ({gap:+.2f} points)."
+        lines[1] += f"; the report: {report.test_loss:.4f}."
     after = len(history) - best.loss_epoch
     if after == 0:
         trend = "The lowest test loss came in the last epoch run, so nothing can be said yet of what follows it."
@@ -113,7 +114,7 @@ def report_comparison(result: Mapping[str, Any]) -> Markdown:
     if len(means) >= 2:  # one epoch's jump or a trend: the means tell them apart
         trend += (f" The test loss's mean over each ten epochs, epochs 1-10 to {10 * len(means)}: "
                   f"{', '.join(f'{m:.2f}' if np.isfinite(m) else 'diverged' for m in means)}.")
-    lines.append(f"**After the best epoch:** {trend} The report: {report.note}.")
+    lines.append(f"**After the best epoch:** {trend}" + (f" The report: {report.note}." if report else ""))
     partial = (f" This run is partial: it stopped after {len(history)} of the {result.get('epochs_planned')} "
                "epochs planned." if result.get("complete") is False else "")
     jpeg = JPEG_NOTE if data_label(result).startswith("JPEG") else ""
@@ -168,7 +169,7 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
     subset = (f"{config.subset[0]:,} train / {config.subset[1]:,} test images" if config.subset
               else "all 50,000 train / 10,000 test images")
     rows = {
-        "model": label or MODEL_LABELS[config.model],
+        "model": label or model_label(config.model),
         "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "
                    "test loss" if config.patience else str(config.epochs)),
         "batch size": str(config.batch_size),
@@ -232,10 +233,10 @@ def results_overview(results) -> Markdown:
     """Which results 06 found (with their epochs), which notebooks still have to run, which files it skipped."""
     lines = []
     for model, result in results.items():
-        lines.append(f"- {MODEL_LABELS[model]}: {markdown_text(epochs_label(result))} epochs, "
+        lines.append(f"- {markdown_text(model_label(model, result))}: {markdown_text(epochs_label(result))} epochs, "
                      f"{markdown_text(data_label(result))}, {markdown_text(device_label(result))}")
     for missing in missing_models(results):
-        lines.append(f"- {MODEL_LABELS[missing.model]}: not run yet ({missing.notebook})")
+        lines.append(f"- {model_label(missing.model)}: not run yet ({missing.notebook})")
     for name, reason in getattr(results, "skipped", {}).items():
         lines.append(f"- skipped `{name}`: {markdown_text(reason)}")
     return Markdown("**Results found:**\n\n" + "\n".join(lines))
@@ -248,8 +249,6 @@ def summary_markdown(results) -> Markdown:
 
 def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
     """The gallery of a run's most confident mistakes, or None after showing why there is none."""
-    from IPython.display import display
-
     from cifar_helpers.report.figures import mistakes_gallery
     from cifar_helpers.report.predictions import test_images_for
 
@@ -263,19 +262,27 @@ def mistakes_figure(result, data_dir, classes: Sequence[str], count: int = 24):
         return None
     shown = result["predictions"]["mistakes"][:count]
     return mistakes_gallery(images, shown, classes,
-                            f"{MODEL_LABELS[result['model']]}: the {len(shown)} most confident mistakes "
+                            f"{model_label(result['model'], result)}: the {len(shown)} most confident mistakes "
                             f"(epoch {result['predictions']['epoch']})")
 
 
 TABLE1_RUN_COLUMNS = ("Parameters", "Train time", "Epochs", "Device", "Data")
 
 
-def table1_views(table: pd.DataFrame) -> tuple[WholeTable, WholeTable]:
+class Tables(tuple):
+    """Several tables that a cell's last line shows one below the other, each as itself (a plain tuple would
+    show as one repr)."""
+
+    def _ipython_display_(self):
+        display(*self)
+
+
+def table1_views(table: pd.DataFrame) -> Tables:
     """Table 1 for the notebook, in two narrow tables (the files keep it whole): the numbers beside the
     report's, and how each row ran."""
     shown = WholeTable(formatted_table1(table)).set_index("Model")
     runs = [column for column in shown.columns if column in TABLE1_RUN_COLUMNS]
-    return shown.drop(columns=runs), shown[runs]
+    return Tables((shown.drop(columns=runs), shown[runs]))
 
 
 # What may differ between two runs trained alike: the network, and how the evaluation is split.
@@ -294,7 +301,7 @@ def trained_alike(run: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
 def your_model_comparison(result: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -> Markdown:
     """Notebook 07's closing words: where a model of your own peaked, and how it stands against every other
     run in `results` that trained alike (`trained_alike`), by best test accuracy."""
-    label = result.get("label") or result["model"]
+    label = model_label(result["model"], result)
     best = best_points(result)
     lines = [f"**{markdown_text(label)}** ({result['num_parameters']:,} parameters, {epochs_label(result)} epochs): "
              f"best test accuracy {100 * best.test_acc:.2f}% at epoch {best.acc_epoch}, lowest test loss "
@@ -306,7 +313,7 @@ def your_model_comparison(result: Mapping[str, Any], results: Mapping[str, Mappi
                      "comparison of best values would be fair; Table 1 lists them all.")
     else:
         ranked = sorted(alike, key=lambda pair: -best_points(pair[1]).test_acc)
-        shown = [f"{markdown_text(MODEL_LABELS.get(model) or other.get('label') or model)} "
+        shown = [f"{markdown_text(model_label(model, other))} "
                  f"{100 * best_points(other).test_acc:.2f}% ({markdown_text(label)} "
                  f"{round(100 * best.test_acc, 2) - round(100 * best_points(other).test_acc, 2):+.2f} points)"
                  for model, other in ranked]

@@ -17,7 +17,7 @@ import io
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 import torch
@@ -29,10 +29,11 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 from torch import nn
 
 from cifar_helpers.report.style import OKABE_ITO, STYLE, save_figure, shade, tint
+from cifar_helpers.models import build_model
 from cifar_helpers.models.layers import GlobalAvgPool
 from cifar_helpers.models.summary import IMAGE_SHAPE, RESIDUAL_BLOCKS, count_parameters, format_shape, trace_model
 
-__all__ = ["draw_custom_resnet", "draw_architecture", "draw_bottleneck_block", "describe_module", "save_figure"]
+__all__ = ["custom_resnet_to_draw", "draw_custom_resnet", "draw_architecture", "draw_bottleneck_block", "describe_module", "save_figure"]
 
 FONT_SIZE = 10
 SMALL_FONT_SIZE = 8.5
@@ -43,7 +44,7 @@ MAX_LINE_INCHES = 3.4  # wrap descriptions longer than this
 TITLE_GAP = 0.25
 
 # Fill colour by kind of layer.
-KIND_COLORS = {
+KIND_COLOURS = {
     "conv": OKABE_ITO["blue"],
     "norm": OKABE_ITO["yellow"],
     "activation": OKABE_ITO["bluish_green"],
@@ -196,12 +197,12 @@ class _Canvas:
     # Each `draw_*` queues an artist; `finish` adds them once the axes exist.
     def draw_box(self, box: _Box) -> None:
         def draw(ax):
-            color = KIND_COLORS[box.kind]
+            colour = KIND_COLOURS[box.kind]
             ax.add_patch(
                 FancyBboxPatch(
                     (box.x - box.width / 2, box.y - box.height / 2), box.width, box.height,
                     boxstyle="round,pad=0,rounding_size=0.06",
-                    facecolor=tint(color, 0.35), edgecolor=shade(color, 0.8), linewidth=1.0,
+                    facecolor=tint(colour, 0.35), edgecolor=shade(colour, 0.8), linewidth=1.0,
                 )
             )
             line_height = FONT_SIZE / 72 * LINE_SPACING
@@ -215,8 +216,8 @@ class _Canvas:
 
         self.artists.append(draw)
 
-    def draw_text(self, x: float, y: float, text: str, size: float = FONT_SIZE, color: str = "black", **kwargs) -> None:
-        self.artists.append(lambda ax: ax.text(x, y, text, fontsize=size, color=color, **kwargs))
+    def draw_text(self, x: float, y: float, text: str, size: float = FONT_SIZE, colour: str = "black", **kwargs) -> None:
+        self.artists.append(lambda ax: ax.text(x, y, text, fontsize=size, color=colour, **kwargs))
 
     def draw_arrow(self, points: Sequence[tuple[float, float]], head: bool = True) -> None:
         """A polyline through `points`, with an arrow head at the last one."""
@@ -291,7 +292,7 @@ def draw_architecture(
         for upper, lower in zip(boxes, boxes[1:]):
             canvas.draw_arrow([(0, upper.y - upper.height / 2), (0, lower.y + lower.height / 2)])
             canvas.draw_text(0.1, upper.y - upper.height / 2 - gap / 2, upper.extra["shape"],
-                             size=SMALL_FONT_SIZE, color="#333333", ha="left", va="center")
+                             size=SMALL_FONT_SIZE, colour="#333333", ha="left", va="center")
         canvas.draw_arrow([(0, bottom), (0, bottom - gap)])
         canvas.draw_text(0, bottom - gap - label_gap, f"{boxes[-1].extra['shape']} class scores", ha="center", va="top")
         bottom -= gap + label_gap + text_height
@@ -307,6 +308,14 @@ def draw_architecture(
 def draw_custom_resnet(model: nn.Module, input_shape: Sequence[int] = IMAGE_SHAPE, title: str | None = None) -> Figure:
     """Fig 2: the Custom ResNet, stem to classifier, with each stage's output shape."""
     return draw_architecture(model, input_shape, title)
+
+
+def custom_resnet_to_draw(architecture: Mapping[str, Any] | None = None) -> nn.Module:
+    """The Custom ResNet that Fig 2 and Fig 3 draw (notebook 04, the written report): built with `architecture`,
+    the options a run recorded (None: the factory's defaults), under seed 23, so that every call gives the same
+    module; the drawings read only its structure."""
+    torch.manual_seed(23)
+    return build_model("custom_resnet", **(architecture or {}))
 
 
 # ---------------------------------------------------------------- Fig 3
@@ -431,19 +440,19 @@ def draw_bottleneck_block(block: nn.Module, title: str | None = None) -> Figure:
             for upper, lower in zip(skip, skip[1:]):
                 canvas.draw_arrow([(skip_x, upper.y - upper.height / 2), (skip_x, lower.y + lower.height / 2)])
             canvas.draw_arrow([(skip_x, skip_bottom), (skip_x, add_y), (radius, add_y)])
-            canvas.draw_text(skip_x - 0.1, split_y + 0.05, skip_label, size=SMALL_FONT_SIZE, color="#333333",
+            canvas.draw_text(skip_x - 0.1, split_y + 0.05, skip_label, size=SMALL_FONT_SIZE, colour="#333333",
                              ha="right", va="bottom", style="italic")
             right = skip_x + max(b.width / 2 + 0.08 + canvas.text_size(b.side_label, SMALL_FONT_SIZE)[0] for b in skip)
         else:
             canvas.draw_arrow([(0, split_y), (skip_x, split_y), (skip_x, add_y), (radius, add_y)])
-            canvas.draw_text(skip_x + 0.08, (split_y + add_y) / 2, skip_label, size=SMALL_FONT_SIZE, color="#333333",
+            canvas.draw_text(skip_x + 0.08, (split_y + add_y) / 2, skip_label, size=SMALL_FONT_SIZE, colour="#333333",
                              ha="left", va="center", style="italic")
             right = skip_x + 0.08 + label_width
         for box in main + after:
             canvas.draw_box(box)
         for box in skip:  # module names go right of the skip column
             canvas.draw_text(skip_x + box.width / 2 + 0.08, box.y, box.side_label, size=SMALL_FONT_SIZE,
-                             color="#555555", ha="left", va="center")
+                             colour="#555555", ha="left", va="center")
             box.side_label = ""
             canvas.draw_box(box)
 

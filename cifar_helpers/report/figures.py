@@ -23,9 +23,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from cifar_helpers.report.style import OKABE_ITO, PAGE_WIDTH, STYLE, shade
-from cifar_helpers.models.catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
-from cifar_helpers.report.results import best_points, epochs_label, history_frame, lr_steps, mean_over_seeds, runs_of
+from cifar_helpers.models.specs import LECTURE_MODELS, SPECS, in_model_order
+from cifar_helpers.report.results import (best_points, epochs_label, further_models, history_frame, lr_steps,
+                                          mean_over_seeds, model_label, runs_of)
+from cifar_helpers.report.style import OKABE_ITO, PAGE_WIDTH, STYLE, model_style, shade
 
 EPOCH_LABEL = "epoch"
 LOSS_LABEL = "cross-entropy loss"
@@ -37,13 +38,6 @@ TEST_STYLE = dict(color=OKABE_ITO["vermillion"], linestyle="--", linewidth=1.6)
 BEST_COLOUR = OKABE_ITO["black"]
 STOP_COLOUR = OKABE_ITO["reddish_purple"]
 LR_COLOUR = OKABE_ITO["grey"]  # a reference line, not data
-MODEL_COLOURS = {
-    "dnn": OKABE_ITO["orange"],
-    "cnn": OKABE_ITO["sky_blue"],
-    "resnet": OKABE_ITO["bluish_green"],
-    "custom_resnet": OKABE_ITO["blue"],
-}
-MODEL_LINESTYLES = {"dnn": ":", "cnn": "-.", "resnet": "--", "custom_resnet": "-"}
 
 # A diverged run's loss can reach 1e10: cap the loss axis at this many times
 # the first epoch's loss so that the rest of the curve stays readable.
@@ -65,8 +59,22 @@ def _finite(values: Sequence[float]) -> np.ndarray:
     return np.where(np.isfinite(array), array, np.nan)
 
 
+def model_styles(models: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Each model's (colour, line style) from the one palette (`style.model_style`): a report model's by its
+    place in SPECS, so that it keeps it whichever others ran; further models the next ones, sorted by name."""
+    further = [model for model in in_model_order(models) if model not in SPECS]
+    return {model: model_style(list(SPECS).index(model) if model in SPECS else len(SPECS) + further.index(model))
+            for model in models}
+
+
+def _panel_letter(index: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: a panel's letter, however many panels."""
+    letter = chr(ord("A") + index % 26)
+    return letter if index < 26 else _panel_letter(index // 26 - 1) + letter
+
+
 def _not_run_yet(ax: Axes, model: str) -> None:
-    ax.text(0.5, 0.5, f"not run yet:\n{MODEL_NOTEBOOKS[model]}", transform=ax.transAxes, ha="center", va="center", color="0.35")
+    ax.text(0.5, 0.5, f"not run yet:\n{SPECS[model].notebook_path}", transform=ax.transAxes, ha="center", va="center", color="0.35")
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -155,7 +163,7 @@ def plot_history(result: Mapping[str, Any]) -> Figure:
         fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
         parameters = result.get("num_parameters")
         detail = f", {parameters:,} parameters" if isinstance(parameters, int) else ""
-        fig.suptitle(f"{MODEL_LABELS[model]}: {epochs_label(result)} epochs{detail}")
+        fig.suptitle(f"{model_label(model, result)}: {epochs_label(result)} epochs{detail}")
     return fig
 
 
@@ -166,16 +174,23 @@ def _partial_note(result: Mapping[str, Any] | None) -> str:
     return f", partial: {epochs_label(result).removesuffix(' (partial)')} epochs"
 
 
-def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """The report's Fig 1: train and test loss of (A) DNN, (B) CNN and (C) ResNet.
+FIG1_COLUMNS = 3
 
-    Three narrow panels share one legend below them, so no legend covers a curve;
+
+def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """The report's Fig 1: train and test loss of (A) DNN, (B) CNN and (C) ResNet, then of every further
+    model in `results` (not the report's: D, E, ...), three panels a row.
+
+    The narrow panels share one legend below them, so no legend covers a curve;
     each panel's title gives its lowest test loss."""
-    models, seeds = LECTURE_MODELS, 1
-    with _styled_figure(figsize=(PAGE_WIDTH, 2.8)) as fig:
-        axes = fig.subplots(1, len(models))
-        for letter, model, ax in zip("ABC", models, axes):
-            title = f"({letter}) {MODEL_LABELS[model]}" + _partial_note(results.get(model))
+    models, seeds = [*LECTURE_MODELS, *further_models(results)], 1
+    rows = math.ceil(len(models) / FIG1_COLUMNS)
+    with _styled_figure(figsize=(PAGE_WIDTH, 2.8 * rows)) as fig:
+        axes = np.atleast_1d(fig.subplots(rows, FIG1_COLUMNS)).ravel()
+        for unused in axes[len(models):]:
+            unused.remove()
+        for index, (model, ax) in enumerate(zip(models, axes)):
+            title = f"({_panel_letter(index)}) {model_label(model, results.get(model))}" + _partial_note(results.get(model))
             if model in results:
                 shown, spread, n = _over_seeds(results, model)
                 _loss_panel(ax, shown, spread)
@@ -188,7 +203,7 @@ def fig1_loss_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
                 _epoch_axis(ax, 1)
                 ax.set_xticks([])
             ax.set_title(title, fontsize="small")
-            ax.set_ylabel(LOSS_LABEL if ax is axes[0] else "")
+            ax.set_ylabel(LOSS_LABEL if index % FIG1_COLUMNS == 0 else "")
         fig.legend(handles=_shared_handles(seeds), loc="outside lower center", ncols=4, frameon=False)
         fig.suptitle("Fig 1. Loss curves per model")
     return fig
@@ -265,16 +280,17 @@ def accuracy_curves(results: Mapping[str, Mapping[str, Any]]) -> Figure:
     The legend sits below the axes, where it can cover no curve."""
     with _styled_figure(figsize=(PAGE_WIDTH, 3.6)) as fig:
         ax = fig.subplots()
-        present = [model for model in MODEL_NAMES if model in results]
+        present = in_model_order(results)
+        styles = model_styles(present)
         for model in present:
             frame = history_frame(results[model])
             best = best_points(results[model])
-            colour = MODEL_COLOURS[model]
-            ax.plot(frame["epoch"], _finite(frame["test_acc_pct"]), color=colour, linestyle=MODEL_LINESTYLES[model],
-                    linewidth=1.4, label=f"{MODEL_LABELS[model]} (best {best.test_acc * 100:.2f}%, epoch {best.acc_epoch})")
+            colour, linestyle = styles[model]
+            ax.plot(frame["epoch"], _finite(frame["test_acc_pct"]), color=colour, linestyle=linestyle, linewidth=1.4,
+                    label=f"{model_label(model, results[model])} (best {best.test_acc * 100:.2f}%, epoch {best.acc_epoch})")
             ax.plot([best.acc_epoch], [best.test_acc * 100], marker="o", markersize=4.5, linestyle="none",
                     color=colour, markeredgecolor=BEST_COLOUR)
-        absent = [MODEL_LABELS[model] for model in MODEL_NAMES if model not in results]
+        absent = [spec.label for model, spec in SPECS.items() if model not in results]
         title = "Test accuracy per model"
         if absent:
             title += f" (not run yet: {', '.join(absent)})"
@@ -369,26 +385,33 @@ def confusion_matrix_figure(result: Mapping[str, Any], classes: Sequence[str]) -
         fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class (%)")
         correct = np.trace(np.asarray(predictions["confusion"])) / np.sum(predictions["confusion"])
         # Over the figure, not the axes: a long model name would run into the colour bar.
-        fig.suptitle(f"{MODEL_LABELS[result['model']]}, epoch {predictions['epoch']}: {100 * correct:.2f}% correct")
+        fig.suptitle(f"{model_label(result['model'], result)}, epoch {predictions['epoch']}: {100 * correct:.2f}% correct")
     return fig
 
 
 def confusion_matrices(results: Mapping[str, Mapping[str, Any]], classes: Sequence[str]) -> Figure:
-    """The four models' confusion matrices in a 2×2 grid with one colour scale."""
-    with _styled_figure(figsize=(PAGE_WIDTH, PAGE_WIDTH + 0.3)) as fig:
-        axes = fig.subplots(2, 2).ravel()
+    """The report's four models' confusion matrices, then any further model's, two a row (2×2 for the
+    four), with one colour scale."""
+    models = [*SPECS, *further_models(results)]
+    rows = math.ceil(len(models) / 2)
+    with _styled_figure(figsize=(PAGE_WIDTH, rows * PAGE_WIDTH / 2 + 0.3)) as fig:
+        axes = fig.subplots(rows, 2).ravel()
+        for unused in axes[len(models):]:
+            unused.remove()
+        axes = axes[:len(models)]
         image = None
-        for index, (model, ax) in enumerate(zip(MODEL_NAMES, axes)):
+        for index, (model, ax) in enumerate(zip(models, axes)):
+            label = model_label(model, results.get(model))
             predictions = (results.get(model) or {}).get("predictions")
             if not predictions:
                 reason = "not run yet" if model not in results else "no predictions recorded"
-                ax.text(0.5, 0.5, f"{MODEL_LABELS[model]}:\n{reason}", transform=ax.transAxes, ha="center",
+                ax.text(0.5, 0.5, f"{label}:\n{reason}", transform=ax.transAxes, ha="center",
                         va="center", color="0.35")
                 ax.set_axis_off()
                 continue
             image = _confusion_panel(ax, np.asarray(predictions["confusion"]), classes, show_y=index % 2 == 0,
-                                     show_x=index >= 2)
-            ax.set_title(f"{MODEL_LABELS[model]} (epoch {predictions['epoch']})")
+                                     show_x=index >= len(models) - 2)
+            ax.set_title(f"{label} (epoch {predictions['epoch']})")
         if image is not None:
             fig.colorbar(image, ax=axes.tolist(), shrink=0.45, label="share of the true class (%)")
         fig.suptitle("Test-set confusion matrices at each model's best epoch (rows: true class)")

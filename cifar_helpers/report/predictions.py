@@ -1,11 +1,12 @@
 """What a model gets right and wrong on the test set: confusion matrix, per-class accuracy, mistakes.
 
 The engine stores, with each results file, the test-set predictions of the
-weights it reports as best (the epoch of lowest test loss), in compact form:
-the 10×10 confusion matrix (counts; rows true class, columns predicted) and
-the most confident mistakes as test-image indices with their true and
-predicted classes and confidence. Everything else (per-class accuracy, the
-gallery) is derived from those here, without the model, torch or a GPU.
+weights it reports as best (the epoch of lowest test loss), in compact form
+(`cifar_helpers.engine.record.prediction_record`): the 10×10 confusion matrix
+(counts; rows true class, columns predicted) and the most confident mistakes
+as test-image indices with their true and predicted classes and confidence.
+Everything else (per-class accuracy, the gallery) is derived from those here,
+without the model or a GPU.
 """
 
 from __future__ import annotations
@@ -15,15 +16,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-MISTAKES_KEPT = 100  # the most confident mistakes stored per run: enough for any gallery
-
-
-def confusion_matrix(labels: Sequence[int], predicted: Sequence[int], n_classes: int = 10) -> np.ndarray:
-    """counts[true, predicted], int64."""
-    labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
-    if labels.shape != predicted.shape:
-        raise ValueError(f"labels {labels.shape} and predictions {predicted.shape} differ in shape")
-    return np.bincount(labels * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+from cifar_helpers.core.paths import repo_path
+from cifar_helpers.report.results import model_labels
 
 
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
@@ -34,32 +28,13 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, np.diag(confusion) / totals, np.nan)
 
 
-def confident_mistakes(labels: Sequence[int], predicted: Sequence[int], confidence: Sequence[float],
-                       k: int = MISTAKES_KEPT) -> list[list]:
-    """The `k` wrong predictions with the highest confidence: [[index, true, predicted, confidence], ...].
-
-    Ties keep the lower index first, so the list is the same on every machine."""
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    confidence = np.asarray(confidence, dtype=np.float64)
-    wrong = np.flatnonzero(labels != predicted)
-    order = wrong[np.lexsort((wrong, -confidence[wrong]))][:k]
-    return [[int(i), int(labels[i]), int(predicted[i]), round(float(confidence[i]), 6)] for i in order]
-
-
-def prediction_record(labels, predicted, confidence, epoch: int, n_classes: int = 10) -> dict[str, Any]:
-    """The compact `predictions` entry of a results file."""
-    return {
-        "epoch": int(epoch),
-        "confusion": confusion_matrix(labels, predicted, n_classes).tolist(),
-        "mistakes": confident_mistakes(labels, predicted, confidence),
-    }
-
-
 def per_class_table(results: Mapping[str, Mapping[str, Any]], classes: Sequence[str],
-                    labels: Mapping[str, str]) -> pd.DataFrame:
-    """Test accuracy (%) per class (rows) and model (columns), from each run's stored confusion matrix.
+                    labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Test accuracy (%) per class (rows) and model (columns), from each run's stored confusion matrix;
+    the columns are named by `labels`, by default each model's label (`results.model_label`).
 
     Models whose results file has no `predictions` (older files) are left out."""
+    labels = model_labels(results) if labels is None else labels
     columns = {}
     for model, result in results.items():
         predictions = result.get("predictions")
@@ -84,18 +59,19 @@ def marked_per_class(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def write_per_class(table: pd.DataFrame, folder) -> list:
-    """per_class.csv (numbers), .md and .tex beside Table 1."""
-    from pathlib import Path
-
+def write_per_class(table: pd.DataFrame, folder=None) -> list:
+    """per_class.csv (numbers), .md and .tex beside Table 1, in `folder` (a notebook's RESULTS_DIR: relative to
+    the repository, None for <repo>/results). A table with no model (no run has predictions) writes nothing."""
     from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
 
+    if table.empty:
+        return []
     shown = marked_per_class(table).reset_index()
     text_columns = {table.index.name}
     markdown = markdown_table(shown, "Per-class test accuracy (%).", PER_CLASS_NOTES, text_columns)
     latex = latex_tabular(shown, "Per-class test accuracy", "cifar_helpers.report.predictions.write_per_class",
                           PER_CLASS_NOTES, text_columns)
-    return write_tables(Path(folder), "per_class", table, markdown, latex)
+    return write_tables(repo_path(folder, "results"), "per_class", table, markdown, latex)
 
 
 def test_images_for(result: Mapping[str, Any], data_dir) -> tuple[np.ndarray | None, str]:

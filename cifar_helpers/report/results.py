@@ -1,9 +1,11 @@
 """Read the training results and build the report's Table 1 from them.
 
 The training engine writes one JSON file per model, `<results_dir>/<model>.json`
-(accuracies as fractions in [0, 1]). This module loads whichever of them
-exist, compares them with the numbers the report printed, and writes Table 1
-as CSV, Markdown and a LaTeX tabular. Accuracies are shown as percent.
+(accuracies as fractions in [0, 1]; `cifar_helpers.engine.record` owns its
+format and says which files can be used). This module loads whichever of them
+exist, the report's four models and any other, compares them with the numbers
+the report printed (where it has some), and writes Table 1 as CSV, Markdown and
+a LaTeX tabular. Accuracies are shown as percent.
 
 Every number here is computed from the history of each run: "best" values
 are taken from the per-epoch history, not from the summary fields the engine
@@ -23,41 +25,22 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import pandas as pd
 
 from cifar_helpers.core.errors import WorkbookWarning
+from cifar_helpers.core.paths import repo_path
+from cifar_helpers.engine.record import best_points, is_number, rerun_hint, unlike_run, validate_result
+from cifar_helpers.models.specs import MODEL_NAMES, SPECS, ReportRow, in_model_order
 from cifar_helpers.report.tables import latex_tabular, markdown_table, write_tables
-from cifar_helpers.models.catalog import MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
-
-SCHEMA_VERSION = 1
 
 
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds")
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    """One row of the report's Table 1, as printed (accuracy in percent)."""
-
-    test_loss: float
-    acc_pct: float
-    epoch: int
-    note: str = ""
-
-
-# The report's own numbers, the only place they are written down.
-# Source: the report's Table 1 ("최종 실험 결과") for loss and accuracy and its
-# sections 2.2.1-2.2.3 and 3.3 for the epochs; restated in docs/protocol.md.
-REPORT_TABLE1: dict[str, ReportRow] = {
-    "dnn": ReportRow(1.3459, 52.64, 17, "loss diverged after epoch 17"),
-    # Table 1 says 77.17%, the text of section 2.2.2 says 77.14%; we compare with the table.
-    "cnn": ReportRow(0.6787, 77.17, 67, "section 2.2.2 gives 77.14%"),
-    "resnet": ReportRow(0.5801, 80.85, 11, "test loss rose after epoch 11 (overfitting)"),
-    "custom_resnet": ReportRow(0.3053, 90.47, 62, "lowest loss and highest accuracy in the same epoch"),
-}
+# The report's Table 1, by model (its numbers are written down in models.specs).
+REPORT_TABLE1: dict[str, ReportRow] = {name: spec.report for name, spec in SPECS.items()}
 
 # Where the report trained (docs/protocol.md, "The report in brief").
 REPORT_DATA = "the official files"
 REPORT_DEVICE = "one RTX A6000"
 REPORT_SOFTWARE = "Ubuntu 20.04, CUDA 11.4, Docker image pytorch:2.0.1-cuda11.7-cudnn8-devel"
 
+REPORT_COLUMNS = ("Report Loss", "Report Acc (%)", "Report Epoch", "Δ Loss", "Δ Acc (pts)")
+NO_REPORT_NUMBER = "-"  # in a report column, for a model the report did not train
 TABLE1_COLUMNS = (
     "Model",
     "Best Test Loss",
@@ -69,11 +52,7 @@ TABLE1_COLUMNS = (
     "Epochs",
     "Device",
     "Data",
-    "Report Loss",
-    "Report Acc (%)",
-    "Report Epoch",
-    "Δ Loss",
-    "Δ Acc (pts)",
+    *REPORT_COLUMNS,
 )
 
 SEED_COLUMNS = ("Best Acc over seeds (%)", "Best Loss over seeds")  # added to Table 1 when several seeds ran
@@ -92,6 +71,7 @@ TABLE1_NOTES = (
     "its CNN text gives 77.14%.",
     "Δ = ours minus the report: a negative Δ Loss and a positive Δ Acc mean ours is better.",
 )
+NOT_IN_REPORT_NOTE = f"'{NO_REPORT_NUMBER}' in the report columns: a model the report did not train."
 
 
 class ResultsSkippedWarning(WorkbookWarning):
@@ -99,8 +79,8 @@ class ResultsSkippedWarning(WorkbookWarning):
 
 
 class LoadedResults(dict):
-    """`{model: result}` in MODEL_NAMES, plus `skipped`: `{file name: reason}`, and `seeds`:
-    `{model: [result of each seed]}` when further seeds ran."""
+    """`{model: result}`, the report's models first (`in_model_order`), plus `skipped`: `{file name: reason}`,
+    and `seeds`: `{model: [result of each seed]}` when further seeds ran."""
 
     def __init__(self, results: Mapping[str, dict] | None = None, skipped: Mapping[str, str] | None = None,
                  seeds: Mapping[str, list[dict]] | None = None):
@@ -114,71 +94,36 @@ class Missing(NamedTuple):
     notebook: str
 
 
-@dataclass(frozen=True)
-class BestPoints:
-    """The epochs of lowest test loss and highest test accuracy (1-based)."""
+# ----------------------------------------------------------------------------- models
 
-    loss_epoch: int
-    test_loss: float
-    acc_at_loss_epoch: float
-    acc_epoch: int
-    test_acc: float
-    loss_at_acc_epoch: float
+
+def model_label(model: str, result: Mapping[str, Any] | None = None) -> str:
+    """How tables and figures name `model`: a report model's label, else the label its results file
+    gives (`label`), else its name."""
+    if model in SPECS:
+        return SPECS[model].label
+    label = (result or {}).get("label")
+    return label if isinstance(label, str) and label.strip() else model
+
+
+def model_labels(results: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """`{model: model_label(...)}` for every model in `results`."""
+    return {model: model_label(model, result) for model, result in results.items()}
+
+
+def further_models(results: Mapping[str, Any]) -> list[str]:
+    """The models in `results` that are not the report's (a student's own), sorted."""
+    return [model for model in in_model_order(results) if model not in SPECS]
 
 
 # ----------------------------------------------------------------------------- loading
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def load_results(results_dir: str | os.PathLike | None = None, *, warn: bool = True) -> LoadedResults:
+    """Load `<results_dir>/<model>.json` for the report's models and any other model's results file (one
+    whose `model` field is its name); never raises on a partial set.
 
-
-def _notebook(model: str) -> str:
-    """The notebook that makes `model`'s results file (a model of your own: the one that trained it)."""
-    return MODEL_NOTEBOOKS.get(model, "the notebook that trained it")
-
-
-def validate_result(result: Any, model: str) -> str | None:
-    """Why `result` (the content of `<model>.json`) cannot be used, or None when it can."""
-    if not isinstance(result, dict):
-        return f"expected a JSON object, got {type(result).__name__}"
-    schema = result.get("schema")
-    if schema != SCHEMA_VERSION:
-        return f"schema is {schema!r}, this reader understands schema {SCHEMA_VERSION}; update cifar_helpers or rerun {_notebook(model)}"
-    if result.get("model") != model:
-        return f"file is named for {model!r} but its 'model' field is {result.get('model')!r}"
-    complete = result.get("complete")
-    if complete is not True and not (complete is False and _is_number(result.get("epochs_planned"))):
-        return (f"incomplete: training has not finished ('complete' is {complete!r}, no epochs_planned); "
-                f"finish or rerun {_notebook(model)}")
-    history = result.get("history")
-    if not isinstance(history, list) or not history:
-        return "'history' is missing or empty"
-    for index, row in enumerate(history):
-        if not isinstance(row, dict):
-            return f"history[{index}] is not an object"
-        absent = [key for key in HISTORY_KEYS if not _is_number(row.get(key))]
-        if absent:
-            return f"history[{index}] lacks numeric {', '.join(absent)}"
-        if row["epoch"] != index + 1:
-            return f"history[{index}] has epoch {row['epoch']!r}, expected {index + 1} (epochs are 1-based and consecutive)"
-    stop_epoch = result.get("stop_epoch")
-    if stop_epoch is not None and stop_epoch != len(history):
-        return f"stop_epoch is {stop_epoch!r} but the history has {len(history)} epochs"
-    if not any(math.isfinite(row["test_loss"]) for row in history):
-        return "no epoch has a finite test loss"
-    if not any(math.isfinite(row["test_acc"]) for row in history):
-        return "no epoch has a finite test accuracy"
-    for index, row in enumerate(history):
-        for key in ("train_acc", "test_acc"):
-            if math.isfinite(row[key]) and not 0 <= row[key] <= 1:
-                return (f"history[{index}] has {key} {row[key]!r}: accuracies are fractions in [0, 1], "
-                        f"not percent; rerun {_notebook(model)}")
-    return None
-
-
-def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> LoadedResults:
-    """Load `<results_dir>/<model>.json` for each known model; never raises on a partial set.
+    `results_dir` is a notebook's RESULTS_DIR: relative to the repository, None for <repo>/results.
 
     Runs of further seeds (`make run SEEDS=...`) sit in `<results_dir>/seed-<n>/`: they are
     loaded into `.seeds[model]`, all of a model's runs in seed order, the main one among them.
@@ -188,7 +133,7 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
     after a model, are skipped; their reasons are in `.skipped` and, unless
     `warn=False`, in one ResultsSkippedWarning.
     """
-    results_dir = Path(results_dir)
+    results_dir = repo_path(results_dir, "results")
     if not results_dir.is_dir():
         if warn:
             warnings.warn(f"results folder {results_dir} does not exist: no model has been trained yet", ResultsSkippedWarning, stacklevel=2)
@@ -210,7 +155,7 @@ def load_results(results_dir: str | os.PathLike, *, warn: bool = True) -> Loaded
     if skipped and warn:
         lines = "\n".join(f"  {name}: {reason}" for name, reason in skipped.items())
         warnings.warn(f"skipped {len(skipped)} file(s) in {results_dir}:\n{lines}", ResultsSkippedWarning, stacklevel=2)
-    ordered = {model: loaded[model] for model in MODEL_NAMES if model in loaded}
+    ordered = {model: loaded[model] for model in in_model_order(loaded)}
     by_seed = {model: sorted(runs, key=lambda r: (r.get("params") or {}).get("seed", 0)) for model, runs in seeds.items()}
     return LoadedResults(ordered, skipped, by_seed)
 
@@ -220,13 +165,14 @@ def _load_folder(folder: Path, prefix: str) -> tuple[dict[str, dict], dict[str, 
     skipped: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
         model, name = path.stem, prefix + path.name
-        if model not in MODEL_NAMES:
-            skipped[name] = f"not a model result (known models: {', '.join(MODEL_NAMES)})"
-            continue
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            skipped[name] = f"unreadable ({type(error).__name__}: {error}); rerun {MODEL_NOTEBOOKS[model]}"
+            skipped[name] = f"unreadable ({type(error).__name__}: {error}); {rerun_hint(model)}"
+            continue
+        if model not in SPECS and not (isinstance(result, dict) and result.get("model") == model):
+            skipped[name] = (f"not a model result (neither one of the report's models, {', '.join(MODEL_NAMES)}, "
+                             f"nor a results file whose 'model' field is {model!r})")
             continue
         reason = validate_result(result, model)
         if reason is not None:
@@ -234,32 +180,6 @@ def _load_folder(folder: Path, prefix: str) -> tuple[dict[str, dict], dict[str, 
             continue
         loaded[model] = result
     return loaded, skipped
-
-
-# What may differ between the seeds of one mean: the seed, and EVAL_BATCH_SIZE, which only splits the
-# evaluation (TrainConfig.fingerprint leaves it out too).
-_NOT_THE_RUN = ("seed", "eval_batch_size")
-
-
-def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """'epochs: 2 -> 3; lr: 0.1 -> 0.05': the keys whose values differ, or '' when none does."""
-    keys = sorted(set(old) | set(new))
-    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
-
-
-def unlike_run(run: Mapping[str, Any], main: Mapping[str, Any]) -> str | None:
-    """How `run` differs from `main` in anything but its seed ("trained on other data"), or None when
-    they are two seeds of one run: the same parameters, data (content digest) and network."""
-    def params(result):
-        return {k: v for k, v in (result.get("params") or {}).items() if k not in _NOT_THE_RUN}
-
-    if params(run) != params(main):
-        return f"trained with other parameters ({changes(params(main), params(run))})"
-    if run.get("data_digest") != main.get("data_digest"):
-        return f"trained on other data (data digest {run.get('data_digest')}, not {main.get('data_digest')})"
-    if run.get("architecture") != main.get("architecture"):
-        return f"trained another network ({changes(main.get('architecture') or {}, run.get('architecture') or {})})"
-    return None
 
 
 def runs_of(results: Mapping[str, dict], model: str) -> list[dict]:
@@ -284,7 +204,7 @@ def mean_over_seeds(runs: list[Mapping[str, Any]]) -> tuple[dict, pd.DataFrame]:
 
 def missing_models(results: Mapping[str, dict]) -> list[Missing]:
     """The models without a usable result, each with the notebook that produces it."""
-    return [Missing(model, MODEL_NOTEBOOKS[model]) for model in MODEL_NAMES if model not in results]
+    return [Missing(model, spec.notebook_path) for model, spec in SPECS.items() if model not in results]
 
 
 # ----------------------------------------------------------------------------- one run
@@ -299,23 +219,6 @@ def history_frame(result: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def best_points(result: Mapping[str, Any]) -> BestPoints:
-    """Lowest test loss and highest test accuracy; non-finite epochs are ignored, ties go to the earliest epoch."""
-    frame = history_frame(result)
-    finite_loss = frame[frame["test_loss"].map(math.isfinite)]
-    finite_acc = frame[frame["test_acc"].map(math.isfinite)]
-    loss_row = frame.loc[finite_loss["test_loss"].idxmin()]
-    acc_row = frame.loc[finite_acc["test_acc"].idxmax()]
-    return BestPoints(
-        loss_epoch=int(loss_row["epoch"]),
-        test_loss=float(loss_row["test_loss"]),
-        acc_at_loss_epoch=float(loss_row["test_acc"]),
-        acc_epoch=int(acc_row["epoch"]),
-        test_acc=float(acc_row["test_acc"]),
-        loss_at_acc_epoch=float(acc_row["test_loss"]),
-    )
-
-
 def lr_steps(result: Mapping[str, Any]) -> list[int]:
     """The epochs whose learning rate differs from the epoch before."""
     rates = [row["lr"] for row in result["history"]]
@@ -326,7 +229,7 @@ def epochs_label(result: Mapping[str, Any]) -> str:
     """'100', '77 of 300 (early stop)' or '25 of 100 (partial)'."""
     run = len(result["history"])
     planned = result.get("epochs_planned", (result.get("params") or {}).get("epochs"))
-    if not _is_number(planned) or run == planned:
+    if not is_number(planned) or run == planned:
         return str(run)
     if result.get("complete") is not True:
         return f"{run} of {planned} (partial)"
@@ -339,7 +242,8 @@ def data_label(result: Mapping[str, Any]) -> str:
     source = str(result.get("data_source") or "")
     if "JPEG" in source and "lossy" in source:
         label = "JPEG copy"
-    elif source.startswith("generated data"):  # data.GENERATED_SOURCE (make smoke's)
+    # data.GENERATED_SOURCE (make smoke's), or a subset of it: "100 train / 50 test subset (seed 23) of generated ..."
+    elif source.startswith("generated data") or " of generated data" in source:
         label = "generated"
     elif "python batches" in source:
         label = "non-official batches" if "differ from the official" in source else "official"
@@ -348,7 +252,7 @@ def data_label(result: Mapping[str, Any]) -> str:
     subset = (result.get("params") or {}).get("subset")
     if not subset:
         return label
-    n_train, n_test = (subset, subset) if _is_number(subset) else subset
+    n_train, n_test = (subset, subset) if is_number(subset) else subset
     return f"{label}, subset {n_train}/{n_test}"
 
 
@@ -373,51 +277,55 @@ def _round(value: float, digits: int) -> float:
 
 
 def table1(results: Mapping[str, dict]) -> pd.DataFrame:
-    """Table 1 for the models with results, in MODEL_NAMES, beside the report's numbers.
+    """Table 1 for the models with results, the report's four first (`in_model_order`), beside the
+    report's numbers; a model the report did not train has none (NA) in those columns.
 
     Losses are rounded to 4 decimals and accuracies (percent) to 2, the
     report's precision; the Δ columns are differences of those rounded values,
     so they agree with what the table shows. Notes are in `df.attrs["notes"]`.
     """
     rows = []
-    for model in MODEL_NAMES:
-        if model not in results:
-            continue
+    models = in_model_order(results)
+    for model in models:
         result = results[model]
         best = best_points(result)
-        report = REPORT_TABLE1[model]
         loss = _round(best.test_loss, 4)
         acc = _round(best.test_acc * 100.0, 2)
         parameters = result.get("num_parameters")
+        report = REPORT_TABLE1.get(model)
         rows.append(
             {
-                "Model": MODEL_LABELS[model],
+                "Model": model_label(model, result),
                 "Best Test Loss": loss,
                 "Best Accuracy (%)": acc,
                 "Best Epoch": best.loss_epoch,
                 "Best-Acc Epoch": best.acc_epoch,
-                "Parameters": parameters if _is_number(parameters) else pd.NA,
+                "Parameters": parameters if is_number(parameters) else pd.NA,
                 "Train time (s)": train_seconds(result),
                 "Epochs": epochs_label(result),
                 "Device": device_label(result),
                 "Data": data_label(result),
-                "Report Loss": report.test_loss,
-                "Report Acc (%)": report.acc_pct,
-                "Report Epoch": report.epoch,
-                "Δ Loss": _round(loss - report.test_loss, 4),
-                "Δ Acc (pts)": _round(acc - report.acc_pct, 2),
+                **(_report_columns(report, loss, acc) if report else dict.fromkeys(REPORT_COLUMNS, math.nan)),
             }
         )
     frame = pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
-    frame["Parameters"] = frame["Parameters"].astype("Int64")
+    for column in ("Parameters", "Report Epoch"):
+        frame[column] = frame[column].astype("Int64")
     frame.attrs["notes"] = list(TABLE1_NOTES)
-    runs = {model: runs_of(results, model) for model in MODEL_NAMES if model in results}
+    if any(model not in REPORT_TABLE1 for model in models):
+        frame.attrs["notes"].append(NOT_IN_REPORT_NOTE)
+    runs = {model: runs_of(results, model) for model in models}
     if any(len(r) > 1 for r in runs.values()):  # several seeds: mean ± std beside the single-run numbers
         position = list(frame.columns).index("Best-Acc Epoch") + 1
         for offset, (column, values) in enumerate(_seed_columns(runs).items()):
             frame.insert(position + offset, column, values)
         frame.attrs["notes"].append(SEEDS_NOTE)
     return frame
+
+
+def _report_columns(report: ReportRow, loss: float, acc: float) -> dict[str, float]:
+    return {"Report Loss": report.test_loss, "Report Acc (%)": report.acc_pct, "Report Epoch": report.epoch,
+            "Δ Loss": _round(loss - report.test_loss, 4), "Δ Acc (pts)": _round(acc - report.acc_pct, 2)}
 
 
 SEEDS_NOTE = ("Over seeds: the mean ± sample standard deviation of each seed's best value, over n seeds "
@@ -438,7 +346,7 @@ def _seed_columns(runs: Mapping[str, list[dict]]) -> dict[str, list[str]]:
 
 def format_duration(seconds: float) -> str:
     """42 s, 12 min 05 s, 3 h 07 min, 2 days 05 h."""
-    if not _is_number(seconds) or not math.isfinite(seconds):
+    if not is_number(seconds) or not math.isfinite(seconds):
         return "n/a"
     total = int(round(seconds))
     hours, rest = divmod(total, 3600)
@@ -454,7 +362,7 @@ def format_duration(seconds: float) -> str:
 
 def _format_cell(column: str, value: Any) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
+        return NO_REPORT_NUMBER if column in REPORT_COLUMNS else "n/a"
     if column in TEXT_COLUMNS:
         return str(value)
     if column == "Parameters":
@@ -497,9 +405,10 @@ def table1_latex(df: pd.DataFrame) -> str:
     return latex_tabular(shown, "Table 1", "cifar_helpers.report.results.write_table1", shown.attrs["notes"], TEXT_COLUMNS)
 
 
-def write_table1(df: pd.DataFrame, results_dir: str | os.PathLike) -> list[Path]:
-    """Write `table1.csv` (raw numbers), `table1.md` and `table1.tex` atomically."""
-    return write_tables(Path(results_dir), "table1", df, table1_markdown(df), table1_latex(df))
+def write_table1(df: pd.DataFrame, results_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Write `table1.csv` (raw numbers), `table1.md` and `table1.tex` atomically into `results_dir` (a notebook's
+    RESULTS_DIR: relative to the repository, None for <repo>/results)."""
+    return write_tables(repo_path(results_dir, "results"), "table1", df, table1_markdown(df), table1_latex(df))
 
 
 # ----------------------------------------------------------------------------- prose
@@ -521,13 +430,14 @@ def summary_paragraph(results: Mapping[str, dict]) -> str:
     missing = missing_models(results)
     missing_text = ""
     if missing:
-        missing_text = "Not run yet: " + _join(f"{MODEL_LABELS[m.model]} ({m.notebook})" for m in missing) + "."
+        missing_text = "Not run yet: " + _join(f"{model_label(m.model)} ({m.notebook})" for m in missing) + "."
     table = table1(results)
     if table.empty:
         return "No model has results yet. " + missing_text
 
-    rows = {row["Model"]: row for _, row in table.iterrows()}
-    ranked = sorted(rows.values(), key=lambda row: -row["Best Accuracy (%)"])  # stable: ties keep MODEL_NAMES
+    models = in_model_order(results)  # table1's rows, in order
+    rows = [dict(row, model=model) for model, row in zip(models, table.to_dict("records"))]
+    ranked = sorted(rows, key=lambda row: -row["Best Accuracy (%)"])  # stable: ties keep in_model_order
     sentences = []
     if len(ranked) == 1:
         row = ranked[0]
@@ -549,21 +459,27 @@ def summary_paragraph(results: Mapping[str, dict]) -> str:
         lowest_loss = min(ranked, key=lambda row: row["Best Test Loss"])
         sentences.append(f"The lowest test loss is {lowest_loss['Model']}'s {lowest_loss['Best Test Loss']:.4f} (epoch {lowest_loss['Best Epoch']}).")
 
-    comparisons = [f"{row['Model']} {row['Δ Acc (pts)']:+.2f}" for row in table.to_dict("records")]
-    sentences.append(
-        "Against the report, best accuracy differs by " + _join(comparisons) + " points (ours minus the report's)."
-    )
-    if len(ranked) > 1:
-        by_label = {MODEL_LABELS[m]: m for m in MODEL_NAMES}
-        report_order = sorted(ranked, key=lambda row: -REPORT_TABLE1[by_label[row["Model"]]].acc_pct)
-        if [row["Model"] for row in report_order] == [row["Model"] for row in ranked]:
-            sentences.append("The ranking is the report's.")
+    in_report = [row for row in rows if row["model"] in REPORT_TABLE1]
+    comparisons = [f"{row['Model']} {row['Δ Acc (pts)']:+.2f}" for row in in_report]
+    if comparisons:
+        sentences.append(
+            "Against the report, best accuracy differs by " + _join(comparisons) + " points (ours minus the report's)."
+        )
+    others = [row["Model"] for row in rows if row["model"] not in REPORT_TABLE1]
+    if others:
+        sentences.append(f"The report has no numbers for {_join(others)}.")
+    ours = [row for row in ranked if row["model"] in REPORT_TABLE1]
+    if len(ours) > 1:
+        report_order = sorted(ours, key=lambda row: -REPORT_TABLE1[row["model"]].acc_pct)
+        if [row["model"] for row in report_order] == [row["model"] for row in ours]:
+            sentences.append("The report's models rank as in the report." if others else "The ranking is the report's.")
         else:
-            sentences.append("The report ranks them " + _join(row["Model"] for row in report_order) + ".")
-    subsets = [MODEL_LABELS[m] for m in MODEL_NAMES if m in results and (results[m].get("params") or {}).get("subset")]
+            sentences.append(("The report ranks its models " if others else "The report ranks them ")
+                             + _join(row["Model"] for row in report_order) + ".")
+    subsets = [row["Model"] for row in rows if (results[row["model"]].get("params") or {}).get("subset")]
     if subsets:
         sentences.append(f"{_join(subsets)} trained on a subset of the data (a smoke run), so those numbers are not comparable with the report.")
-    sources = sorted({results[m].get("data_source") or "an unrecorded source" for m in MODEL_NAMES if m in results})
+    sources = sorted({results[m].get("data_source") or "an unrecorded source" for m in models})
     if len(sources) == 1:
         sentences.append(f"Data: {sources[0]}.")
     elif sources:

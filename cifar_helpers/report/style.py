@@ -6,6 +6,8 @@
 - `save_figure(fig, "figures/fig2")`: writes fig2.png (raster, >= 200 dpi)
   and fig2.pdf (vector), each atomically and with fixed metadata, so that
   re-running a notebook rewrites identical bytes.
+- `save_and_show(fig, "fig2_custom_resnet", FIGURES_DIR)`: the same into a
+  notebook's figures folder (None: <repo>/figures), returning `fig` to show.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from cifar_helpers.core.files import atomic_path, remove_leftovers
+from cifar_helpers.core.paths import repo_path
 
 OKABE_ITO = {
     "black": "#000000",
@@ -33,7 +36,20 @@ OKABE_ITO = {
 }
 
 # Colour cycle for curves: the order keeps neighbours far apart in hue.
-COLOR_CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue", "yellow", "black")]
+COLOUR_CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue", "yellow", "black")]
+
+# One colour and line style per model, where several models share a plot: model i (models.specs order, further
+# models after the report's four) takes MODEL_COLOURS[i % 7] and MODEL_LINESTYLES[i % 4]. 7 and 4 share no
+# factor, so the first 28 models each get a pair of their own, and the palette never runs out. The first four
+# pairs are the report's models' (DNN, CNN, ResNet, Custom ResNet), as the committed figures show them.
+MODEL_COLOURS = tuple(OKABE_ITO[k] for k in ("orange", "sky_blue", "bluish_green", "blue", "vermillion",
+                                              "reddish_purple", "black"))
+MODEL_LINESTYLES = (":", "-.", "--", "-")
+
+
+def model_style(index: int) -> tuple[str, str]:
+    """(colour, line style) of the model at `index` in the order figures list models."""
+    return MODEL_COLOURS[index % len(MODEL_COLOURS)], MODEL_LINESTYLES[index % len(MODEL_LINESTYLES)]
 
 # Figures are drawn at their printed size: PAGE_WIDTH is a 16 cm column, and the
 # fonts are 7.5-9 pt there. In a notebook they show at INLINE_DPI, which makes a
@@ -49,7 +65,7 @@ STYLE = {
     "xtick.labelsize": 7.5,
     "ytick.labelsize": 7.5,
     "legend.fontsize": 7.5,
-    "axes.prop_cycle": matplotlib.cycler(color=COLOR_CYCLE),
+    "axes.prop_cycle": matplotlib.cycler(color=COLOUR_CYCLE),
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -70,14 +86,14 @@ _METADATA = {
 }
 
 
-def tint(color: str, amount: float = 0.3) -> tuple[float, float, float]:
-    """`color` mixed with white: `amount` 1 is the colour itself, 0 is white."""
-    return tuple(1 - amount * (1 - c) for c in to_rgb(color))
+def tint(colour: str, amount: float = 0.3) -> tuple[float, float, float]:
+    """`colour` mixed with white: `amount` 1 is the colour itself, 0 is white."""
+    return tuple(1 - amount * (1 - c) for c in to_rgb(colour))
 
 
-def shade(color: str, amount: float = 0.75) -> tuple[float, float, float]:
-    """`color` mixed with black: `amount` 1 is the colour itself, 0 is black."""
-    return tuple(amount * c for c in to_rgb(color))
+def shade(colour: str, amount: float = 0.75) -> tuple[float, float, float]:
+    """`colour` mixed with black: `amount` 1 is the colour itself, 0 is black."""
+    return tuple(amount * c for c in to_rgb(colour))
 
 
 def save_figure(
@@ -109,3 +125,13 @@ def save_figure(
             fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
         written.append(target)
     return written
+
+
+def save_and_show(fig: Figure | None, name: str, figures_dir: str | os.PathLike | None = None) -> Figure | None:
+    """Write `fig` as <figures_dir>/<name>.png and .pdf and return it, for the notebook cell to show.
+
+    `figures_dir` is a notebook's FIGURES_DIR: relative to the repository, None for <repo>/figures. A cell
+    that has no figure to show (None) writes nothing and shows nothing."""
+    if fig is not None:
+        save_figure(fig, repo_path(figures_dir, "figures") / name)
+    return fig

@@ -15,7 +15,7 @@ import torch
 from cifar_helpers.engine.config import TrainConfig
 from cifar_helpers.engine.device import prefers_channels_last
 from cifar_helpers.models import build_model
-from cifar_helpers.engine.steps import make_step
+from cifar_helpers.engine.steps import EagerStep
 from cifar_helpers.engine.train import make_optimizer
 
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
@@ -27,7 +27,7 @@ def seconds_per_step(cfg: TrainConfig, device: torch.device, steps: int = 10, wa
     torch.manual_seed(cfg.seed)
     memory_format = torch.channels_last if prefers_channels_last(device) else torch.contiguous_format
     model = build_model(cfg.model, **cfg.model_options).to(device, memory_format=memory_format).train()
-    step = make_step("eager", model, make_optimizer(cfg, model, device), cfg.amp, device)
+    step = EagerStep(model, make_optimizer(cfg, model, device), cfg.amp, device)
     inputs = torch.randn(cfg.batch_size, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (cfg.batch_size,), device=device)
     loss_sum = torch.zeros((), device=device)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cifar_helpers.core.files import atomic_write_text
-from cifar_helpers.models.catalog import NOTEBOOKS, ON_REQUEST
+from cifar_helpers.models.specs import NOTEBOOKS, ON_REQUEST
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.paths import repo_path
 

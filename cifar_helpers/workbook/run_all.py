@@ -28,22 +28,24 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import yaml
 
-from cifar_helpers.core.files import atomic_write_json
-from cifar_helpers.models.catalog import NOTEBOOKS, ON_REQUEST
 from cifar_helpers.core.errors import WorkbookError
+from cifar_helpers.core.files import atomic_write_json, exclusive
 from cifar_helpers.core.hashing import short_hash
-from cifar_helpers.workbook.notebook_files import tidy_executed
-from cifar_helpers.engine.config import check_subset_fits
-from cifar_helpers.engine.parameters import checked_values, declared_parameters, training_config, unknown_parameter_message
-from cifar_helpers.engine.your_model import NOTEBOOK as YOUR_MODEL_NOTEBOOK, your_model_values
-from cifar_helpers.core.files import exclusive
 from cifar_helpers.core.paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
+from cifar_helpers.data.cifar10 import DataSummary
+from cifar_helpers.engine.config import check_subset_fits
+from cifar_helpers.engine.parameters import (accepted_parameters, checked_values, declared_parameters,
+                                             unknown_parameter_message)
+from cifar_helpers.engine.record import RunIdentity, finished_run
+from cifar_helpers.engine.your_model import NOTEBOOK as YOUR_MODEL_NOTEBOOK, your_model_values
+from cifar_helpers.models.specs import NOTEBOOKS, ON_REQUEST
+from cifar_helpers.workbook.notebook_files import tidy_executed
 
 CPU_LIMIT_SECONDS = 2 * 3600  # longer than this on the CPU needs --yes
 
@@ -60,8 +62,27 @@ class Profile:
     name: str
 
     def for_notebook(self, notebook: str, declared: set[str]) -> dict[str, Any]:
+        """The profile's values for `notebook`: those of the names it takes (`accepted_parameters`)."""
         merged = {**self.params, **self.per_notebook.get(notebook, {})}
-        return {k: v for k, v in merged.items() if k in declared}
+        accepted = accepted_parameters(notebook, declared)
+        return {k: v for k, v in merged.items() if k in accepted}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook to run (once per seed for a training notebook), with what it runs with."""
+
+    notebook: str
+    model: str | None  # the model it trains; None for 04 and 06
+    params: dict[str, Any]  # every parameter: the notebook's declared defaults, with `given` over them
+    given: dict[str, Any] = field(default_factory=dict)  # what the profile (and seed) passes to papermill
+    seed_folder: str = ""  # "" for the main run, "seed-<n>" for a further seed's
+
+    @property
+    def trains(self) -> str | None:
+        """The model whose checkpoints and results it writes: `model`, or the one of your own that 07's
+        parameters name (check_values has checked them)."""
+        return your_model_values(self.params)[0].model if self.notebook == YOUR_MODEL_NOTEBOOK else self.model
 
 
 class _ProfileLoader(yaml.SafeLoader):
@@ -150,57 +171,53 @@ def parse_only(value: Any, asked: Iterable[str] = ()) -> list[str]:
 
 
 def check_profile_names(profile: Profile, declared_by: dict[str, dict[str, Any]]) -> None:
-    """Every name in the profile must be a parameter of some notebook (of that notebook, under `notebooks:`)."""
-    every = set().union(*map(set, declared_by.values()))
+    """Every name in the profile must be one some notebook takes (that notebook, under `notebooks:`): one it
+    declares or, for a training notebook, one the engine knows (`accepted_parameters`)."""
+    accepted_by = {notebook: accepted_parameters(notebook, declared) for notebook, declared in declared_by.items()}
+    every = set().union(*accepted_by.values())
     for name in profile.params:
         if name not in every:
             raise RunError(f"{profile.name}: {unknown_parameter_message(name, every, 'the parameter file')}")
     for notebook, params in profile.per_notebook.items():
         for name in params:
-            if name not in declared_by[notebook]:
+            if name not in accepted_by[notebook]:
                 raise RunError(f"{profile.name}: "
-                               f"{unknown_parameter_message(name, declared_by[notebook], f'notebooks: {notebook}')}")
+                               f"{unknown_parameter_message(name, accepted_by[notebook], f'notebooks: {notebook}')}")
 
 
 def _results_file(params: dict[str, Any], model: str) -> Path:
     return repo_path(params.get("RESULTS_DIR"), "results") / f"{model}.json"
 
 
-def is_complete(state_file: Path, params: dict[str, Any], model: str, data_digest: str | None) -> bool:
-    """True when this notebook finished with these parameters, on data with this content digest,
-    with the network these parameters build today (a factory default may have changed since), and
-    its results are intact."""
+def is_complete(state_file: Path, params: dict[str, Any], model: str, data: DataSummary | None) -> bool:
+    """True when this notebook ran to its end with these parameters (its state file says so) and its
+    results file records this very run, finished (`record.finished_run`): the same parameters, device
+    type, data (`data`, what DATA_DIR holds now: its digest and counts) and network, the one these
+    parameters build today (a factory default may have changed since)."""
+    if data is None:  # no data there now: the notebook will say so
+        return False
     try:
         state = json.loads(state_file.read_text())
-        result = json.loads(_results_file(params, model).read_text())
-        network = training_config(model, params).architecture()
-    except (OSError, ValueError):  # ConfigError is a ValueError: the notebook itself will say what is wrong
+        config, device, _ = checked_values(model, params)
+    except (OSError, ValueError, WorkbookError):  # ConfigError is a ValueError: the notebook will say what is wrong
         return False
-    return (state.get("params_hash") == short_hash(params) and result.get("complete") is True
-            and result.get("fingerprint") == state.get("fingerprint")
-            and result.get("architecture") == network
-            and data_digest is not None and result.get("data_digest") == data_digest)
+    identity = RunIdentity.of(config, device.type, data.digest, data.n_train, data.n_test)
+    ran_to_its_end = state.get("params_hash") == short_hash(params)
+    return ran_to_its_end and finished_run(_results_file(params, model), identity) is not None
 
 
-@dataclass(frozen=True)
-class DataInfo:
-    digest: str  # the content digest the results files record
-    n_train: int
-    n_test: int
-
-
-def inspect_data(folder: Path) -> DataInfo | None:
-    """What the data in `folder` is now (read from the loader's cache when unchanged), or None when
-    there is none yet (the notebook will download it)."""
-    from cifar_helpers.data.cifar10 import CIFAR10Error, load_cifar10
+def inspect_data(folder: Path) -> DataSummary | None:
+    """What the data in `folder` are now, read from the loader's cache without decoding them
+    (`summarize_cifar10`), or None when there are none yet (the notebook will download them) or they
+    cannot be read (the notebook will say why)."""
+    from cifar_helpers.data.cifar10 import CIFAR10Error, summarize_cifar10
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the notebook shows the data's warnings itself
         try:
-            data = load_cifar10(folder, download=False)
+            return summarize_cifar10(folder)
         except (CIFAR10Error, OSError):
             return None
-    return DataInfo(data.digest, len(data.train_labels), len(data.test_labels))
 
 
 def _checkpoint_folder(params: dict[str, Any], model: str) -> Path:
@@ -223,14 +240,14 @@ def discard_checkpoints(params: dict[str, Any], model: str) -> None:
             results.replace(results.with_name(f".{results.name}.before-force"))
 
 
-def check_checkpoints_free(jobs: list[tuple]) -> None:
+def check_checkpoints_free(jobs: list[Job]) -> None:
     """--force: no training notebook's checkpoints may be in use by another run, checked before the
     first notebook runs (not after hours, when its turn comes)."""
     from cifar_helpers.engine.checkpoint import exclusive_folder
 
-    for notebook, model, _, full, _ in jobs:
-        if (model := trained_model(notebook, model, full)):
-            with exclusive_folder(_checkpoint_folder(full, model), model):
+    for job in jobs:
+        if job.trains:
+            with exclusive_folder(_checkpoint_folder(job.params, job.trains), job.trains):
                 pass
 
 
@@ -296,36 +313,30 @@ def _train_images(params: dict[str, Any], data_sizes: dict[Path, int]) -> int:
     return data_sizes.get(data_dir(params.get("DATA_DIR")), FULL_TRAIN)
 
 
-def check_values(jobs: list[tuple]) -> None:
+def check_values(jobs: list[Job]) -> None:
     """Each training notebook's values must work (EPOCHS a whole number, BATCH_SIZE >= 1, ...) and its
     DEVICE must exist here (a GPU profile on a machine without one), before any notebook runs and
     before any executed notebook is overwritten."""
-    for notebook, model, _, full, _ in jobs:
-        if model or notebook == YOUR_MODEL_NOTEBOOK:
+    for job in jobs:
+        if job.model or job.notebook == YOUR_MODEL_NOTEBOOK:
             try:
-                checked_values(model, full) if model else your_model_values(full)
+                checked_values(job.model, job.params) if job.model else your_model_values(job.params)
             except WorkbookError as exc:
-                raise RunError(f"{notebook}: {exc}") from None
+                raise RunError(f"{job.notebook}: {exc}") from None
 
 
-def trained_model(notebook: str, model: str | None, params: dict[str, Any]) -> str | None:
-    """The model whose checkpoints and results a job writes: its catalog model, or the one 07's
-    parameters name (check_values has checked them)."""
-    return your_model_values(params)[0].model if notebook == YOUR_MODEL_NOTEBOOK else model
-
-
-def check_data(jobs: list[tuple], found: dict[Path, DataInfo | None]) -> None:
+def check_data(jobs: list[Job], found: dict[Path, DataSummary | None]) -> None:
     """Each training notebook's DATA_DIR must exist when given, and its SUBSET fit the data found there."""
-    for notebook, model, _, full, _ in jobs:
-        if not model:
+    for job in jobs:
+        if not job.model:
             continue
         try:
-            require_data_dir(full.get("DATA_DIR"))
-            info = found.get(data_dir(full.get("DATA_DIR")))
+            require_data_dir(job.params.get("DATA_DIR"))
+            info = found.get(data_dir(job.params.get("DATA_DIR")))
             if info:
-                check_subset_fits(full.get("SUBSET"), info.n_train, info.n_test)
+                check_subset_fits(job.params.get("SUBSET"), info.n_train, info.n_test)
         except WorkbookError as exc:
-            raise RunError(f"{notebook}: {exc}") from None
+            raise RunError(f"{job.notebook}: {exc}") from None
 
 
 def _trains_on_cpu(params: dict[str, Any]) -> bool:
@@ -336,8 +347,7 @@ def _trains_on_cpu(params: dict[str, Any]) -> bool:
     return select_device(params.get("DEVICE", "auto")).type == "cpu"
 
 
-def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
-                   data_sizes: dict[Path, int] | None = None) -> None:
+def check_cpu_cost(jobs: list[Job], assume_yes: bool, data_sizes: dict[Path, int] | None = None) -> None:
     """Refuse to start an hours-long CPU run silently: estimate it and ask for --yes.
 
     `data_sizes` maps data folders of known (small) size to their training images.
@@ -349,9 +359,10 @@ def check_cpu_cost(jobs: list[tuple[str, str, dict]], assume_yes: bool,
     from cifar_helpers.workbook.estimate import epoch_seconds
     from cifar_helpers.report.results import format_duration
 
-    on_cpu = [(nb, model, p) for nb, model, p in jobs if model and _trains_on_cpu(p)]
+    on_cpu = [job for job in jobs if job.model and _trains_on_cpu(job.params)]
     total, lines, measured = 0.0, [], {}
-    for notebook, model, params in on_cpu:
+    for job in on_cpu:
+        notebook, model, params = job.notebook, job.model, job.params
         cfg = TrainConfig.for_model(model, batch_size=params.get("BATCH_SIZE", 64))
         epochs = params.get("EPOCHS", cfg.epochs)
         n_train = _train_images(params, data_sizes or {})
@@ -549,43 +560,43 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
         given = profile.for_notebook(notebook, set(declared))
         for seed, folder in (seed_runs(given, declared, seeds) if model else [(None, "")]):
             run_given = {**given, **seed} if seed else given
-            jobs.append((notebook, model, run_given, {**declared, **run_given}, folder))
+            jobs.append(Job(notebook, model, {**declared, **run_given}, run_given, folder))
     check_values(jobs)
     # Every output folder is checked before the first epoch, not found unwritable hours later.
     require_writable(executed_dir, "the executed-notebook folder (--executed-dir, or executed_dir under workbook:)")
-    for _, _, _, full, _ in jobs:
+    for job in jobs:
         for name, default in OUTPUT_FOLDERS:
-            if name in full:
-                require_writable(repo_path(full[name], default), name)
+            if name in job.params:
+                require_writable(repo_path(job.params[name], default), name)
     if args.force:
         check_checkpoints_free(jobs)
     with exclusive(executed_dir, "the executed notebooks", "give this run another --executed-dir"):
         print(f"Running {len(jobs)} notebooks with {profile.name} into {executed_dir}")
         make_fake_data(profile.settings)
-        found = {folder: inspect_data(folder) for folder in {data_dir(full.get("DATA_DIR"))
-                                                              for _, model, _, full, _ in jobs if model}}
+        found = {folder: inspect_data(folder) for folder in {data_dir(job.params.get("DATA_DIR"))
+                                                              for job in jobs if job.model}}
         check_data(jobs, found)
         data_sizes = {folder: info.n_train for folder, info in found.items() if info}
-        check_cpu_cost([(nb, model, full) for nb, model, _, full, _ in jobs], args.yes, data_sizes)
-        for index, (notebook, model, given, full, seed_folder) in enumerate(jobs, 1):
-            notebook_dir = executed_dir / seed_folder
+        check_cpu_cost(jobs, args.yes, data_sizes)
+        for index, job in enumerate(jobs, 1):
+            notebook, model = job.notebook, job.model
+            notebook_dir = executed_dir / job.seed_folder
+            # The notebook ran to its end with these parameters (written after it did).
             state_file = notebook_dir / ".state" / f"{notebook}.json"
-            prefix = f"[{index}/{len(jobs)}] {notebook}" + (f" (seed {full['SEED']})" if len(seeds or ()) > 1 and model else "")
-            info = found.get(data_dir(full.get("DATA_DIR")))
-            if model and not args.force and is_complete(state_file, full, model, info and info.digest):
+            prefix = f"[{index}/{len(jobs)}] {notebook}" + (f" (seed {job.params['SEED']})" if len(seeds or ()) > 1 and model else "")
+            data = found.get(data_dir(job.params.get("DATA_DIR")))
+            if model and not args.force and is_complete(state_file, job.params, model, data):
                 print(f"{prefix}: skipped, results complete for these parameters (FORCE=1 re-runs it)")
                 continue
-            if args.force and (trained := trained_model(notebook, model, full)):
-                discard_checkpoints(full, trained)
+            if args.force and job.trains:
+                discard_checkpoints(job.params, job.trains)
             print(f"{prefix}: running (log: {notebook_dir / (notebook + '.log')})", flush=True)
             progress["notebook"] = notebook
             started = time.perf_counter()
             notebook_dir.mkdir(parents=True, exist_ok=True)
-            run_notebook(notebook, given, notebook_dir)
+            run_notebook(notebook, job.given, notebook_dir)
             if model:
-                result = json.loads(_results_file(full, model).read_text())
-                atomic_write_json(state_file, {"params_hash": short_hash(full), "params": full,
-                                               "fingerprint": result.get("fingerprint")})
+                atomic_write_json(state_file, {"params_hash": short_hash(job.params), "params": job.params})
             print(f"{prefix}: done in {time.perf_counter() - started:.0f} s")
 
 

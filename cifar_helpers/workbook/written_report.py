@@ -34,12 +34,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from cifar_helpers.core.files import atomic_write, atomic_write_text
-from cifar_helpers.models.catalog import LECTURE_MODELS, MODEL_LABELS, MODEL_NAMES, MODEL_NOTEBOOKS
+from cifar_helpers.models.specs import LECTURE_MODELS, SPECS, in_model_order
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.files import exclusive
 from cifar_helpers.core.paths import repo_path, require_writable, shown_path
-from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS, best_points, data_label,
-                      device_label, epochs_label, load_results, runs_of, summary_paragraph, table1)
+from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS, best_points,
+                                          data_label, device_label, epochs_label, further_models, load_results, model_label,
+                                          runs_of, summary_paragraph, table1)
 from cifar_helpers.workbook.written_report_text import TEXT
 
 TEMPLATE = Path(__file__).with_name("written_report.typ")
@@ -131,10 +132,10 @@ def frame_table(frame: pd.DataFrame, caption: str, text_columns: Iterable[str] =
 
 
 def per_model_rows(rows: Mapping[str, Sequence], width: int, text: Mapping[str, str]) -> list[list]:
-    """One row per model in the catalog's order: `rows[label]` where the model has results, else its
-    label and "not run yet" across the other `width - 1` columns."""
-    return [list(rows[MODEL_LABELS[model]]) if MODEL_LABELS[model] in rows
-            else [MODEL_LABELS[model], spanning(_not_run(model, text), width - 1)] for model in MODEL_NAMES]
+    """One row per model, the report's four first (`in_model_order`): `rows[model]` where the model has
+    results, else its label and "not run yet" across the other `width - 1` columns."""
+    return [list(rows[model]) if model in rows else [SPECS[model].label, spanning(_not_run(model, text), width - 1)]
+            for model in in_model_order({*SPECS, *rows})]
 
 
 def markdown_paragraphs(markdown: str) -> list[dict]:
@@ -180,13 +181,13 @@ def _software_label(result: Mapping[str, Any]) -> str:
 
 def environment_section(results, text: Mapping[str, str]) -> list[dict]:
     columns = text["env_columns"].split("|")
-    rows = {MODEL_LABELS[model]: [MODEL_LABELS[model], device_label(result), _software_label(result), _code_label(result),
-                                  f"{data_label(result)} ({result.get('data_digest') or 'unrecorded'})"]
+    rows = {model: [model_label(model, result), device_label(result), _software_label(result), _code_label(result),
+                    f"{data_label(result)} ({result.get('data_digest') or 'unrecorded'})"]
             for model, result in results.items()}
     sources: dict[tuple[str, str], list[str]] = {}
     for model, result in results.items():
         key = (result.get("data_source") or "an unrecorded source", result.get("data_digest") or "unrecorded")
-        sources.setdefault(key, []).append(MODEL_LABELS[model])
+        sources.setdefault(key, []).append(model_label(model, result))
     blocks = [
         heading(text["env"]),
         paragraph(text["env_intro"].format(report_data=REPORT_DATA, report_device=REPORT_DEVICE,
@@ -200,7 +201,7 @@ def environment_section(results, text: Mapping[str, str]) -> list[dict]:
 
 
 def _not_run(model: str, text: Mapping[str, str]) -> str:
-    return text["not_run"].format(notebook=MODEL_NOTEBOOKS[model])
+    return text["not_run"].format(notebook=SPECS[model].notebook_path)
 
 
 def protocol_columns(results, models: Sequence[str], text: Mapping[str, str]) -> pd.DataFrame:
@@ -214,12 +215,12 @@ def protocol_columns(results, models: Sequence[str], text: Mapping[str, str]) ->
         result = results.get(model)
         if result is None:
             config = TrainConfig.for_model(model)
-            header = text["not_run_column"].format(model=MODEL_LABELS[model])
+            header = text["not_run_column"].format(model=SPECS[model].label)
         else:
             params = {key: value for key, value in (result.get("params") or {}).items()
                       if key in TrainConfig.__dataclass_fields__ and key != "model"}
             config = TrainConfig.for_model(model, **params)
-            header = MODEL_LABELS[model]
+            header = SPECS[model].label
         column = protocol_table(config)["setting"]
         if result is not None:
             column["data"] = data_label(result)
@@ -234,18 +235,33 @@ def model_results(result: Mapping[str, Any] | None, model: str, text: Mapping[st
     from cifar_helpers.report.chapter import best_epoch_sentence, report_comparison
 
     if result is None:
-        return [paragraph(text["not_run_sentence"].format(model=MODEL_LABELS[model],
-                                                          notebook=MODEL_NOTEBOOKS[model]))]
+        return [paragraph(text["not_run_sentence"].format(model=SPECS[model].label,
+                                                          notebook=SPECS[model].notebook_path))]
     return markdown_paragraphs(best_epoch_sentence(result).data) + markdown_paragraphs(report_comparison(result).data)
 
 
 def lecture_section(results, text: Mapping[str, str]) -> list[dict]:
     protocol = protocol_columns(results, LECTURE_MODELS, text)
+    further = further_models(results)
+    caption = text["fig1"] + (" " + text["fig1_further"].format(models=join_words(
+        [model_label(model, results[model]) for model in further], text)) if further else "")
     blocks = [heading(text["lecture"]), heading(text["plan"], 2), paragraph(text["lecture_plan"]),
               frame_table(protocol, text["protocol_table"], protocol.columns),
-              heading(text["results"], 2), figure("fig1_loss_curves", text["fig1"])]
+              heading(text["results"], 2), figure("fig1_loss_curves", caption)]
     for model in LECTURE_MODELS:
-        blocks += [heading(MODEL_LABELS[model], 3), *model_results(results.get(model), model, text)]
+        blocks += [heading(SPECS[model].label, 3), *model_results(results.get(model), model, text)]
+    return blocks
+
+
+def further_section(results, text: Mapping[str, str]) -> list[dict]:
+    """Models the report did not train (a student's own): their sentences; Fig 1, Table 1 and the accuracy
+    figure show them beside the report's. Nothing when there is none."""
+    further = further_models(results)
+    if not further:
+        return []
+    blocks = [heading(text["further"]), paragraph(text["further_intro"])]
+    for model in further:
+        blocks += [heading(model_label(model, results[model]), 2), *model_results(results[model], model, text)]
     return blocks
 
 
@@ -276,10 +292,11 @@ def analysis_section(results, text: Mapping[str, str]) -> list[dict]:
 
     table = table1(results)
     numbers, runs = (view.reset_index() for view in table1_views(table))
-    numbers["Model"] = [_model_cell(label, results, text) for label in numbers["Model"]]
     blocks = [heading(text["analysis"])]
+    models = in_model_order(results)  # table1's rows, in order
+    numbers["Model"] = [_model_cell(model, label, results, text) for model, label in zip(models, numbers["Model"])]
     for frame, caption, notes in ((numbers, text["table1"], ()), (runs, text["table1_runs"], table.attrs["notes"])):
-        rows = {label: row for label, row in zip(table["Model"], frame.values.tolist())}
+        rows = dict(zip(models, frame.values.tolist()))
         blocks.append(table_block(list(frame.columns), per_model_rows(rows, len(frame.columns), text), caption,
                                   TEXT_COLUMNS, notes))
     blocks += [paragraph(summary_paragraph(results)),
@@ -287,9 +304,8 @@ def analysis_section(results, text: Mapping[str, str]) -> list[dict]:
     return blocks
 
 
-def _model_cell(label: str, results, text: Mapping[str, str]) -> str:
+def _model_cell(model: str, label: str, results, text: Mapping[str, str]) -> str:
     """The model's label, marked "(partial)" where its run stopped before its end (Epochs says where)."""
-    model = {MODEL_LABELS[m]: m for m in MODEL_NAMES}[label]
     return text["partial"].format(model=label) if results[model].get("complete") is False else label
 
 
@@ -297,7 +313,7 @@ def beyond_section(results, text: Mapping[str, str]) -> list[dict]:
     from cifar_helpers.data.cifar10 import CIFAR10_CLASSES
     from cifar_helpers.report.predictions import PER_CLASS_NOTES, marked_per_class, per_class_table
 
-    per_class = per_class_table(results, CIFAR10_CLASSES, MODEL_LABELS)
+    per_class = per_class_table(results, CIFAR10_CLASSES)
     blocks = [heading(text["beyond"]), heading(text["per_class"], 2)]
     if per_class.empty:
         blocks.append(paragraph(text["no_predictions"]))
@@ -311,7 +327,7 @@ def beyond_section(results, text: Mapping[str, str]) -> list[dict]:
         for model in seeded:
             for run in runs_of(results, model):
                 best = best_points(run)
-                rows.append([MODEL_LABELS[model], str(run["params"]["seed"]), f"{100 * best.test_acc:.2f}",
+                rows.append([model_label(model, run), str(run["params"]["seed"]), f"{100 * best.test_acc:.2f}",
                              str(best.acc_epoch), f"{best.test_loss:.4f}", str(best.loss_epoch), epochs_label(run)])
         columns = text["seeds_columns"].split("|")
         blocks += [heading(text["seeds"], 2), paragraph(text["seeds_intro"]),
@@ -326,8 +342,8 @@ def build_document(results, results_label: str, lang: str, fonts: Sequence[str])
     subtitle = (text["subtitle"].format(results=results_label, when=f"{newest:%Y-%m-%d %H:%M} UTC") if newest
                 else text["subtitle_empty"].format(results=results_label))
     blocks = (environment_section(results, text) + lecture_section(results, text)
-              + custom_resnet_section(results, text) + analysis_section(results, text)
-              + beyond_section(results, text))
+              + custom_resnet_section(results, text) + further_section(results, text)
+              + analysis_section(results, text) + beyond_section(results, text))
     return {"title": text["title"], "subtitle": subtitle, "lang": lang, "fonts": list(fonts), "blocks": blocks}
 
 
@@ -336,17 +352,13 @@ def build_document(results, results_label: str, lang: str, fonts: Sequence[str])
 
 def draw_figures(results, folder: Path) -> list[Path]:
     """The report's figures, drawn from `results` by 04's and 06's functions, as vector PDFs in `folder`."""
-    import torch
-
     from cifar_helpers.data.cifar10 import CIFAR10_CLASSES
-    from cifar_helpers.report.diagrams import draw_bottleneck_block, draw_custom_resnet
+    from cifar_helpers.report.diagrams import custom_resnet_to_draw, draw_bottleneck_block, draw_custom_resnet
     from cifar_helpers.report.style import save_figure
-    from cifar_helpers.models import build_model
     from cifar_helpers.report.figures import accuracy_curves, confusion_matrices, fig1_loss_curves, fig4_custom_resnet_loss
 
     custom = results.get("custom_resnet")
-    torch.manual_seed(23)  # as notebook 04; the drawings do not depend on the weights
-    model = build_model("custom_resnet", **((custom or {}).get("architecture") or {}))
+    model = custom_resnet_to_draw((custom or {}).get("architecture"))  # as notebook 04
     figures = {
         "fig1_loss_curves": fig1_loss_curves(results),
         "fig2_custom_resnet": draw_custom_resnet(model),

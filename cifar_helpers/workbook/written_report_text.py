@@ -29,6 +29,10 @@ TEXT: dict[str, dict[str, str]] = {
         "protocol_table_custom": "Table C. The Custom ResNet's training protocol",
         "results": "Results",
         "fig1": "Train and test loss per epoch of each lecture model; the dot marks the lowest test loss.",
+        "fig1_further": "The panels after (C) are the models the report did not train: {models}.",
+        "further": "Further models",
+        "further_intro": "Models the report did not train, each with its own results file. Fig 1, Table 1 and the "
+                         "accuracy figure show them beside the report's models; the report has no numbers for them.",
         "custom": "The Custom ResNet",
         "architecture": "Architecture",
         "arch_run": "Fig 2 and Fig 3 are drawn from the model object its run trained (the architecture its "
@@ -89,6 +93,10 @@ TEXT: dict[str, dict[str, str]] = {
         "protocol_table_custom": "표 C. Custom ResNet의 학습 프로토콜",
         "results": "실험 결과",
         "fig1": "강의 모델별 에폭당 학습 및 테스트 손실. 점은 가장 낮은 테스트 손실을 표시합니다.",
+        "fig1_further": "(C) 다음의 패널은 보고서가 학습하지 않은 모델입니다: {models}.",
+        "further": "추가 모델",
+        "further_intro": "보고서가 학습하지 않은 모델로, 각각 자체 결과 파일이 있습니다. 그림 1, 표 1과 정확도 그림에 "
+                         "보고서의 모델과 함께 나타나며, 보고서에는 이 모델들의 수치가 없습니다.",
         "custom": "Custom ResNet",
         "architecture": "구조",
         "arch_run": "그림 2와 그림 3은 실행이 학습한 모델 객체(결과 파일에 기록된 구조)로부터 노트북 04와 같은 "
