@@ -19,6 +19,7 @@ from cifar_helpers.models.your_model import YourModelError, check_outputs, descr
 from cifar_helpers.report.chapter import trained_alike, your_model_comparison
 from cifar_helpers.report.figures import accuracy_curves, fig1_loss_curves
 from cifar_helpers.report.results import formatted_table1, load_results, table1
+from cifar_helpers.workbook import run_all
 
 
 class TinyNet(nn.Module):
@@ -310,3 +311,32 @@ def test_notebook_07_trains_the_model_of_its_cell_and_resumes_it_as_the_library_
                       namespace["model"], label="Wide CNN")
     assert without_timings(direct["history"]) == without_timings(record["history"])
     assert direct["architecture"] == record["architecture"]
+
+
+# ----------------------------------------------------------------------------- make run
+
+def test_make_run_checks_07s_values_before_any_notebook(tmp_path):
+    declared = declared_parameters(NOTEBOOK)
+    assert run_all.Job(NOTEBOOK, None, {**declared, "MODEL_LABEL": "My Net"}).trains == "my_net"
+    for bad, message in (({"PROTOCOL": "fast"}, "07_your_model: PROTOCOL must be 'lecture'"),
+                         ({"MODEL_LABEL": "DNN"}, "07_your_model: MODEL_LABEL 'DNN' would write over the report's DNN"),
+                         ({"EPOCHS": 0}, "07_your_model: EPOCHS must be a whole number >= 1")):
+        with pytest.raises(run_all.RunError, match=message):
+            run_all.check_values([run_all.Job(NOTEBOOK, None, {**declared, **bad})])
+
+
+def test_force_retrains_your_model_from_scratch_keeping_its_old_record_aside(tmp_path, monkeypatch):
+    file = tmp_path / "p.yaml"
+    file.write_text(f"workbook: {{only: '07'}}\nDEVICE: cpu\nRESULTS_DIR: {tmp_path}/results\n"
+                    f"CHECKPOINT_DIR: {tmp_path}/ckpt\nnotebooks:\n  07_your_model: {{MODEL_LABEL: My Net}}\n")
+    (tmp_path / "ckpt" / "my_net").mkdir(parents=True)
+    (tmp_path / "ckpt" / "my_net" / "last.pt").write_text("an earlier run")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "my_net.json").write_text("{}")
+    ran = []
+    monkeypatch.setattr(run_all, "run_notebook", lambda notebook, given, *a: ran.append((notebook, given)))
+    assert run_all.main(["--params", str(file), "--force", "--executed-dir", str(tmp_path / "executed")]) == 0
+    assert ran == [("07_your_model", {"DEVICE": "cpu", "RESULTS_DIR": f"{tmp_path}/results",
+                                      "CHECKPOINT_DIR": f"{tmp_path}/ckpt", "MODEL_LABEL": "My Net"})]
+    assert not (tmp_path / "ckpt" / "my_net" / "last.pt").exists()
+    assert (tmp_path / "results" / ".my_net.json.before-force").read_text() == "{}"
