@@ -26,8 +26,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "cifar_helpers.data.cifar10": ("CIFAR10_CLASSES", "counts", "load_cifar10"),
     "cifar_helpers.models": ("build_model", "compare_blocks", "model_summary", "trace_model"),
-    # torch and torch.nn too: notebook 07's model cell defines a model of your own with them
-    "cifar_helpers.models.your_model": ("nn", "torch", "your_model_summary"),
+    "cifar_helpers.models.your_model": ("your_model_summary",),
     "cifar_helpers.engine.parameters": ("check_parameters", "training_run"),
     "cifar_helpers.engine.your_model": ("your_model_run",),
     "cifar_helpers.engine.train": ("train_model",),

@@ -53,8 +53,9 @@ def test_a_name_it_does_not_offer_is_an_attribute_error_and_the_layers_still_imp
 def test_a_notebook_imports_only_from_the_facade_and_its_cells_hold_no_plumbing(path):
     for source in code_cells(path):
         for node in ast.walk(ast.parse(source)):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                assert isinstance(node, ast.ImportFrom) and node.module == "cifar_helpers", ast.unparse(node)
+            if isinstance(node, (ast.Import, ast.ImportFrom)):  # torch is the student's own, for 07's model
+                modules = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert all(m == "cifar_helpers" or m.split(".")[0] == "torch" for m in modules), ast.unparse(node)
             assert not isinstance(node, ast.If), f"a branch belongs in the library: {source!r}"
             assert not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)), f"a built path: {source!r}"
             assert getattr(node, "id", None) != "repo_path", source
@@ -62,5 +63,6 @@ def test_a_notebook_imports_only_from_the_facade_and_its_cells_hold_no_plumbing(
 
 def test_the_facade_offers_what_the_notebooks_call_and_nothing_more():
     imported = {alias.name for path in NOTEBOOKS for source in code_cells(path)
-                for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) for alias in node.names}
+                for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
+                and node.module == "cifar_helpers" for alias in node.names}
     assert imported == set(cifar_helpers.__all__)
