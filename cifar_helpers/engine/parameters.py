@@ -242,11 +242,13 @@ def training_run(model: str, namespace: Mapping[str, Any]) -> TrainingRun:
         raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(TRAINING_NOTEBOOKS)}")
     params = check_parameters(TRAINING_NOTEBOOKS[model], namespace)
     config, device, stop_after = checked_values(model, params)
-    return TrainingRun(
-        config=config,
-        device=device,
-        data_dir=require_data_dir(params.get("DATA_DIR")),
-        results_dir=repo_path(params.get("RESULTS_DIR"), "results"),
-        checkpoint_dir=repo_path(params.get("CHECKPOINT_DIR"), "checkpoints"),
-        stop_after=stop_after,
-    )
+    return TrainingRun(config=config, device=device, stop_after=stop_after, **run_folders(params))
+
+
+def run_folders(params: Mapping[str, Any]) -> dict[str, Path]:
+    """A training notebook's folders from its parameters: the data (which must exist), results and checkpoints."""
+    return {
+        "data_dir": require_data_dir(params.get("DATA_DIR")),
+        "results_dir": repo_path(params.get("RESULTS_DIR"), "results"),
+        "checkpoint_dir": repo_path(params.get("CHECKPOINT_DIR"), "checkpoints"),
+    }

@@ -21,10 +21,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from cifar_helpers.core.paths import repo_path, require_data_dir
 from cifar_helpers.engine.config import PROTOCOLS, ConfigError, TrainConfig, check_stop_after
 from cifar_helpers.engine.device import select_device
-from cifar_helpers.engine.parameters import PROTOCOL_PARAMETERS, TrainingRun, check_parameters
+from cifar_helpers.engine.parameters import PROTOCOL_PARAMETERS, TrainingRun, check_parameters, run_folders
 from cifar_helpers.models.specs import MODEL_NAMES, SPECS
 from cifar_helpers.models.your_model import ModelDescription, check_outputs, describe_model, your_model_name
 
@@ -84,12 +83,5 @@ def your_model_run(namespace: Mapping[str, Any]) -> YourModelRun:
     """Check notebook 07's parameters and build its run; fails before any work."""
     params = check_parameters(NOTEBOOK, namespace)
     config, device, stop_after = your_model_values(params)
-    return YourModelRun(
-        config=config,
-        device=device,
-        data_dir=require_data_dir(params.get("DATA_DIR")),
-        results_dir=repo_path(params.get("RESULTS_DIR"), "results"),
-        checkpoint_dir=repo_path(params.get("CHECKPOINT_DIR"), "checkpoints"),
-        stop_after=stop_after,
-        label=params["MODEL_LABEL"],
-    )
+    return YourModelRun(config=config, device=device, stop_after=stop_after, label=params["MODEL_LABEL"],
+                        **run_folders(params))
