@@ -367,6 +367,31 @@ def test_second_load_reads_the_cache(fake_dir, monkeypatch):
     assert len(caveats) == 1 and "checksums differ" in caveats[0]  # replayed from the cache
 
 
+def test_a_cached_copy_read_under_another_path_names_that_path(tmp_path):
+    """The cache goes with the data: a copy first read through one path (another checkout's link) and then
+    through another names the folder it was read from, not the first one, so two runs on the same data agree."""
+    write_image_tree(tmp_path / "real", ".jpg")
+    (tmp_path / "first").symlink_to(tmp_path / "real")
+    first, _ = load_recording(tmp_path / "first", download=False)
+    second, _ = load_recording(tmp_path / "real", download=False)  # from the cache the first load wrote
+    assert first.source.startswith(f"JPEG image folder (lossy copy) at {tmp_path / 'first'} ")
+    assert second.source.startswith(f"JPEG image folder (lossy copy) at {tmp_path / 'real'} ")
+    assert second.digest == first.digest
+    (meta,) = (tmp_path / "real" / ".cache").glob("cifar10-*/meta.json")
+    assert str(tmp_path) not in meta.read_text()
+
+
+def test_a_link_inside_the_repository_is_shown_relative_to_it(tmp_path):
+    from cifar_helpers.core.paths import REPO_ROOT, shown_path
+
+    link = REPO_ROOT / f".test-link-{tmp_path.name}"
+    link.symlink_to(tmp_path)
+    try:
+        assert shown_path(link / "cifar10-jpeg") == f"{link.name}/cifar10-jpeg"  # not the link's target
+    finally:
+        link.unlink()
+
+
 def test_a_read_only_folder_holding_only_the_archive_says_what_to_do(fake_archive, tmp_path, monkeypatch):
     root = tmp_path / "ro"
     root.mkdir()

@@ -30,10 +30,12 @@ def shown_path(path: str | os.PathLike) -> str:
     """`path` as a reader should see it: relative to the repository when inside it, so that committed outputs
     never name one machine's folders; anything outside the repository stays absolute."""
     path = Path(path)
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path)
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):  # a link inside the repository stays inside
+        try:
+            return candidate.relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            pass
+    return str(path)
 
 
 class DataDirNotFoundError(WorkbookError, FileNotFoundError):

@@ -88,7 +88,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OTHER_IMAGE_SUFFIXES = (".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".pbm", ".tga",
                         ".ico", ".heic", ".heif", ".avif", ".jp2", ".jxl")
 CACHE_DIR = ".cache"
-_CACHE_FORMAT = 3  # bump when the cache's content or layout changes (2: the content digest; 3: a key of the bytes)
+_CACHE_FORMAT = 4  # bump when the cache's content or layout changes (2: the content digest; 3: a key of the bytes;
+#   4: the description names no folder, so a copy read from another checkout names its own)
+_FOLDER_MARK = "<data folder>"  # stands for the folder in a cached description
 
 
 class CIFAR10Error(WorkbookError, RuntimeError):
@@ -160,7 +162,8 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
         arrays, description, caveats = source.decode()
         _validate(arrays, source.where)
         digest = content_digest(arrays)
-        _write_cache(cache, source.key, arrays, description, caveats, digest)
+        _write_cache(cache, source.key, arrays, _without_folder(description, source.path), caveats, digest)
+    description = description.replace(_FOLDER_MARK, paths.shown_path(source.path))
 
     if not description.startswith(GENERATED_SOURCE):
         caveats = caveats + _count_caveats(arrays)
@@ -208,6 +211,13 @@ def _cached_summary(folder: Path, key: str) -> DataSummary | None:
         return DataSummary(str(meta["digest"]), n_train, n_test)
     except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable: a load rebuilds it
         return None
+
+
+def _without_folder(description: str, folder: Path) -> str:
+    """`description` with its folder as a mark: the same data read from another checkout names its own folder."""
+    for shown in (paths.shown_path(folder), str(folder)):
+        description = description.replace(f" at {shown}", f" at {_FOLDER_MARK}", 1)
+    return description
 
 
 @dataclasses.dataclass
