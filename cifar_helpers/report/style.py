@@ -42,8 +42,9 @@ COLOUR_CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermil
 # models after the report's four) takes MODEL_COLOURS[i % 7] and MODEL_LINESTYLES[i % 4]. 7 and 4 share no
 # factor, so the first 28 models each get a pair of their own, and the palette never runs out. The first four
 # pairs are the report's models' (DNN, CNN, ResNet, Custom ResNet), as the committed figures show them.
-MODEL_COLOURS = tuple(OKABE_ITO[k] for k in ("orange", "sky_blue", "bluish_green", "blue", "vermillion",
-                                              "reddish_purple", "black"))
+# The fifth (a first model of one's own) shares the DNN's dotted line, so it takes the hue farthest from its orange.
+MODEL_COLOURS = tuple(OKABE_ITO[k] for k in ("orange", "sky_blue", "bluish_green", "blue", "reddish_purple",
+                                              "vermillion", "black"))
 MODEL_LINESTYLES = (":", "-.", "--", "-")
 
 
