@@ -165,8 +165,15 @@ def test_a_days_long_cpu_run_is_refused_with_an_estimate(monkeypatch, capsys):
     assert "No GPU" in text and "10 min 00 s per epoch x 100 epochs = 16 h 40 min" in text
     assert "make smoke" in text and "params/fast.yaml" in text and "YES=1" in text
     check_cpu_cost(jobs, assume_yes=True)  # --yes starts it anyway, and says so
-    assert "Starting anyway" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Starting anyway (YES=1)." in out and "make run YES=1" not in out  # no advice to do what it does
 
+
+def test_the_closing_line_names_the_folders_the_notebooks_wrote_to():
+    jobs = [Job("01_dnn", "dnn", {"RESULTS_DIR": "reference/cpu-jpeg/results", "FIGURES_DIR": None}),
+            Job("06_analysis", None, {"RESULTS_DIR": "reference/cpu-jpeg/results", "FIGURES_DIR": None})]
+    assert run_all.outputs_line(jobs) == ("Figures are in figures/, results and Table 1 in reference/cpu-jpeg/results/ "
+                                          "(see 06_analysis).")
 
 def test_small_cpu_runs_need_no_estimate(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
@@ -404,7 +411,7 @@ def test_only_as_one_string_in_a_profile_runs_that_notebook_alone(tmp_path, fake
     monkeypatch.setattr(run_all, "run_notebook", lambda notebook, *a: ran.append(notebook) or pytest.skip("ran"))
     with pytest.raises(pytest.skip.Exception):
         run_all.main(["--params", str(file), "--executed-dir", str(tmp_path / "executed")])
-    assert ran == ["01_dnn"] and "Running 1 notebooks" in capsys.readouterr().out
+    assert ran == ["01_dnn"] and "Running 1 notebook with" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("data, extra, message", [

@@ -15,7 +15,8 @@ from cifar_helpers.models.specs import SPECS
 from cifar_helpers.engine.config import TrainConfig
 from cifar_helpers.core.files import FolderInUseError, exclusive
 from cifar_helpers.core.paths import REPO_ROOT
-from cifar_helpers.report.results import best_points, format_duration, load_results, table1, write_table1
+from cifar_helpers.engine.record import best_points
+from cifar_helpers.report.results import format_duration, load_results, table1, write_table1
 from cifar_helpers.engine.train import train_model
 from cifar_helpers.workbook.written_report import (KOREAN_FONTS, LATIN_FONTS, ReportError, build_document, default_report_dir,
                                           korean_font, load_report_results, main, write_report)

@@ -28,14 +28,22 @@ from cifar_helpers.models.specs import MODEL_NAMES, SPECS
 from cifar_helpers.models.your_model import ModelDescription, check_outputs, describe_model, your_model_name
 
 NOTEBOOK = "07_your_model"
-PROTOCOL_NAMES = "'lecture' (notebooks 01-03) or 'custom_resnet' (notebook 05)"  # engine.config.PROTOCOLS
+
+
+def _protocol_names() -> str:
+    """"'lecture' (notebooks 01, 02, 03) or 'custom_resnet' (notebook 05)": the protocols and who uses them."""
+    choices = []
+    for protocol in PROTOCOLS:
+        numbers = [spec.notebook[:2] for spec in SPECS.values() if spec.protocol == protocol]
+        choices.append(f"{protocol!r} (notebook{'s' * (len(numbers) > 1)} {', '.join(numbers)})")
+    return " or ".join(choices)
 
 
 def your_model_config(label: str, protocol: str = "lecture", **overrides: Any) -> TrainConfig:
     """The config that trains a model of your own, named by `label`, with `protocol` and `overrides`
     (TrainConfig's fields: epochs=10, lr=0.05, ...)."""
     if protocol not in PROTOCOLS:
-        raise ConfigError(f"PROTOCOL must be {PROTOCOL_NAMES}, got {protocol!r}")
+        raise ConfigError(f"PROTOCOL must be {_protocol_names()}, got {protocol!r}")
     if overrides.get("model_options"):
         raise ConfigError("a model of your own takes no model options here: set them where you build the model")
     trained_with_it = next(name for name, spec in SPECS.items() if spec.protocol == protocol)  # the report's

@@ -18,7 +18,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cifar_helpers.report.predictions import per_class_accuracy
-from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, best_points, data_label, device_label,
+from cifar_helpers.engine.record import best_points
+from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_TABLE1, data_label, device_label,
                                           epochs_label, formatted_table1, history_frame, missing_models, model_label,
                                           summary_paragraph)
 
@@ -167,7 +168,7 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
                 "step": f"StepLR: × {config.gamma:g} every {config.step_size} epochs",
                 "onecycle": f"one-cycle, {100 * config.warmup_fraction:g}% warm-up, per batch"}[config.scheduler]
     subset = (f"{config.subset[0]:,} train / {config.subset[1]:,} test images" if config.subset
-              else "all 50,000 train / 10,000 test images")
+              else "all train / test images (CIFAR-10 has 50,000 / 10,000)")
     rows = {
         "model": label or model_label(config.model),
         "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "

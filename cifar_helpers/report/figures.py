@@ -24,8 +24,9 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from cifar_helpers.models.specs import LECTURE_MODELS, SPECS, in_model_order
-from cifar_helpers.report.results import (best_points, epochs_label, further_models, history_frame, lr_steps,
-                                          mean_over_seeds, model_label, runs_of)
+from cifar_helpers.engine.record import best_points
+from cifar_helpers.report.results import (epochs_label, further_models, history_frame, lr_steps, mean_over_seeds,
+                                          model_label, runs_of)
 from cifar_helpers.report.style import OKABE_ITO, PAGE_WIDTH, STYLE, model_style, shade
 
 EPOCH_LABEL = "epoch"

@@ -383,10 +383,10 @@ def check_cpu_cost(jobs: list[Job], assume_yes: bool, data_sizes: dict[Path, int
                f"  total               ~{format_duration(total)} (upper bound for the Custom ResNet, "
                "which stops early)\n"
                "Use `make smoke` (generated data, 2.5 minutes on 2 cores), `make run PARAMS=params/fast.yaml` on a GPU, "
-               "or SUBSET for a quick look. To start the full run on the CPU anyway: `make run YES=1`.")
+               "or SUBSET for a quick look.")
     if not assume_yes:
-        raise RunError(message)
-    print(message.replace("To start", "Starting anyway (YES=1). To start"))
+        raise RunError(f"{message} To start the full run on the CPU anyway: `make run YES=1`.")
+    print(f"{message} Starting anyway (YES=1).")
 
 
 class _Tee:
@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("CIFAR_PROGRESS", "lines")
     progress: dict[str, str] = {}
     try:
-        run(args, progress)
+        jobs = run(args, progress)
     except WorkbookError as exc:  # RunError, a folder in use or not writable, a value that cannot work
         print(f"\nmake run stopped: {exc}", file=sys.stderr)
         return 1
@@ -538,15 +538,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nmake run interrupted{where}. Every finished epoch is in its checkpoint: run the same command "
               "again to resume from there.", file=sys.stderr)
         return 130
-    print("All notebooks ran. Figures are in FIGURES_DIR, Table 1 in RESULTS_DIR (see 06_analysis).")
+    print(f"All notebooks ran. {outputs_line(jobs)}")
     return 0
 
 
 OUTPUT_FOLDERS = (("RESULTS_DIR", "results"), ("CHECKPOINT_DIR", "checkpoints"), ("FIGURES_DIR", "figures"))
 
 
-def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
-    """`make run` itself; `progress["notebook"]` names the notebook running now."""
+def run(args: argparse.Namespace, progress: dict[str, str]) -> list[Job]:
+    """`make run` itself, returning what it ran; `progress["notebook"]` names the notebook running now."""
     profile = load_profile(args.params)
     executed_dir = repo_path(args.executed_dir or profile.settings.get("executed_dir"), "executed")
     only = parse_only(args.only or profile.settings.get("only"), asked=profile.per_notebook)
@@ -571,7 +571,8 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
     if args.force:
         check_checkpoints_free(jobs)
     with exclusive(executed_dir, "the executed notebooks", "give this run another --executed-dir"):
-        print(f"Running {len(jobs)} notebooks with {profile.name} into {executed_dir}")
+        print(f"Running {len(jobs)} notebook{'s' * (len(jobs) != 1)} with {profile.name} "
+              f"into {shown_path(executed_dir)}")
         make_fake_data(profile.settings)
         found = {folder: inspect_data(folder) for folder in {data_dir(job.params.get("DATA_DIR"))
                                                               for job in jobs if job.model}}
@@ -590,7 +591,7 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
                 continue
             if args.force and job.trains:
                 discard_checkpoints(job.params, job.trains)
-            print(f"{prefix}: running (log: {notebook_dir / (notebook + '.log')})", flush=True)
+            print(f"{prefix}: running (log: {shown_path(notebook_dir / (notebook + '.log'))})", flush=True)
             progress["notebook"] = notebook
             started = time.perf_counter()
             notebook_dir.mkdir(parents=True, exist_ok=True)
@@ -598,6 +599,17 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> None:
             if model:
                 atomic_write_json(state_file, {"params_hash": short_hash(job.params), "params": job.params})
             print(f"{prefix}: done in {time.perf_counter() - started:.0f} s")
+    return jobs
+
+
+def outputs_line(jobs: Iterable[Job]) -> str:
+    """Where the notebooks put their figures and results (Table 1 among them), as their parameters say."""
+    where = {}
+    for name, default in OUTPUT_FOLDERS:
+        folders = sorted({shown_path(repo_path(job.params[name], default)) for job in jobs if name in job.params})
+        where[name] = ", ".join(f"{folder}/" for folder in folders) or f"{default}/"
+    return (f"Figures are in {where['FIGURES_DIR']}, results and Table 1 in {where['RESULTS_DIR']} "
+            "(see 06_analysis).")
 
 
 if __name__ == "__main__":

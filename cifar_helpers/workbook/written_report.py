@@ -38,9 +38,10 @@ from cifar_helpers.models.specs import LECTURE_MODELS, SPECS, in_model_order
 from cifar_helpers.core.errors import WorkbookError
 from cifar_helpers.core.files import exclusive
 from cifar_helpers.core.paths import repo_path, require_writable, shown_path
-from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS, best_points,
-                                          data_label, device_label, epochs_label, further_models, load_results, model_label,
-                                          runs_of, summary_paragraph, table1)
+from cifar_helpers.engine.record import best_points
+from cifar_helpers.report.results import (REPORT_DATA, REPORT_DEVICE, REPORT_SOFTWARE, SEEDS_NOTE, TEXT_COLUMNS,
+                                          data_label, device_label, epochs_label, further_models, load_results,
+                                          model_label, runs_of, summary_paragraph, table1)
 from cifar_helpers.workbook.written_report_text import TEXT
 
 TEMPLATE = Path(__file__).with_name("written_report.typ")
