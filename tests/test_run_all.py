@@ -462,3 +462,22 @@ def test_a_kernel_that_dies_ends_make_run_with_the_notebook_the_cell_and_how_to_
                               "in cell 2 (`os.kill(os.getpid(), signal.SIGKILL)`): it ran out of memory or was killed.")
     assert f"log: {log}" in message and message.strip().endswith("Run the same command again to resume.")
     assert len(message.strip().splitlines()) == 4
+
+
+def test_kernels_are_not_interrupted_on_their_way_out(monkeypatch):
+    """jupyter_client sends SIGINT before a shutdown; an idle kernel logs it as an ERROR line in the console."""
+    import asyncio
+
+    from jupyter_client import AsyncKernelManager
+
+    sent = []
+
+    async def interrupt(self):
+        sent.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = run_all._tracked_kernel_manager()()
+    asyncio.run(manager._async_interrupt_kernel())  # Kernel > Interrupt, or make run's Ctrl-C
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())  # the one before a shutdown
+    assert sent == [False]

@@ -423,6 +423,12 @@ def _tracked_kernel_manager():
                 self.transport_encryption = kernel_encryption()
             _KERNELS.append(self)
 
+        async def _async_interrupt_kernel(self):
+            # jupyter_client interrupts a kernel before it shuts it down: an idle one then logs
+            # "ERROR | KeyboardInterrupt caught in kernel" to make run's console, which reads as a failure.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
     return TrackedKernelManager
 
 
