@@ -47,7 +47,8 @@ import torch.nn.functional as F  # noqa: E402
 from cifar_helpers.core.files import atomic_write_json, atomic_write_text  # noqa: E402
 from cifar_helpers.data.batches import DeviceData  # noqa: E402
 from cifar_helpers.engine.config import TrainConfig  # noqa: E402
-from cifar_helpers.data.cifar10 import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
+from cifar_helpers.data.cifar10 import channel_stats, load_cifar10, subset  # noqa: E402
+from cifar_helpers.data.errors import CIFAR10Warning  # noqa: E402
 from cifar_helpers.engine.device import configure_determinism, device_name, prefers_channels_last, select_device  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
 from cifar_helpers.engine.record import code_revision, describe  # noqa: E402

@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 
 from cifar_helpers.core.files import atomic_write_json  # noqa: E402
-from cifar_helpers.data.cifar10 import CIFAR10Warning, load_cifar10  # noqa: E402
+from cifar_helpers.data.cifar10 import load_cifar10  # noqa: E402
+from cifar_helpers.data.errors import CIFAR10Warning  # noqa: E402
 from cifar_helpers.engine.parameters import TrainingRun, declared_parameters, training_run  # noqa: E402
 from cifar_helpers.workbook.run_all import load_profile  # noqa: E402
 from cifar_helpers.engine.train import train_model  # noqa: E402

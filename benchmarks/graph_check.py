@@ -41,7 +41,8 @@ import torch  # noqa: E402
 
 from cifar_helpers.data.batches import DeviceData  # noqa: E402
 from cifar_helpers.engine.config import TrainConfig  # noqa: E402
-from cifar_helpers.data.cifar10 import CIFAR10Warning, channel_stats, load_cifar10, subset  # noqa: E402
+from cifar_helpers.data.cifar10 import channel_stats, load_cifar10, subset  # noqa: E402
+from cifar_helpers.data.errors import CIFAR10Warning  # noqa: E402
 from cifar_helpers.models import MODEL_NAMES, build_model  # noqa: E402
 from cifar_helpers.engine.fast import make_step, onecycle_factor  # noqa: E402
 from cifar_helpers.engine.train import make_optimizer, train_model, train_one_epoch  # noqa: E402

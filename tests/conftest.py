@@ -7,7 +7,8 @@ import warnings
 
 import pytest
 
-from cifar_helpers.data.cifar10 import CIFAR10Warning, load_cifar10
+from cifar_helpers.data.cifar10 import load_cifar10
+from cifar_helpers.data.errors import CIFAR10Warning
 from cifar_helpers.data.fake import write_fake_cifar10
 
 # Batch-run output (one line per epoch) for every engine call in the tests.

@@ -124,7 +124,7 @@ def test_the_readme_shows_the_reference_runs_table_1():
     assert rows and all(row in readme for row in rows)
 
 
-@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.errors.CIFAR10Warning")  # fake data, by design
 def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fake_data_dir, tmp_path, monkeypatch):
     study = load("lecture_models")
     monkeypatch.setattr(study, "OUT_DIR", tmp_path / "study")

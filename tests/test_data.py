@@ -1,4 +1,5 @@
-"""cifar_helpers.data.cifar10: every accepted layout, the cache, the checks and their messages."""
+"""The CIFAR-10 loader (cifar_helpers.data: cifar10, official, image_folders, cache, checks, errors): every accepted
+layout, the cache, the checks and their messages."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cifar_helpers.data import cifar10 as D
 from cifar_helpers.core import paths
-from cifar_helpers.data.cifar10 import (
-    CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, CIFAR10Error, CIFAR10Warning, CorruptDatasetError,
-    DatasetNotFoundError, channel_stats, counts, load_cifar10, subset,
+from cifar_helpers.data import cache as data_cache
+from cifar_helpers.data import checks, cifar10, image_folders, official
+from cifar_helpers.data.cifar10 import DataSummary, channel_stats, counts, load_cifar10, subset, summarize_cifar10
+from cifar_helpers.data.errors import (
+    CIFAR10Error, CIFAR10Warning, CorruptDatasetError, DataFolderNotWritableError, DatasetNotFoundError,
 )
+from cifar_helpers.data.official import ARCHIVE_NAME, BATCHES_DIR, CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL
 from cifar_helpers.data.fake import write_fake_cifar10
 from cifar_helpers.core.hashing import content_digest
 
@@ -43,10 +46,10 @@ def fake_dir(pristine_fake, tmp_path) -> Path:
 
 @pytest.fixture
 def fake_archive(pristine_fake, tmp_path) -> Path:
-    archive = tmp_path / "archive-src" / D.ARCHIVE_NAME
+    archive = tmp_path / "archive-src" / ARCHIVE_NAME
     archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(pristine_fake / D.BATCHES_DIR, arcname=D.BATCHES_DIR)
+        tar.add(pristine_fake / BATCHES_DIR, arcname=BATCHES_DIR)
     return archive
 
 
@@ -113,7 +116,7 @@ def write_image_tree(root: Path, suffix: str, per_class=(4, 2), skip_class=None,
 
 
 def test_fake_batches_read_like_the_official_ones(pristine_fake):
-    batches = pristine_fake / D.BATCHES_DIR
+    batches = pristine_fake / BATCHES_DIR
     assert sorted(p.name for p in batches.iterdir()) == sorted(
         [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"])
     for encoding, text in (("bytes", bytes), ("latin1", str)):
@@ -174,8 +177,8 @@ def test_loads_official_folder(fake_dir):
     assert data.train_labels.dtype == torch.int64 and data.test_labels.dtype == torch.int64
     assert data.classes == CIFAR10_CLASSES == ("airplane", "automobile", "bird", "cat", "deer",
                                                "dog", "frog", "horse", "ship", "truck")
-    assert_matches(data, expected_arrays(fake_dir / D.BATCHES_DIR))
-    assert "official python batches" in data.source and str(fake_dir / D.BATCHES_DIR) in data.source
+    assert_matches(data, expected_arrays(fake_dir / BATCHES_DIR))
+    assert "official python batches" in data.source and str(fake_dir / BATCHES_DIR) in data.source
     assert "\n" not in data.source
     # One warning line says both how the counts and the checksums differ.
     assert len(caveats) == 1 and "\n" not in caveats[0]
@@ -185,13 +188,13 @@ def test_loads_official_folder(fake_dir):
 
 
 def test_data_dir_may_be_the_batches_folder_itself(fake_dir):
-    data, _ = load_recording(fake_dir / D.BATCHES_DIR, download=False)
-    assert_matches(data, expected_arrays(fake_dir / D.BATCHES_DIR))
+    data, _ = load_recording(fake_dir / BATCHES_DIR, download=False)
+    assert_matches(data, expected_arrays(fake_dir / BATCHES_DIR))
 
 
 def test_matching_checksums_give_no_checksum_warning(fake_dir, monkeypatch):
-    batches = fake_dir / D.BATCHES_DIR
-    monkeypatch.setattr(D, "OFFICIAL_FILE_MD5", {p.name: D._md5(p) for p in batches.iterdir()})
+    batches = fake_dir / BATCHES_DIR
+    monkeypatch.setattr(official, "OFFICIAL_FILE_MD5", {p.name: official._md5(p) for p in batches.iterdir()})
     data, caveats = load_recording(fake_dir, download=False)
     assert "differ" not in data.source
     assert len(caveats) == 1 and "checksums differ" not in caveats[0] and "200 training" in caveats[0]
@@ -199,8 +202,8 @@ def test_matching_checksums_give_no_checksum_warning(fake_dir, monkeypatch):
 
 def test_official_counts_give_no_count_warning():
     labels = lambda n: np.repeat(np.arange(10), n)  # noqa: E731
-    assert D._count_caveats((None, labels(5000), None, labels(1000))) == []
-    assert D._count_caveats((None, labels(4999), None, labels(1000))) != []
+    assert checks.count_caveats((None, labels(5000), None, labels(1000))) == []
+    assert checks.count_caveats((None, labels(4999), None, labels(1000))) != []
 
 
 def test_archive_is_extracted_on_first_use(fake_archive, pristine_fake, tmp_path):
@@ -208,8 +211,8 @@ def test_archive_is_extracted_on_first_use(fake_archive, pristine_fake, tmp_path
     root.mkdir()
     shutil.copy(fake_archive, root)
     data, caveats = load_recording(root, download=False)
-    assert_matches(data, expected_arrays(pristine_fake / D.BATCHES_DIR))
-    assert (root / D.BATCHES_DIR / "test_batch").is_file()
+    assert_matches(data, expected_arrays(pristine_fake / BATCHES_DIR))
+    assert (root / BATCHES_DIR / "test_batch").is_file()
     assert not list(root.glob(".extract-*"))  # the temporary folder is gone
     assert len(caveats) == 1 and "checksums differ" in caveats[0]
 
@@ -218,20 +221,20 @@ def test_truncated_archive_names_the_file_and_leaves_nothing_behind(fake_archive
     root = tmp_path / "data"
     root.mkdir()
     blob = fake_archive.read_bytes()
-    (root / D.ARCHIVE_NAME).write_bytes(blob[: len(blob) // 2])
+    (root / ARCHIVE_NAME).write_bytes(blob[: len(blob) // 2])
     with pytest.raises(CorruptDatasetError) as error:
         load_cifar10(root, download=False)
     message = str(error.value)
-    assert str(root / D.ARCHIVE_NAME) in message and "truncated" in message
+    assert str(root / ARCHIVE_NAME) in message and "truncated" in message
     assert "Delete it and load again" in message and OFFICIAL_URL in message
-    assert sorted(p.name for p in root.iterdir()) == [D.ARCHIVE_NAME]
+    assert sorted(p.name for p in root.iterdir()) == [ARCHIVE_NAME]
 
 
 def test_archive_without_batches_folder_is_rejected(tmp_path):
     root = tmp_path / "data"
     root.mkdir()
     (tmp_path / "other.txt").write_text("hello")
-    with tarfile.open(root / D.ARCHIVE_NAME, "w:gz") as tar:
+    with tarfile.open(root / ARCHIVE_NAME, "w:gz") as tar:
         tar.add(tmp_path / "other.txt", arcname="other.txt")
     with pytest.raises(CorruptDatasetError, match="holds no cifar-10-batches-py/"):
         load_cifar10(root, download=False)
@@ -239,7 +242,7 @@ def test_archive_without_batches_folder_is_rejected(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_corrupt_batch_file_names_the_file(fake_dir, damage):
-    file = fake_dir / D.BATCHES_DIR / "data_batch_3"
+    file = fake_dir / BATCHES_DIR / "data_batch_3"
     blob = file.read_bytes()
     file.write_bytes(blob[:100] if damage == "truncate" else b"not a pickle at all" * 10)
     with pytest.raises(CorruptDatasetError) as error:
@@ -251,13 +254,13 @@ def test_corrupt_batch_file_names_the_file(fake_dir, damage):
 
 
 def test_missing_batch_file_is_named(fake_dir):
-    (fake_dir / D.BATCHES_DIR / "data_batch_2").unlink()
+    (fake_dir / BATCHES_DIR / "data_batch_2").unlink()
     with pytest.raises(CorruptDatasetError, match="lacks data_batch_2. Delete the folder"):
         load_cifar10(fake_dir, download=False)
 
 
 def test_batch_unpickler_refuses_foreign_globals(fake_dir):
-    file = fake_dir / D.BATCHES_DIR / "data_batch_1"
+    file = fake_dir / BATCHES_DIR / "data_batch_1"
     with open(file, "wb") as handle:
         pickle.dump({b"data": os.getcwd}, handle)
     with pytest.raises(CorruptDatasetError, match="unexpected global"):
@@ -265,7 +268,7 @@ def test_batch_unpickler_refuses_foreign_globals(fake_dir):
 
 
 def test_wrong_image_shape_in_batch(fake_dir):
-    write_python3_batch(fake_dir / D.BATCHES_DIR / "data_batch_1", np.zeros((40, 3000), np.uint8), [0] * 40)
+    write_python3_batch(fake_dir / BATCHES_DIR / "data_batch_1", np.zeros((40, 3000), np.uint8), [0] * 40)
     with pytest.raises(CorruptDatasetError, match=r"data_batch_1: 'data' must be a uint8 array of N x 3072"):
         load_cifar10(fake_dir, download=False)
 
@@ -273,14 +276,14 @@ def test_wrong_image_shape_in_batch(fake_dir):
 def test_labels_outside_0_to_9(fake_dir):
     labels = list(range(10)) * 4
     labels[7] = 10
-    write_python3_batch(fake_dir / D.BATCHES_DIR / "data_batch_1", np.zeros((40, 3072), np.uint8), labels)
+    write_python3_batch(fake_dir / BATCHES_DIR / "data_batch_1", np.zeros((40, 3072), np.uint8), labels)
     with pytest.raises(CorruptDatasetError, match=r"1 train labels are outside 0\.\.9 \(e\.g\. 10\)"):
         load_cifar10(fake_dir, download=False)
 
 
 def test_missing_class_in_test_batch(fake_dir):
-    labels = [y if y != 3 else 4 for y in read_official_style(fake_dir / D.BATCHES_DIR / "test_batch")["labels"]]
-    write_python3_batch(fake_dir / D.BATCHES_DIR / "test_batch", np.zeros((len(labels), 3072), np.uint8), labels)
+    labels = [y if y != 3 else 4 for y in read_official_style(fake_dir / BATCHES_DIR / "test_batch")["labels"]]
+    write_python3_batch(fake_dir / BATCHES_DIR / "test_batch", np.zeros((len(labels), 3072), np.uint8), labels)
     with pytest.raises(CorruptDatasetError, match="the test set has no images of class cat"):
         load_cifar10(fake_dir, download=False)
 
@@ -358,8 +361,8 @@ def test_second_load_reads_the_cache(fake_dir, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("the source was read again")
 
-    monkeypatch.setattr(D._BatchUnpickler, "load", must_not_run)
-    monkeypatch.setattr(D, "_md5", must_not_run)
+    monkeypatch.setattr(official._BatchUnpickler, "load", must_not_run)
+    monkeypatch.setattr(official, "_md5", must_not_run)
     second, caveats = load_recording(fake_dir, download=False)
     for name in ("train_images", "train_labels", "test_images", "test_labels"):
         assert torch.equal(getattr(first, name), getattr(second, name))
@@ -395,17 +398,17 @@ def test_a_link_inside_the_repository_is_shown_relative_to_it(tmp_path):
 def test_a_read_only_folder_holding_only_the_archive_says_what_to_do(fake_archive, tmp_path, monkeypatch):
     root = tmp_path / "ro"
     root.mkdir()
-    shutil.copy(fake_archive, root / D.ARCHIVE_NAME)
+    shutil.copy(fake_archive, root / ARCHIVE_NAME)
 
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(D.tempfile, "mkdtemp", read_only)
-    with pytest.raises(D.DataFolderNotWritableError) as error:
+    monkeypatch.setattr(official.tempfile, "mkdtemp", read_only)
+    with pytest.raises(DataFolderNotWritableError) as error:
         load_cifar10(root, download=False)
     message = str(error.value)
     assert f"{root} cannot be written (Permission denied)" in message
-    assert f"tar -xzf {root / D.ARCHIVE_NAME} -C <folder>" in message and "DATA_DIR" in message
+    assert f"tar -xzf {root / ARCHIVE_NAME} -C <folder>" in message and "DATA_DIR" in message
 
 
 def test_hidden_files_in_class_folders_are_skipped(tmp_path):
@@ -448,7 +451,7 @@ def test_an_unreadable_folder_is_named(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(D.os, "scandir", denied)
+    monkeypatch.setattr(image_folders.os, "scandir", denied)
     with pytest.raises(CorruptDatasetError) as error:
         load_cifar10(tmp_path, download=False)
     assert str(error.value).startswith(f"Cannot read {tmp_path / 'test'} (Permission denied). Check that it exists")
@@ -506,8 +509,8 @@ def test_swapping_two_same_name_same_size_images_between_classes_misses_the_cach
         os.utime(file, ns=(stamp, stamp))
     assert {f: (f.stat().st_size, f.stat().st_mtime_ns) for f in (cat, dog)} == before  # only the bytes moved
     decoded = []
-    real_decode = D._decode_image
-    monkeypatch.setattr(D, "_decode_image", lambda file: decoded.append(file) or real_decode(file))
+    real_decode = image_folders._decode_image
+    monkeypatch.setattr(image_folders, "_decode_image", lambda file: decoded.append(file) or real_decode(file))
     second, _ = load_recording(tmp_path, download=False)
     assert decoded  # the cache of the old contents was not used
     assert second.digest != first.digest
@@ -521,13 +524,13 @@ def test_swapping_two_same_name_same_size_images_between_classes_misses_the_cach
 
 def test_an_edited_batch_file_of_the_same_size_and_time_misses_the_cache(fake_dir):
     before, _ = load_recording(fake_dir, download=False)
-    file = fake_dir / D.BATCHES_DIR / "data_batch_3"
+    file = fake_dir / BATCHES_DIR / "data_batch_3"
     blob, mtime = bytearray(file.read_bytes()), file.stat().st_mtime_ns
     blob[len(blob) // 2] ^= 0xFF  # one pixel value: the middle of the file is image data
     file.write_bytes(blob)
     os.utime(file, ns=(mtime, mtime))
     after, _ = load_recording(fake_dir, download=False)
-    assert_matches(after, expected_arrays(fake_dir / D.BATCHES_DIR))
+    assert_matches(after, expected_arrays(fake_dir / BATCHES_DIR))
     assert after.digest != before.digest
 
 
@@ -539,41 +542,41 @@ def test_the_recorded_digest_of_unchanged_data_is_the_one_recorded_before(fake_d
         png, _ = load_recording(tmp_path / "png", download=False)
         batches, _ = load_recording(fake_dir, download=False)
         assert png.digest == "21fe2676a1f15e1f" == content_digest([*written["train"], *written["test"]])
-        assert batches.digest == "d23a286daf2c05ad" == content_digest(expected_arrays(fake_dir / D.BATCHES_DIR))
+        assert batches.digest == "d23a286daf2c05ad" == content_digest(expected_arrays(fake_dir / BATCHES_DIR))
 
 
 def test_cache_is_rebuilt_when_batches_change(fake_dir):
     before, _ = load_recording(fake_dir, download=False)
     write_fake_cifar10(fake_dir, N_TRAIN, N_TEST, seed=1)  # same names and sizes, other pixels
-    for file in (fake_dir / D.BATCHES_DIR).iterdir():  # mtimes may tie within a clock tick
+    for file in (fake_dir / BATCHES_DIR).iterdir():  # mtimes may tie within a clock tick
         os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns + 10**9))
     after, _ = load_recording(fake_dir, download=False)
     assert not torch.equal(before.train_images, after.train_images)
-    assert_matches(after, expected_arrays(fake_dir / D.BATCHES_DIR))
+    assert_matches(after, expected_arrays(fake_dir / BATCHES_DIR))
 
 
 def test_a_summary_is_what_a_load_gives_read_from_the_cache_without_the_images(fake_dir, monkeypatch):
     """`make run` asks only the digest and the counts: from the cache it reads no image and decodes nothing."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFAR10Warning)
-        first = D.summarize_cifar10(fake_dir)  # never loaded before: loaded once, into the cache
+        first = summarize_cifar10(fake_dir)  # never loaded before: loaded once, into the cache
     loaded, _ = load_recording(fake_dir, download=False)
-    assert first == D.DataSummary(loaded.digest, N_TRAIN, N_TEST)
+    assert first == DataSummary(loaded.digest, N_TRAIN, N_TEST)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the images were read or decoded")
 
-    monkeypatch.setattr(D, "load_cifar10", must_not_run)
-    monkeypatch.setattr(D, "_read_cache", must_not_run)
-    monkeypatch.setattr(D._BatchUnpickler, "load", must_not_run)
-    assert D.summarize_cifar10(fake_dir) == first
+    monkeypatch.setattr(cifar10, "load_cifar10", must_not_run)
+    monkeypatch.setattr(data_cache, "read", must_not_run)
+    monkeypatch.setattr(official._BatchUnpickler, "load", must_not_run)
+    assert summarize_cifar10(fake_dir) == first
     monkeypatch.undo()
     write_fake_cifar10(fake_dir, N_TRAIN, N_TEST, seed=1)  # other pixels: the cache's key no longer matches
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFAR10Warning)
-        changed = D.summarize_cifar10(fake_dir)
+        changed = summarize_cifar10(fake_dir)
     reloaded, _ = load_recording(fake_dir, download=False)
-    assert changed.digest != first.digest and changed == D.DataSummary(reloaded.digest, N_TRAIN, N_TEST)
+    assert changed.digest != first.digest and changed == DataSummary(reloaded.digest, N_TRAIN, N_TEST)
 
 
 def test_the_first_load_of_an_image_folder_shows_its_progress(tmp_path, capsys, monkeypatch):
@@ -641,16 +644,16 @@ def test_half_written_caches_of_killed_loads_are_removed_at_the_next_load(fake_d
     try:
         live_tmp = Path(live.stdout.readline().strip())
         data, _ = load_recording(fake_dir, download=False)
-        assert_matches(data, expected_arrays(fake_dir / D.BATCHES_DIR))
+        assert_matches(data, expected_arrays(fake_dir / BATCHES_DIR))
         assert not dead.exists() and live_tmp.is_dir()  # another load's cache in the making stays
-        assert sorted(p.name for p in fake_dir.iterdir()) == [".cache", D.BATCHES_DIR]
+        assert sorted(p.name for p in fake_dir.iterdir()) == [".cache", BATCHES_DIR]
     finally:
         live.kill()
         live.wait()
 
 
 def test_corrupt_cache_is_ignored_and_rebuilt(fake_dir):
-    expected = expected_arrays(fake_dir / D.BATCHES_DIR)
+    expected = expected_arrays(fake_dir / BATCHES_DIR)
     load_recording(fake_dir, download=False)
     (cache,) = (fake_dir / ".cache").glob("cifar10-*")
     blob = (cache / "train_images.npy").read_bytes()
@@ -668,7 +671,7 @@ def test_unreadable_cache_metadata_is_ignored(fake_dir):
     (cache,) = (fake_dir / ".cache").glob("cifar10-*")
     (cache / "meta.json").write_text("{not json")
     data, messages = load_recording(fake_dir, download=False)
-    assert_matches(data, expected_arrays(fake_dir / D.BATCHES_DIR))
+    assert_matches(data, expected_arrays(fake_dir / BATCHES_DIR))
     assert any("Ignoring the unreadable cache" in m and "JSONDecodeError" in m for m in messages)
 
 
@@ -678,7 +681,7 @@ def test_cache_that_cannot_be_written_does_not_stop_a_load(fake_dir, monkeypatch
 
     monkeypatch.setattr(np, "save", disk_full)
     data, messages = load_recording(fake_dir, download=False)
-    assert_matches(data, expected_arrays(fake_dir / D.BATCHES_DIR))
+    assert_matches(data, expected_arrays(fake_dir / BATCHES_DIR))
     assert any("Could not write the cache" in m and "No space left" in m for m in messages)
     assert not list((fake_dir / ".cache").iterdir())  # no half-written cache
 
@@ -718,7 +721,7 @@ def archive_server(fake_archive):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{D.ARCHIVE_NAME}", requests
+    yield f"http://127.0.0.1:{server.server_address[1]}/{ARCHIVE_NAME}", requests
     server.shutdown()
     server.server_close()
 
@@ -731,20 +734,20 @@ def stalled_server():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/{D.ARCHIVE_NAME}"
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/{ARCHIVE_NAME}"
     listener.close()
 
 
 def test_download_over_http_with_progress_and_no_leftovers(archive_server, pristine_fake, tmp_path, monkeypatch,
                                                             capsys):
     url, requests = archive_server
-    monkeypatch.setattr(D, "OFFICIAL_URL", url)
+    monkeypatch.setattr(official, "OFFICIAL_URL", url)
     root = tmp_path / "fresh"  # does not exist yet
     (root / ".download-killed-earlier").mkdir(parents=True)  # what a killed download leaves
     data, caveats = load_recording(root, download=True)
-    assert requests == [f"/{D.ARCHIVE_NAME}"]
-    assert_matches(data, expected_arrays(pristine_fake / D.BATCHES_DIR))
-    assert (root / D.ARCHIVE_NAME).is_file() and not list(root.glob(".download-*"))
+    assert requests == [f"/{ARCHIVE_NAME}"]
+    assert_matches(data, expected_arrays(pristine_fake / BATCHES_DIR))
+    assert (root / ARCHIVE_NAME).is_file() and not list(root.glob(".download-*"))
     out = capsys.readouterr().out
     assert f"Downloading {url}" in out and "(100%)" in out
     assert len(caveats) == 1 and "checksums differ from the official release" in caveats[0]
@@ -755,8 +758,8 @@ def test_download_over_http_with_progress_and_no_leftovers(archive_server, prist
 def test_a_stalled_download_times_out_with_the_offline_steps(stalled_server, tmp_path, monkeypatch):
     import time
 
-    monkeypatch.setattr(D, "OFFICIAL_URL", stalled_server)
-    monkeypatch.setattr(D, "DOWNLOAD_TIMEOUT", 1)
+    monkeypatch.setattr(official, "OFFICIAL_URL", stalled_server)
+    monkeypatch.setattr(official, "DOWNLOAD_TIMEOUT", 1)
     started = time.monotonic()
     with pytest.raises(DatasetNotFoundError) as error:
         load_cifar10(tmp_path, download=True)
@@ -774,11 +777,11 @@ def refused_url() -> str:
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there: the connection is refused
-    return f"http://127.0.0.1:{port}/{D.ARCHIVE_NAME}"
+    return f"http://127.0.0.1:{port}/{ARCHIVE_NAME}"
 
 
 def test_failed_download_is_a_not_found_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "OFFICIAL_URL", refused_url())
+    monkeypatch.setattr(official, "OFFICIAL_URL", refused_url())
     with pytest.raises(DatasetNotFoundError) as error:
         load_cifar10(tmp_path, download=True)
     assert error.value.__cause__ is None and error.value.__suppress_context__  # the message says it all
@@ -793,14 +796,14 @@ def test_offline_a_plain_script_gets_the_workbooks_error_alone(tmp_path):
     import subprocess
     import sys
 
-    script = (f"import cifar_helpers.data.cifar10 as D\nD.OFFICIAL_URL = {refused_url()!r}\n"
-              f"D.load_cifar10({str(tmp_path)!r})\n")
+    script = (f"from cifar_helpers.data import cifar10, official\nofficial.OFFICIAL_URL = {refused_url()!r}\n"
+              f"cifar10.load_cifar10({str(tmp_path)!r})\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.count("Traceback") == 1 and "URLError" not in done.stderr
     assert "During handling" not in done.stderr and "direct cause" not in done.stderr
     last = done.stderr.rstrip().split("\n")
-    assert any(line.startswith("cifar_helpers.data.cifar10.DatasetNotFoundError: No CIFAR-10 data in") for line in last)
+    assert any(line.startswith("cifar_helpers.data.errors.DatasetNotFoundError: No CIFAR-10 data in") for line in last)
     assert "refused" in done.stderr.lower()
 
 
@@ -883,7 +886,7 @@ def test_the_runners_generated_data_loads_without_a_warning(tmp_path):
     make_fake_data({"fake_data": {"dir": str(folder), "n_train": N_TRAIN, "n_test": N_TEST}})
     data, caveats = load_recording(folder, download=False)
     assert caveats == []
-    assert data.source == f"generated data (cifar_helpers.data.fake) at {folder / D.BATCHES_DIR}"
+    assert data.source == f"generated data (cifar_helpers.data.fake) at {folder / BATCHES_DIR}"
     unmarked = write_fake_cifar10(tmp_path / "unmarked", N_TRAIN, N_TEST, seed=0).parent
     same, _ = load_recording(unmarked, download=False)
     assert same.digest == data.digest  # the mark names the writer; the images and labels are the same

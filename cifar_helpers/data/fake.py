@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar_helpers.core.files import atomic_path
-from cifar_helpers.data.cifar10 import BATCHES_DIR, CIFAR10_CLASSES, GENERATED_BY_KEY, META_FILE, TEST_BATCH, TRAIN_BATCHES
+from cifar_helpers.data.official import BATCHES_DIR, CIFAR10_CLASSES, GENERATED_BY_KEY, META_FILE, TEST_BATCH, TRAIN_BATCHES
 
 class _Py2Pickler(pickle._Pickler):
     """Pickles like Python 2 did for the official batches: bytes as Python 2 `str`

@@ -79,7 +79,8 @@ def test_images_for(result: Mapping[str, Any], data_dir) -> tuple[np.ndarray | N
     or None with the reason. The data must be the same the run read (same content digest)."""
     import warnings
 
-    from cifar_helpers.data.cifar10 import CIFAR10Error, load_cifar10, subset
+    from cifar_helpers.data.cifar10 import load_cifar10, subset
+    from cifar_helpers.data.errors import CIFAR10Error
 
     try:
         with warnings.catch_warnings():

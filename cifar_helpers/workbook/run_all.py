@@ -210,7 +210,8 @@ def inspect_data(folder: Path) -> DataSummary | None:
     """What the data in `folder` are now, read from the loader's cache without decoding them
     (`summarize_cifar10`), or None when there are none yet (the notebook will download them) or they
     cannot be read (the notebook will say why)."""
-    from cifar_helpers.data.cifar10 import CIFAR10Error, summarize_cifar10
+    from cifar_helpers.data.cifar10 import summarize_cifar10
+    from cifar_helpers.data.errors import CIFAR10Error
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the notebook shows the data's warnings itself

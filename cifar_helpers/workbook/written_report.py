@@ -311,7 +311,7 @@ def _model_cell(model: str, label: str, results, text: Mapping[str, str]) -> str
 
 
 def beyond_section(results, text: Mapping[str, str]) -> list[dict]:
-    from cifar_helpers.data.cifar10 import CIFAR10_CLASSES
+    from cifar_helpers.data.official import CIFAR10_CLASSES
     from cifar_helpers.report.predictions import PER_CLASS_NOTES, marked_per_class, per_class_table
 
     per_class = per_class_table(results, CIFAR10_CLASSES)
@@ -353,7 +353,7 @@ def build_document(results, results_label: str, lang: str, fonts: Sequence[str])
 
 def draw_figures(results, folder: Path) -> list[Path]:
     """The report's figures, drawn from `results` by 04's and 06's functions, as vector PDFs in `folder`."""
-    from cifar_helpers.data.cifar10 import CIFAR10_CLASSES
+    from cifar_helpers.data.official import CIFAR10_CLASSES
     from cifar_helpers.report.diagrams import custom_resnet_to_draw, draw_bottleneck_block, draw_custom_resnet
     from cifar_helpers.report.style import save_figure
     from cifar_helpers.report.figures import accuracy_curves, confusion_matrices, fig1_loss_curves, fig4_custom_resnet_loss
