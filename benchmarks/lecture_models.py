@@ -1,21 +1,29 @@
-"""The lecture-model study: train candidate architectures under the report's lecture protocol.
+"""Architecture studies: train candidate readings of the report under its own protocols, and tabulate them.
 
     python benchmarks/lecture_models.py train D1 D2 --epochs 30 --data-dir /tmp/cifar10-jpeg
     python benchmarks/lecture_models.py train R4 --epochs 100 --stop-after 16 --data-dir /tmp/cifar10-jpeg
     python benchmarks/lecture_models.py table            # the study's table, from the saved runs
     python benchmarks/lecture_models.py snapshot         # save the runs in progress as *-partial.json
+    python benchmarks/lecture_models.py --study custom-resnet train K1 --threads 1 --data-dir /tmp/cifar10-jpeg
+    python benchmarks/lecture_models.py --study custom-resnet cost --threads 1   # seconds a training epoch
 
-The report names no architecture for its DNN, CNN and ResNet (docs/protocol.md).
-Each candidate here is one of `cifar_helpers.models` with factory options, and
-is trained by the workbook's own engine with the report's lecture protocol
-(SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 64, normalisation only,
-seed 23, fp32), for `--epochs` epochs, or the first `--stop-after` of them.
-Each run writes its full results record to `reference/lecture-models/<candidate>-e<epochs>.json`
-(`-partial.json` when it stopped early) and resumes from `checkpoints/lecture-models/`
-when interrupted, or run again with a higher `--stop-after`. `table` reads those records, and
-the reference runs of the notebooks (reference/cpu-jpeg/results/, matched to a
-candidate by the architecture they record), and prints the Markdown table of
-docs/lecture-models.md.
+Two studies, each a `Study` below (`--study`, default `lecture`):
+
+- `lecture` (docs/lecture-models.md): the report names no architecture for its DNN, CNN and ResNet
+  (docs/protocol.md), so candidates D*, C* and R* are trained under the report's lecture protocol (SGD lr 0.1,
+  momentum 0.9, weight decay 5e-4, batch 64, normalisation only, seed 23, fp32).
+- `custom-resnet` (docs/custom-resnet.md): the report leaves the Custom ResNet's bottleneck width, dropout rate
+  and StepLR gamma open; candidates K* are readings of them under the Custom ResNet's protocol (Adam 1e-3,
+  weight decay 5e-4, crop and flip, StepLR every 30 epochs, early stopping after 15), each for the study's
+  screen length (40 epochs: the step at 30 included) unless `--epochs` says otherwise.
+
+Each candidate is one of `cifar_helpers.models` with factory options, plus any TrainConfig overrides, and is
+trained by the workbook's own engine for `--epochs` epochs, or the first `--stop-after` of them. Each run
+writes its full results record to the study's folder, `reference/lecture-models/` or `reference/custom-resnet/`,
+as `<candidate>-e<epochs>.json` (`-partial.json` when it stopped early) and resumes from the same folder under
+`checkpoints/` when interrupted, or run again with a higher `--stop-after`. `table` reads those records, and the notebooks' reference runs (reference/cpu-jpeg/results/,
+matched to a candidate by the architecture and training parameters they record), and prints the Markdown
+table of the study's page; `table --write` puts it there.
 """
 
 from __future__ import annotations
@@ -26,27 +34,98 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cifar_helpers.core.files import atomic_write_json  # noqa: E402
+from cifar_helpers.core.paths import shown_path  # noqa: E402
 
-OUT_DIR = REPO_ROOT / "reference" / "lecture-models"
 REFERENCE_DIR = REPO_ROOT / "reference" / "cpu-jpeg" / "results"  # the notebooks' runs with the chosen models
-STUDY_PAGE = REPO_ROOT / "docs" / "lecture-models.md"
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints" / "lecture-models"
-
-# The report's numbers each candidate is compared with (report Table 1 and section 2.2).
-REPORT = {"dnn": (0.5264, 17), "cnn": (0.7717, 67), "resnet": (0.8085, 11)}
+SCRIPT = "python benchmarks/lecture_models.py"
+DEFAULT_STUDY = "lecture"  # its commands name no --study, as they did before there were two
+# A run's length, its evaluation split and its model options (compared as the whole architecture instead)
+# do not make a reference run another candidate.
+NOT_COMPARED = ("epochs", "eval_batch_size", "model_options")
 
 
 @dataclass(frozen=True)
 class Candidate:
     model: str
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # the model factory's keyword options
     description: str = ""
+    config: dict = field(default_factory=dict)  # TrainConfig overrides of the model's protocol (gamma, ...)
 
+    def train_config(self, epochs: int, **extra):
+        """The model's protocol (engine.config) with this candidate's options and overrides, for `epochs`."""
+        from cifar_helpers.engine.config import TrainConfig
+
+        return TrainConfig.for_model(self.model, epochs=epochs, model_options=dict(self.options),
+                                     **self.config, **extra)
+
+
+class Row(NamedTuple):
+    """One line of a study's table: a candidate's run, where it comes from, and its summary."""
+
+    name: str
+    source: str
+    record: dict
+    summary: dict
+
+
+class Column(NamedTuple):
+    """One column of a study's table: its header, its Markdown alignment, and how a row fills it."""
+
+    header: str
+    align: str  # the Markdown separator: "---" or "---:"
+    cell: Callable[[Row, "Study"], str]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A set of candidates, where their runs, checkpoints and table go, and what the table shows."""
+
+    name: str  # --study
+    candidates: dict[str, Candidate]
+    out_dir: Path  # the runs' records (<candidate>-e<epochs>.json); .runs/ the engine's files while they train
+    checkpoint_dir: Path
+    page: Path  # docs/ page whose table `table --write` replaces
+    columns: tuple[Column, ...]
+    # The study's run length, when it has one: the default --epochs, and a reference run planned longer
+    # is also shown over its first `screen_epochs` epochs (the same run up to there, if nothing else differs).
+    screen_epochs: int | None = None
+    reference_dir: Path = REFERENCE_DIR
+
+    @property
+    def command(self) -> str:
+        return SCRIPT if self.name == DEFAULT_STUDY else f"{SCRIPT} --study {self.name}"
+
+    @property
+    def models(self) -> set[str]:
+        return {candidate.model for candidate in self.candidates.values()}
+
+    def result_path(self, name: str, epochs: int, device: str = "cpu") -> Path:
+        return self.out_dir / f"{run_name(name, epochs, device)}.json"
+
+    def partial_path(self, name: str, epochs: int, device: str = "cpu") -> Path:
+        return self.out_dir / f"{run_name(name, epochs, device)}-partial.json"
+
+    @property
+    def table_start(self) -> str:
+        return f"<!-- the study table: {self.command} table --write -->"
+
+
+TABLE_END = "<!-- end of the study table -->"
+
+
+def run_name(name: str, epochs: int, device: str) -> str:
+    """`K1-e40` on the CPU, `K1-e40-cuda` on a GPU: one candidate's runs on two devices are two runs."""
+    device_type = device.split(":")[0]
+    return f"{name}-e{epochs}" + ("" if device_type == "cpu" else f"-{device_type}")
+
+
+# ------------------------------------------------------------------------------------------- the lecture study
 
 CANDIDATES: dict[str, Candidate] = {
     # DNN: fully connected on the flattened 3×32×32 image.
@@ -82,63 +161,198 @@ CANDIDATES: dict[str, Candidate] = {
 }
 
 
-def result_path(name: str, epochs: int) -> Path:
-    return OUT_DIR / f"{name}-e{epochs}.json"
+def _description(row: Row, study: Study) -> str:
+    return study.candidates[row.name].description.replace("|", "&#124;")  # a bare | would split the cell
 
 
-def partial_path(name: str, epochs: int) -> Path:
-    return OUT_DIR / f"{name}-e{epochs}-partial.json"
+def _epochs(row: Row, study: Study) -> str:
+    s = row.summary
+    return f"{s['epochs']}" + (f" of {s['planned']}" if s["epochs"] != s["planned"] else "")
 
 
-def _label(record: dict, name: str, epochs: int, how: str) -> dict:
+def _after_lowest(row: Row, study: Study) -> str:
+    s = row.summary
+    return (f"{s['max_loss_after']:.4f}, {s['last_test_loss']:.4f}" if math.isfinite(s["max_loss_after"])
+            else "(last epoch)")
+
+
+COMMON = {
+    "parameters": Column("parameters", "---:", lambda row, study: f"{row.record['num_parameters']:,}"),
+    "epochs": Column("epochs run", "---:", _epochs),
+    "best acc": Column("best test acc (epoch)", "---",
+                       lambda row, study: f"{100 * row.summary['best_acc']:.2f}% ({row.summary['best_acc_epoch']})"),
+    "lowest loss": Column("lowest test loss (epoch)", "---",
+                          lambda row, study: f"{row.summary['best_loss']:.4f} ({row.summary['best_loss_epoch']})"),
+    "train acc": Column("train acc, last epoch", "---:",
+                        lambda row, study: f"{100 * row.summary['last_train_acc']:.2f}%"),
+    "run": Column("run", "---", lambda row, study: row.source),
+}
+
+LECTURE = Study(
+    name="lecture", candidates=CANDIDATES, out_dir=REPO_ROOT / "reference" / "lecture-models",
+    checkpoint_dir=REPO_ROOT / "checkpoints" / "lecture-models", page=REPO_ROOT / "docs" / "lecture-models.md",
+    columns=(Column("candidate", "---", lambda row, study: row.name), Column("architecture", "---", _description),
+             COMMON["parameters"], COMMON["epochs"], COMMON["best acc"], COMMON["lowest loss"],
+             Column("after the lowest loss: highest, last test loss", "---", _after_lowest),
+             COMMON["train acc"], COMMON["run"]),
+)
+
+# ------------------------------------------------------------------------------------- the Custom ResNet study
+
+# K0 names every open reading explicitly, so that it stays the notebooks' first reading even if a default moves.
+NOTEBOOKS_READING = {"bottleneck_factor": 4, "dropout": 0.1}
+
+CUSTOM_RESNET_CANDIDATES: dict[str, Candidate] = {
+    "K0": Candidate("custom_resnet", NOTEBOOKS_READING,
+                    "the notebooks' reading: inner width out/4, dropout 0.1, StepLR gamma 0.1", {"gamma": 0.1}),
+    # 11C² weights a block against a basic block's 18C²: the report's "fewer parameters" holds here too.
+    "K1": Candidate("custom_resnet", {**NOTEBOOKS_READING, "bottleneck_factor": 1},
+                    "inner width = out (factor 1): 13.9M parameters; a block still has fewer than a basic block "
+                    "(11C² against 18C²)",
+                    {"gamma": 0.1}),
+    "K2": Candidate("custom_resnet", {**NOTEBOOKS_READING, "bottleneck_factor": 2},
+                    "inner width out/2 (factor 2)", {"gamma": 0.1}),
+    "K3": Candidate("custom_resnet", {**NOTEBOOKS_READING, "dropout": 0.0}, "no dropout", {"gamma": 0.1}),
+    "K4": Candidate("custom_resnet", NOTEBOOKS_READING, "StepLR gamma 0.5", {"gamma": 0.5}),
+    "K5": Candidate("custom_resnet", {**NOTEBOOKS_READING, "dropout": 0.3}, "dropout 0.3", {"gamma": 0.1}),
+}
+
+
+def _report_row(row: Row):
+    from cifar_helpers.models.specs import SPECS
+
+    return SPECS[row.record["model"]].report
+
+
+def _around_the_step(row: Row, study: Study) -> str:
+    """Test accuracy at the last epoch before StepLR's first step, and the best after it."""
+    params, history = row.record["params"], row.record["history"]
+    step = params["step_size"] if params.get("scheduler") == "step" else None
+    if step is None or len(history) < step:
+        return "-"
+    before = f"{100 * history[step - 1]['test_acc']:.2f}%"
+    after = [r["test_acc"] for r in history[step:]]
+    return before + (f" → {100 * max(after):.2f}%" if after else "")
+
+
+def _against_the_report(row: Row, study: Study) -> str:
+    return f"{100 * row.summary['best_acc'] - _report_row(row).acc_pct:+.2f}"
+
+
+def _device(row: Row, study: Study) -> str:
+    from cifar_helpers.engine.record import device_names
+
+    sessions = [{**span, "last_epoch": min(span["last_epoch"], row.summary["epochs"])}
+                for span in row.record.get("sessions") or [] if span["first_epoch"] <= row.summary["epochs"]]
+    name = device_names(sessions) if sessions else row.record.get("device_name", "?")
+    mode = row.record["params"].get("step_mode", "eager")
+    return name + ("" if mode == "eager" else f", {mode}")
+
+
+def _custom_resnet_columns() -> tuple[Column, ...]:
+    from cifar_helpers.engine.config import PROTOCOLS
+    from cifar_helpers.models.specs import SPECS
+
+    spec = SPECS["custom_resnet"]
+    target, step = spec.report, PROTOCOLS[spec.protocol]["step_size"]
+    return (Column("candidate", "---", lambda row, study: row.name), Column("reading", "---", _description),
+            COMMON["parameters"], COMMON["epochs"],
+            Column(f"test acc: epoch {step}, best after StepLR's step", "---", _around_the_step),
+            COMMON["best acc"],
+            Column(f"best acc against the report's {target.acc_pct:.2f}% (pts)", "---:", _against_the_report),
+            COMMON["lowest loss"], COMMON["train acc"], Column("device", "---", _device), COMMON["run"])
+
+
+CUSTOM_RESNET = Study(
+    name="custom-resnet", candidates=CUSTOM_RESNET_CANDIDATES, out_dir=REPO_ROOT / "reference" / "custom-resnet",
+    checkpoint_dir=REPO_ROOT / "checkpoints" / "custom-resnet", page=REPO_ROOT / "docs" / "custom-resnet.md",
+    columns=_custom_resnet_columns(), screen_epochs=40,  # StepLR's first step, after epoch 30, included
+)
+
+STUDIES = {study.name: study for study in (LECTURE, CUSTOM_RESNET)}
+
+
+# ------------------------------------------------------------------------------------------------ the runs
+
+def _label(study: Study, record: dict, name: str, epochs: int, how: str) -> dict:
     """Name the candidate in its record, and the command that reruns it (`how`: what follows --epochs)."""
-    record["candidate"] = {"name": name, "description": CANDIDATES[name].description}
-    record["command"] = f"python benchmarks/lecture_models.py train {name} --epochs {epochs} {how}"
+    record["candidate"] = {"name": name, "description": study.candidates[name].description}
+    record["command"] = f"{study.command} train {name} --epochs {epochs} {how}"
     return record
 
 
-def train(names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu",
-          stop_after: int | None = None) -> None:
+def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu",
+          stop_after: int | None = None, step_mode: str = "eager", subset: int | None = None) -> None:
     import torch
 
-    from cifar_helpers.engine.config import TrainConfig
     from cifar_helpers.data.cifar10 import load_cifar10
     from cifar_helpers.engine.train import train_model
 
     if threads:
         torch.set_num_threads(threads)
     data = load_cifar10(data_dir, download=False)
+    # Only what differs from the defaults enters the config, so the lecture runs keep their fingerprints.
+    extra = {**({"step_mode": step_mode} if step_mode != "eager" else {}), **({"subset": subset} if subset else {})}
     for name in names:
-        candidate = CANDIDATES[name]
-        cfg = TrainConfig.for_model(candidate.model, epochs=epochs, model_options=dict(candidate.options))
+        candidate = study.candidates[name]
+        cfg = candidate.train_config(epochs, **extra)
         stop = f", stopping after epoch {stop_after}" if stop_after else ""
         print(f"== {name}: {candidate.description}; {epochs} epochs{stop}", flush=True)
-        record = train_model(cfg, data, device=device, results_dir=OUT_DIR / ".runs" / name,
-                             checkpoint_dir=CHECKPOINT_DIR / name, progress="lines", stop_after=stop_after,
+        record = train_model(cfg, data, device=device, results_dir=study.out_dir / ".runs" / name,
+                             checkpoint_dir=study.checkpoint_dir / name, progress="lines", stop_after=stop_after,
                              log=lambda line: print(line, flush=True))
-        stop_flag = f"--stop-after {stop_after} " if stop_after else ""
-        _label(record, name, epochs, f"{stop_flag}--data-dir <the JPEG copy> --device {device}")
-        atomic_write_json((result_path if record["complete"] else partial_path)(name, epochs), record)
+        flags = "".join(f"--{flag} {value} " for flag, value in
+                        (("stop-after", stop_after), ("subset", subset)) if value)
+        how = f"{flags}--data-dir <the JPEG copy> --device {device}"
+        _label(study, record, name, epochs, how + (f" --step-mode {step_mode}" if step_mode != "eager" else ""))
+        where = study.result_path if record["complete"] else study.partial_path
+        atomic_write_json(where(name, epochs, record["device"]), record)
 
 
-def snapshot() -> list[Path]:
+def snapshot(study: Study = LECTURE) -> list[Path]:
     """Copy the runs still in progress (or stopped) into the study as `<candidate>-e<planned>-partial.json`,
     so that what they have measured so far can be committed and cited."""
     written = []
-    for path in sorted((OUT_DIR / ".runs").glob("*/*.json")):
+    for path in sorted((study.out_dir / ".runs").glob("*/*.json")):
         record = json.loads(path.read_text())
         name = path.parent.name
-        if record.get("complete") is not False or name not in CANDIDATES:
+        if record.get("complete") is not False or name not in study.candidates:
             continue
-        final, partial = result_path(name, record["epochs_planned"]), partial_path(name, record["epochs_planned"])
+        planned = record["epochs_planned"]
+        final, partial = (path(name, planned, record["device"]) for path in (study.result_path, study.partial_path))
         saved = len(json.loads(partial.read_text())["history"]) if partial.exists() else 0
         if final.exists() or saved >= len(record["history"]):
             continue  # nothing newer than what train saved, with its exact command
-        _label(record, name, record["epochs_planned"],
+        _label(study, record, name, planned,
                f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
         written.append(atomic_write_json(partial, record))
     return written
 
+
+def cost(study: Study, names: list[str], epochs: int, threads: int | None, device: str = "cpu",
+         rounds: int = 3) -> dict[str, float]:
+    """Seconds a training epoch of each candidate costs here, from a few timed steps (workbook.estimate).
+
+    The candidates take turns for `rounds` rounds and each keeps its fastest: on a shared machine other
+    processes only ever add time, and taking turns spreads a busy spell over all of them."""
+    import torch
+
+    from cifar_helpers.workbook.estimate import epoch_seconds
+
+    if threads:
+        torch.set_num_threads(threads)
+    fastest: dict[str, float] = {}
+    for _ in range(rounds):
+        for name in names:
+            seconds = epoch_seconds(study.candidates[name].train_config(epochs), torch.device(device))
+            fastest[name] = min(seconds, fastest.get(name, math.inf))
+    for name, seconds in fastest.items():
+        print(f"{name}: {seconds:,.0f} s a training epoch on {device} ({torch.get_num_threads()} thread(s)), "
+              f"{seconds * epochs / 3600:.1f} h for {epochs} epochs, evaluation not included", flush=True)
+    return fastest
+
+
+# ------------------------------------------------------------------------------------------------ the table
 
 def summarize(record: dict) -> dict:
     """The study's row for one run: peak, where it was, and what came after."""
@@ -159,95 +373,129 @@ def summarize(record: dict) -> dict:
     }
 
 
-def candidate_of(record: dict) -> str | None:
-    """The study candidate whose architecture a results file records, if any."""
+def candidate_of(record: dict, study: Study = LECTURE) -> str | None:
+    """The study candidate whose architecture and training parameters a results file records, if any."""
     from cifar_helpers.models import architecture
 
-    recorded = record.get("architecture")
+    recorded, params = record.get("architecture"), record.get("params") or {}
     if not recorded:
         return None
-    for name, candidate in CANDIDATES.items():
-        if candidate.model == record["model"] and architecture(candidate.model, **candidate.options) == recorded:
+    for name, candidate in study.candidates.items():
+        if candidate.model != record["model"] or architecture(candidate.model, **candidate.options) != recorded:
+            continue
+        config = candidate.train_config(params.get("epochs", 1)).to_dict()
+        # a key an older record lacks did not exist then: it had the default
+        if all(params[key] == value for key, value in config.items() if key in params and key not in NOT_COMPARED):
             return name
     return None
 
 
-def study_records() -> list[tuple[str, str, dict]]:
-    """(candidate, where from, record) for every study run and every reference run, in candidate order."""
+def study_records(study: Study = LECTURE) -> list[tuple[str, str, dict]]:
+    """(candidate, where from, record) for every study run and every reference run, in candidate order.
+
+    With a screen length, a reference run planned longer also appears over its first `screen_epochs` epochs:
+    the candidate's screen, if nothing but the planned length differs (candidate_of checks the rest)."""
     found = []
-    for path in OUT_DIR.glob("*.json"):
+    for path in study.out_dir.glob("*.json"):
         record = json.loads(path.read_text())
-        if path.stem.endswith("-partial") and result_path(record["candidate"]["name"], record["epochs_planned"]).exists():
+        if path.stem.endswith("-partial") and study.result_path(record["candidate"]["name"], record["epochs_planned"],
+                                                                 record.get("device", "cpu")).exists():
             continue  # the finished run has replaced it
         # a notebook's reference run kept here after its model's default changed says so by its command
         kind = "former reference run" if record["command"].startswith("make run") else "study"
         found.append((record["candidate"]["name"], f"{kind} ({path.name})", record))
-    for path in REFERENCE_DIR.glob("*.json"):
+    screen = study.screen_epochs
+    for path in study.reference_dir.glob("*.json"):
         record = json.loads(path.read_text())
-        name = record.get("model") in REPORT and candidate_of(record)
-        if name:
-            found.append((name, f"reference run ({REFERENCE_DIR.relative_to(REPO_ROOT)}/{path.name})", record))
-    order = list(CANDIDATES)
-    return sorted(found, key=lambda item: (order.index(item[0]), -len(item[2]["history"])))
+        name = record.get("model") in study.models and candidate_of(record, study)
+        if not name:
+            continue
+        shown = shown_path(path)
+        planned = record.get("epochs_planned", record["params"]["epochs"])
+        if screen and planned > screen:
+            first = {**record, "history": record["history"][:screen], "epochs_planned": screen}
+            found.append((name, f"reference run, its epochs 1-{screen} of {planned} ({shown})", first))
+            if len(record["history"]) <= screen:
+                continue  # the row above holds all it has
+        found.append((name, f"reference run ({shown})", record))
+    order = list(study.candidates)
+    return sorted(found, key=lambda item: (order.index(item[0]), -len(item[2]["history"]), item[1]))
 
 
-def table() -> str:
-    rows = ["| candidate | architecture | parameters | epochs run | best test acc (epoch) | lowest test loss (epoch) "
-            "| after the lowest loss: highest, last test loss | train acc, last epoch | run |",
-            "|---|---|---:|---:|---|---|---|---:|---|"]
-    for name, source, record in study_records():
-        s = summarize(record)
-        epochs = f"{s['epochs']}" + (f" of {s['planned']}" if s["epochs"] != s["planned"] else "")
-        after = (f"{s['max_loss_after']:.4f}, {s['last_test_loss']:.4f}" if math.isfinite(s["max_loss_after"])
-                 else "(last epoch)")
-        rows.append(
-            f"| {name} | {CANDIDATES[name].description.replace('|', '&#124;')} "  # a bare | would split the cell
-            f"| {record['num_parameters']:,} | {epochs} "
-            f"| {100 * s['best_acc']:.2f}% ({s['best_acc_epoch']}) | {s['best_loss']:.4f} ({s['best_loss_epoch']}) "
-            f"| {after} | {100 * s['last_train_acc']:.2f}% | {source} |")
+def table(study: Study = LECTURE) -> str:
+    rows = ["| " + " | ".join(column.header for column in study.columns) + " |",
+            "|" + "|".join(column.align for column in study.columns) + "|"]
+    for name, source, record in study_records(study):
+        row = Row(name, source, record, summarize(record))
+        rows.append("| " + " | ".join(column.cell(row, study) for column in study.columns) + " |")
     return "\n".join(rows)
 
 
-TABLE_START = "<!-- the study table: python benchmarks/lecture_models.py table --write -->"
-TABLE_END = "<!-- end of the study table -->"
-
-
-def write_table(page: Path) -> None:
+def write_table(study: Study) -> None:
     """Replace the table between the page's two markers with the one the saved runs give now."""
     from cifar_helpers.core.files import atomic_write_text
 
+    page = study.page
     text = page.read_text(encoding="utf-8")
-    before, start, rest = text.partition(TABLE_START)
+    before, start, rest = text.partition(study.table_start)
     _, end, after = rest.partition(TABLE_END)
     if not start or not end:
-        raise SystemExit(f"{page} lacks the markers {TABLE_START!r} and {TABLE_END!r}")
-    atomic_write_text(page, f"{before}{TABLE_START}\n{table()}\n{TABLE_END}{after}")
+        raise SystemExit(f"{page} lacks the markers {study.table_start!r} and {TABLE_END!r}")
+    atomic_write_text(page, f"{before}{study.table_start}\n{table(study)}\n{TABLE_END}{after}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", choices=sorted(STUDIES), default=DEFAULT_STUDY,
+                        help="lecture (docs/lecture-models.md, the default) or custom-resnet (docs/custom-resnet.md)")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("train", help="train candidates under the lecture protocol")
-    run.add_argument("names", nargs="+", choices=sorted(CANDIDATES))
-    run.add_argument("--epochs", type=int, required=True)
+    run = sub.add_parser("train", help="train candidates under their model's protocol")
+    run.add_argument("names", nargs="+", metavar="CANDIDATE")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="epochs planned (required for the lecture study; the custom-resnet study's default: 40)")
     run.add_argument("--data-dir", required=True, help="CIFAR-10 folder (the JPEG copy here)")
     run.add_argument("--stop-after", type=int, default=None, metavar="N",
                      help="stop after epoch N (a partial run; run again with a higher N to go on)")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
-    run.add_argument("--device", default="cpu", help="cpu (the study so far), or cuda on a GPU machine")
+    run.add_argument("--device", default="cpu", help="cpu (the studies so far), or cuda on a GPU machine")
+    run.add_argument("--step-mode", default="eager", help="the engine's step (engine.fast.STEP_MODES; cuda_graph "
+                                                          "on a GPU once benchmarks/graph_check.py passed)")
+    run.add_argument("--subset", type=int, default=None, metavar="N",
+                     help="train and test on N images each (a smoke run of the tool, not a study run)")
+    priced = sub.add_parser("cost", help="seconds a training epoch costs here, per candidate, from a few steps")
+    priced.add_argument("names", nargs="*", metavar="CANDIDATE", help="default: every candidate of the study")
+    priced.add_argument("--epochs", type=int, default=None, help="for the total (default: the screen length)")
+    priced.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    priced.add_argument("--device", default="cpu")
+    priced.add_argument("--rounds", type=int, default=3, help="turns each candidate takes; the fastest counts")
     shown = sub.add_parser("table", help="print the study's Markdown table from the saved runs")
-    shown.add_argument("--write", action="store_true", help=f"put it into {STUDY_PAGE.relative_to(REPO_ROOT)}")
+    shown.add_argument("--write", action="store_true", help="put it into the study's page (docs/)")
     sub.add_parser("snapshot", help="save the runs in progress as <candidate>-e<epochs>-partial.json")
     args = parser.parse_args(argv)
+    study = STUDIES[args.study]
+    names = getattr(args, "names", None) or list(study.candidates)
+    unknown = [name for name in names if name not in study.candidates]
+    if unknown:
+        elsewhere = {other.name for other in STUDIES.values() for name in unknown if name in other.candidates}
+        hint = f", or give --study {' or '.join(sorted(elsewhere))} for {', '.join(unknown)}" if elsewhere else ""
+        parser.error(f"unknown candidate {', '.join(unknown)} in the {study.name} study: "
+                     f"choose from {', '.join(study.candidates)}{hint}")
+    if args.command in ("train", "cost"):
+        args.epochs = args.epochs or study.screen_epochs
+        if args.epochs is None:
+            parser.error(f"the {study.name} study needs --epochs")
     if args.command == "train":
-        train(args.names, args.epochs, args.data_dir, args.threads, args.device, args.stop_after)
+        train(study, names, args.epochs, args.data_dir, args.threads, args.device, args.stop_after,
+              args.step_mode, args.subset)
+    elif args.command == "cost":
+        cost(study, names, args.epochs, args.threads, args.device, args.rounds)
     elif args.command == "snapshot":
-        for path in snapshot():
-            print("wrote", path.relative_to(REPO_ROOT))
+        for path in snapshot(study):
+            print("wrote", shown_path(path))
     elif args.write:
-        write_table(STUDY_PAGE)
+        write_table(study)
     else:
-        print(table())
+        print(table(study))
     return 0
 
 

@@ -127,9 +127,9 @@ def test_the_readme_shows_the_reference_runs_table_1():
 @pytest.mark.filterwarnings("ignore::cifar_helpers.data.errors.CIFAR10Warning")  # fake data, by design
 def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fake_data_dir, tmp_path, monkeypatch):
     study = load("lecture_models")
-    monkeypatch.setattr(study, "OUT_DIR", tmp_path / "study")
-    monkeypatch.setattr(study, "CHECKPOINT_DIR", tmp_path / "checkpoints")
-    monkeypatch.setattr(study, "REFERENCE_DIR", tmp_path / "no-reference-runs")
+    lecture = dataclasses.replace(study.LECTURE, out_dir=tmp_path / "study", checkpoint_dir=tmp_path / "checkpoints",
+                                  reference_dir=tmp_path / "no-reference-runs")
+    monkeypatch.setitem(study.STUDIES, "lecture", lecture)
     args = ["train", "D1", "--epochs", "3", "--data-dir", str(fake_data_dir)]  # no --threads: it would stay set
 
     study.main([*args, "--stop-after", "1"])
@@ -137,17 +137,119 @@ def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fa
     assert partial["complete"] is False and len(partial["history"]) == 1
     assert "--epochs 3 --stop-after 1 " in partial["command"]
     assert not (tmp_path / "study" / "D1-e3.json").exists()
-    assert study.snapshot() == [], "train's own partial record, with its command, is kept"
+    assert study.snapshot(lecture) == [], "train's own partial record, with its command, is kept"
 
     study.main(args)  # resumes from epoch 1's checkpoint
     final = json.loads((tmp_path / "study" / "D1-e3.json").read_text())
     assert final["complete"] is True and [row["epoch"] for row in final["history"]] == [1, 2, 3]
     assert final["history"][0] == partial["history"][0]
-    assert [(name, source) for name, source, _ in study.study_records()] == [("D1", "study (D1-e3.json)")], \
+    assert [(name, source) for name, source, _ in study.study_records(lecture)] == [("D1", "study (D1-e3.json)")], \
         "the finished run replaces the partial one"
     monkeypatch.setitem(study.CANDIDATES, "D1", dataclasses.replace(study.CANDIDATES["D1"], description="conv 32 | 64"))
-    row = study.table().splitlines()[-1]
+    row = study.table(lecture).splitlines()[-1]
     assert row.count("|") == 10 and "conv 32 &#124; 64" in row  # a pipe in a description would split its cell
     # a notebook's reference run, kept in the study after its model's default changed, is not called a study run
     (tmp_path / "study" / "D1-e3.json").write_text(json.dumps({**final, "command": "make run PARAMS=... (01_dnn)"}))
-    assert [source for _, source, _ in study.study_records()] == ["former reference run (D1-e3.json)"]
+    assert [source for _, source, _ in study.study_records(lecture)] == ["former reference run (D1-e3.json)"]
+
+
+# ---------------------------------------------------------------- the Custom ResNet study (docs/custom-resnet.md)
+
+
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+def test_a_custom_resnet_candidate_trains_through_the_tool_and_records_its_name_and_command(
+        fake_data_dir, tmp_path, monkeypatch):
+    study = load("lecture_models")
+    custom = dataclasses.replace(study.CUSTOM_RESNET, out_dir=tmp_path / "study",
+                                 checkpoint_dir=tmp_path / "checkpoints", reference_dir=tmp_path / "no-reference-runs")
+    monkeypatch.setitem(study.STUDIES, "custom-resnet", custom)
+    # no --epochs: the study's screen length; one epoch of it, on 64 images
+    study.main(["--study", "custom-resnet", "train", "K4", "--stop-after", "1", "--subset", "64",
+                "--data-dir", str(fake_data_dir)])
+    record = json.loads((tmp_path / "study" / "K4-e40-partial.json").read_text())
+    assert record["candidate"] == {"name": "K4", "description": "StepLR gamma 0.5"}
+    assert record["command"] == ("python benchmarks/lecture_models.py --study custom-resnet train K4 --epochs 40 "
+                                 "--stop-after 1 --subset 64 --data-dir <the JPEG copy> --device cpu")
+    assert record["epochs_planned"] == 40 and len(record["history"]) == 1 and record["complete"] is False
+    # the candidate's config override reaches the run, and its options the network
+    assert record["params"]["gamma"] == 0.5 and record["params"]["subset"] == [64, 64]
+    assert record["params"]["scheduler"] == "step" and record["params"]["optimizer"] == "adam"
+    assert (record["architecture"]["bottleneck_factor"], record["architecture"]["dropout"]) == (4, 0.1)
+    assert [(name, source) for name, source, _ in study.study_records(custom)] == \
+        [("K4", "study (K4-e40-partial.json)")]
+    # a GPU run of the same candidate is another run, in another file
+    assert (study.run_name("K4", 40, "cuda:0"), study.run_name("K4", 40, "cpu")) == ("K4-e40-cuda", "K4-e40")
+    row = study.table(custom).splitlines()[-1]
+    assert row.startswith("| K4 | StepLR gamma 0.5 | 1,492,874 | 1 of 40 | - | ") and "| CPU (" in row
+
+
+def test_a_reference_run_counts_as_the_candidate_its_parameters_match_and_shows_its_first_40_epochs(
+        tmp_path, monkeypatch):
+    """The notebook's 300-epoch run is K0's screen over its first 40 epochs (only the planned length differs);
+    one with another gamma is K4's; one with another seed is no candidate's."""
+    study = load("lecture_models")
+    reference = json.loads((REPO_ROOT / "reference/cpu-jpeg/results/custom_resnet.json").read_text())
+    assert study.candidate_of(reference, study.CUSTOM_RESNET) == "K0"
+    history = [{**reference["history"][0], "epoch": n, "test_acc": n / 100} for n in range(1, 46)]
+    runs = tmp_path / "reference"
+    runs.mkdir()
+    (runs / "custom_resnet.json").write_text(json.dumps({**reference, "history": history}))
+    (runs / "gamma.json").write_text(json.dumps({**reference, "params": {**reference["params"], "gamma": 0.5}}))
+    (runs / "seed.json").write_text(json.dumps({**reference, "params": {**reference["params"], "seed": 24}}))
+    custom = dataclasses.replace(study.CUSTOM_RESNET, out_dir=tmp_path / "none", reference_dir=runs)
+    rows = study.table(custom).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| K0", "| K0", "| K4"]
+    assert "| 45 of 300 | 30.00% → 45.00% | 45.00% (45) | -45.47 |" in rows[0] and "reference run (" in rows[0]
+    assert "| 40 | 30.00% → 40.00% | 40.00% (40) | -50.47 |" in rows[1]
+    assert "reference run, its epochs 1-40 of 300 (" in rows[1]
+    assert "| 31 of 40 | " in rows[2] and "gamma.json" in rows[2]
+
+
+def test_the_custom_resnet_page_shows_the_table_the_committed_runs_give():
+    study = load("lecture_models")
+    assert study.table(study.CUSTOM_RESNET) in (REPO_ROOT / "docs" / "custom-resnet.md").read_text()
+
+
+def test_k1_the_widest_bottleneck_still_has_fewer_parameters_than_a_basic_block():
+    """K1's reading (inner width = out) keeps the report's claim: fewer parameters and multiply-adds than a
+    basic block of the same width, at every stage; its network has the 13.9M parameters its description says."""
+    from cifar_helpers.models import bottleneck_claim_holds, build_model, compare_blocks
+    from cifar_helpers.models.summary import count_parameters
+
+    k1 = load("lecture_models").CUSTOM_RESNET_CANDIDATES["K1"]
+    factor = k1.options["bottleneck_factor"]
+    assert factor == 1
+    blocks = compare_blocks(bottleneck_factor=factor)
+    assert bottleneck_claim_holds(blocks) and (blocks["bottleneck_params"] < blocks["basic_params"]).all()
+    assert round(count_parameters(build_model(k1.model, **k1.options)) / 1e6, 1) == 13.9 and "13.9M" in k1.description
+
+
+def test_unknown_candidates_are_refused_in_one_line_that_names_the_study_to_use(capsys):
+    study = load("lecture_models")
+    with pytest.raises(SystemExit):
+        study.main(["--study", "custom-resnet", "train", "K9", "--data-dir", "unused"])
+    assert ("unknown candidate K9 in the custom-resnet study: choose from K0, K1, K2, K3, K4, K5\n"
+            in capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        study.main(["train", "K1", "--epochs", "40", "--data-dir", "unused"])
+    assert "unknown candidate K1 in the lecture study: choose from D0, " in (err := capsys.readouterr().err)
+    assert "or give --study custom-resnet for K1\n" in err
+    with pytest.raises(SystemExit):
+        study.main(["train", "D1", "--data-dir", "unused"])
+    assert "the lecture study needs --epochs" in capsys.readouterr().err
+
+
+def test_cost_keeps_each_candidates_fastest_turn(monkeypatch, capsys):
+    """On a shared machine other processes only add time: of the turns, the fastest counts (no timing here)."""
+    import cifar_helpers.workbook.estimate as estimate
+
+    study = load("lecture_models")
+    timings = iter([900.0, 2000.0, 300.0, 1500.0])  # K0, K1, then K0, K1 again
+    asked = []
+    monkeypatch.setattr(estimate, "epoch_seconds", lambda cfg, device: asked.append(cfg) or next(timings))
+    fastest = study.cost(study.CUSTOM_RESNET, ["K0", "K1"], 40, threads=None, rounds=2)
+    assert fastest == {"K0": 300.0, "K1": 1500.0}
+    assert [cfg.model_options["bottleneck_factor"] for cfg in asked] == [4, 1, 4, 1]
+    assert all(cfg.epochs == 40 and cfg.gamma == 0.1 for cfg in asked)
+    out = capsys.readouterr().out
+    assert "K1: 1,500 s a training epoch on cpu" in out and "16.7 h for 40 epochs" in out
