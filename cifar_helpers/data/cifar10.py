@@ -162,7 +162,8 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
         arrays, description, caveats = source.decode()
         _validate(arrays, source.where)
         digest = content_digest(arrays)
-        _write_cache(cache, source.key, arrays, _without_folder(description, source.path), caveats, digest)
+        description = _without_folder(description, source.path)  # a first load reads as a cached one
+        _write_cache(cache, source.key, arrays, description, caveats, digest)
     description = description.replace(_FOLDER_MARK, paths.shown_path(source.path))
 
     if not description.startswith(GENERATED_SOURCE):
@@ -489,7 +490,7 @@ def _read_batches(folder: Path):
     writer = meta.get(GENERATED_BY_KEY)
     if writer is not None:
         writer = writer.decode("latin1") if isinstance(writer, bytes) else str(writer)
-        return arrays, f"{GENERATED_SOURCE} ({writer}) at {folder}", []
+        return arrays, f"{GENERATED_SOURCE} ({writer}) at {paths.shown_path(folder)}", []
     differ = [n for n in _BATCH_FILES if _md5(folder / n) != OFFICIAL_FILE_MD5[n]]
     description = f"official python batches at {paths.shown_path(folder)}"
     caveats = []
