@@ -133,13 +133,13 @@ JPEG_NOTE = " The JPEG copy costs up to 1-2 points of accuracy against the offic
 
 
 def data_summary(data) -> Markdown:
-    """One line on the data a notebook trains on (notebook 01 shows them in full)."""
+    """One line on the data a notebook trains on: where they come from, how many, their normalisation."""
     mean, std = data.normalization
     return Markdown(
         f"**Data:** {markdown_text(data.source)}: {len(data.train_labels):,} training and "
         f"{len(data.test_labels):,} test images, "
         f"normalised with the training images' per-channel mean ({', '.join(f'{m:.4f}' for m in mean)}) and "
-        f"standard deviation ({', '.join(f'{v:.4f}' for v in std)}). Notebook 01 shows them in full.")
+        f"standard deviation ({', '.join(f'{v:.4f}' for v in std)}).")
 
 
 def per_class_accuracy_table(result: Mapping[str, Any], classes: Sequence[str]) -> WholeTable | Markdown:
