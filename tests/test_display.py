@@ -155,6 +155,13 @@ def test_report_comparison_and_overview_escape_what_results_files_say():
     assert "not JSON: <html> at line 1" in rendered(results_overview(overview).data).text
 
 
+def test_the_protocol_table_has_one_header_row():
+    """A named index adds a header row holding only its name, above the rows: the table reads as two."""
+    page = protocol_table(TrainConfig.for_model("dnn"))._repr_html_()
+    header = page.split("<thead>")[1].split("</thead>")[0]
+    assert header.count("<tr") == 1 and "setting" in header
+
+
 def test_tables_show_every_character_of_long_settings():
     """pandas cuts text cells at 50 characters ("...") unless told otherwise."""
     config = TrainConfig.for_model("custom_resnet")
