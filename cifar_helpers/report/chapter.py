@@ -167,7 +167,7 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
                 "step": f"StepLR: × {config.gamma:g} every {config.step_size} epochs",
                 "onecycle": f"one-cycle, {100 * config.warmup_fraction:g}% warm-up, per batch"}[config.scheduler]
     subset = (f"{config.subset[0]:,} train / {config.subset[1]:,} test images" if config.subset
-              else "all 50,000 train / 10,000 test images")
+              else "all training and test images")  # no count: DATA_DIR may hold other data than CIFAR-10's
     rows = {
         "model": label or model_label(config.model),
         "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "
