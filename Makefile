@@ -15,7 +15,7 @@ REPORT_LANG ?= en
 SMOKE_PARAMS := params/smoke.yaml
 SMOKE_SEEDS_PARAMS := params/smoke-seeds.yaml
 # nbval re-executes the smoke-run notebooks and the committed 04, and checks the
-# cells tagged NBVAL_CHECK_OUTPUT (timings, paths and addresses sanitized).
+# cells tagged nbval-check-output (timings, paths and addresses sanitized).
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: install run smoke report test lab bench docker-test clean help

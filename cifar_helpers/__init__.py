@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "cifar_helpers.data.official": ("CIFAR10_CLASSES",),
     "cifar_helpers.data.cifar10": ("counts", "load_cifar10"),
-    "cifar_helpers.models": ("build_model", "compare_blocks", "model_summary", "trace_model"),
+    "cifar_helpers.models": ("build_model", "compare_blocks", "model_summary"),
     "cifar_helpers.models.your_model": ("your_model_summary",),
     "cifar_helpers.engine.parameters": ("check_parameters", "training_run"),
     "cifar_helpers.engine.your_model": ("your_model_run",),

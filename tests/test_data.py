@@ -395,6 +395,21 @@ def test_a_link_inside_the_repository_is_shown_relative_to_it(tmp_path):
         link.unlink()
 
 
+def test_data_inside_the_repository_is_named_relative_to_it_from_the_first_load(tmp_path):
+    """The load that decodes (and writes the cache) names the folder as every later load does: an executed
+    notebook names no machine's folders, whichever notebook read the data first."""
+    write_fake_cifar10(tmp_path, N_TRAIN, N_TEST, mark_generated=True)  # as `make smoke` writes data/fake
+    link = paths.REPO_ROOT / f".test-link-{tmp_path.name}"
+    link.symlink_to(tmp_path)
+    try:
+        first, _ = load_recording(link, download=False)  # decodes
+        second, _ = load_recording(link, download=False)  # from the cache
+    finally:
+        link.unlink()
+    assert first.source == f"generated data (cifar_helpers.data.fake) at {link.name}/{BATCHES_DIR}"
+    assert second.source == first.source
+
+
 def test_a_read_only_folder_holding_only_the_archive_says_what_to_do(fake_archive, tmp_path, monkeypatch):
     root = tmp_path / "ro"
     root.mkdir()

@@ -139,6 +139,8 @@ def test_data_summary_shows_the_source_as_it_reads_and_breaks_paths_at_folders()
     # A line may break after each folder of the path (<wbr>), and nowhere inside a name.
     assert "/<wbr>nested/<wbr>course\\_work/<wbr>data/<wbr>cifar10-jpeg (" in markdown
     assert page.tags.count("wbr") >= IMAGE_FOLDER.split(" (train")[0].count("/")
+    # About the data alone: notebook 01 calls it too, so it points to no notebook.
+    assert page.text.strip().endswith("standard deviation (0.2500, 0.2500, 0.2500).")
 
 
 def test_summary_paragraph_shows_the_data_source_as_it_reads():
@@ -151,6 +153,13 @@ def test_report_comparison_and_overview_escape_what_results_files_say():
     assert "on CPU <2 threads> *fast*;" in rendered(report_comparison(result).data).text
     overview = LoadedResults(all_results(["dnn"]), {"cnn.json": "not JSON: <html> at line 1"})
     assert "not JSON: <html> at line 1" in rendered(results_overview(overview).data).text
+
+
+def test_the_protocol_table_has_one_header_row():
+    """A named index adds a header row holding only its name, above the rows: the table reads as two."""
+    page = protocol_table(TrainConfig.for_model("dnn"))._repr_html_()
+    header = page.split("<thead>")[1].split("</thead>")[0]
+    assert header.count("<tr") == 1 and "setting" in header
 
 
 def test_tables_show_every_character_of_long_settings():

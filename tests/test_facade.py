@@ -66,3 +66,12 @@ def test_the_facade_offers_what_the_notebooks_call_and_nothing_more():
                 for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
                 and node.module == "cifar_helpers" for alias in node.names}
     assert imported == set(cifar_helpers.__all__)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_nbvals_checks_are_cell_tags_not_a_comment_the_reader_sees(path):
+    """nbval reads the tag `nbval-check-output` as it reads the comment `# NBVAL_CHECK_OUTPUT`; the tag stays
+    out of the cell a professor reads and a student copies."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    assert any("nbval-check-output" in cell["metadata"].get("tags", []) for cell in cells)
+    assert not [cell["id"] for cell in cells if "NBVAL" in "".join(cell["source"])]

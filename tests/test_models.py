@@ -271,6 +271,8 @@ def test_model_summary_names_model_and_stages(custom):
     assert f"{count_parameters(custom):,}" in text
     for stage in ["stem", "layer1", "layer2", "layer3", "layer4", "pool", "fc"]:
         assert stage in text
+    layer4 = next(line.split() for line in text.splitlines() if line.split()[0] == "layer4")
+    assert layer4[-2:] == [f"{count_parameters(custom.layer4):,}", f"{count_macs(custom.layer4, (1, 256, 4, 4)):,}"]
 
 
 # ---------------------------------------------------------------- block comparison

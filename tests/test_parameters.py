@@ -71,6 +71,8 @@ def test_protocol_table_shows_the_settings_that_matter(fake_data_dir):
     assert lecture.loc["optimizer", "setting"] == "SGD, lr 0.1, momentum 0.9, weight decay 0.0005"
     assert lecture.loc["preprocessing", "setting"] == "normalisation only"
     assert lecture.loc["epochs", "setting"] == "100" and "dropout" not in lecture.index
+    # The table comes before the data are read: it claims no count (a smoke run's 400 images read as 50,000)
+    assert lecture.loc["data", "setting"] == "all training and test images"
     custom = protocol_table(training_run("custom_resnet", {"DATA_DIR": str(fake_data_dir), "SUBSET": 100}).config)
     assert custom.loc["schedule", "setting"] == "StepLR: × 0.1 every 30 epochs"
     assert custom.loc["epochs", "setting"].startswith("at most 300, early stopping after 15")

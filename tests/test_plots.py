@@ -310,6 +310,19 @@ def test_confusion_matrix_figure_shows_counts_rows_true_columns_predicted():
     assert "no predictions" in older.axes[0].texts[0].get_text()
 
 
+def test_a_confusion_matrix_sits_right_under_its_title():
+    """The matrix is square: in a figure taller than it needs, it sat mid-height, half an inch under the title."""
+    from cifar_helpers.data.official import CIFAR10_CLASSES
+    from cifar_helpers.report.figures import confusion_matrix_figure
+
+    fig = confusion_matrix_figure(make_result("cnn", **SPECS["cnn"]) | {"predictions": fake_predictions()[2]},
+                                  CIFAR10_CLASSES)
+    fig.draw_without_rendering()
+    gap = fig._suptitle.get_window_extent().y0 - fig.axes[0].get_window_extent().y1
+    assert 0 <= gap < 0.15 * fig.dpi
+    assert_nothing_clipped(fig)
+
+
 def test_the_four_confusion_matrices_say_what_is_missing():
     from cifar_helpers.report.figures import confusion_matrices
 

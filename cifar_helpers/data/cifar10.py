@@ -97,7 +97,8 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
         arrays, description, caveats = source.decode()
         checks.validate(arrays, source.where)
         digest = content_digest(arrays)
-        cache.write(cache_folder, source.key, arrays, cache.without_folder(description, source.path), caveats, digest)
+        description = cache.without_folder(description, source.path)  # a first load reads as a cached one
+        cache.write(cache_folder, source.key, arrays, description, caveats, digest)
     description = cache.with_folder(description, source.path)
 
     if not description.startswith(official.GENERATED_SOURCE):

@@ -224,7 +224,7 @@ def read_batches(folder: Path):
     writer = meta.get(GENERATED_BY_KEY)
     if writer is not None:
         writer = writer.decode("latin1") if isinstance(writer, bytes) else str(writer)
-        return arrays, f"{GENERATED_SOURCE} ({writer}) at {folder}", []
+        return arrays, f"{GENERATED_SOURCE} ({writer}) at {paths.shown_path(folder)}", []
     differ = [n for n in BATCH_FILES if _md5(folder / n) != OFFICIAL_FILE_MD5[n]]
     description = f"official python batches at {paths.shown_path(folder)}"
     caveats = []

@@ -134,13 +134,13 @@ JPEG_NOTE = " The JPEG copy costs up to 1-2 points of accuracy against the offic
 
 
 def data_summary(data) -> Markdown:
-    """One line on the data a notebook trains on (notebook 01 shows them in full)."""
+    """One line on the data a notebook trains on: where they come from, how many, their normalisation."""
     mean, std = data.normalization
     return Markdown(
         f"**Data:** {markdown_text(data.source)}: {len(data.train_labels):,} training and "
         f"{len(data.test_labels):,} test images, "
         f"normalised with the training images' per-channel mean ({', '.join(f'{m:.4f}' for m in mean)}) and "
-        f"standard deviation ({', '.join(f'{v:.4f}' for v in std)}). Notebook 01 shows them in full.")
+        f"standard deviation ({', '.join(f'{v:.4f}' for v in std)}).")
 
 
 def per_class_accuracy_table(result: Mapping[str, Any], classes: Sequence[str]) -> WholeTable | Markdown:
@@ -168,7 +168,7 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
                 "step": f"StepLR: × {config.gamma:g} every {config.step_size} epochs",
                 "onecycle": f"one-cycle, {100 * config.warmup_fraction:g}% warm-up, per batch"}[config.scheduler]
     subset = (f"{config.subset[0]:,} train / {config.subset[1]:,} test images" if config.subset
-              else "all train / test images (CIFAR-10 has 50,000 / 10,000)")
+              else "all training and test images")  # no count: DATA_DIR may hold other data than CIFAR-10's
     rows = {
         "model": label or model_label(config.model),
         "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "
@@ -185,7 +185,8 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
         rows["dropout"] = f"{config.model_options['dropout']:g} at the end of every block"
     if config.step_mode != "eager" or config.deterministic:
         rows["engine"] = f"step {config.step_mode}" + (", deterministic kernels" if config.deterministic else "")
-    return WholeTable({"setting": list(rows.values())}, index=pd.Index(list(rows), name="protocol"))
+    # An unnamed index: a named one adds a second header row that holds only its name.
+    return WholeTable({"setting": list(rows.values())}, index=pd.Index(list(rows)))
 
 
 def normalization_table(mean, std) -> pd.DataFrame:

@@ -375,7 +375,7 @@ def confusion_matrix_figure(result: Mapping[str, Any], classes: Sequence[str]) -
     """The test-set confusion matrix of a run's best weights: rows true, columns predicted,
     coloured by the share of each true class, each cell showing its count."""
     predictions = result.get("predictions")
-    with _styled_figure(figsize=(0.62 * PAGE_WIDTH, 0.6 * PAGE_WIDTH)) as fig:
+    with _styled_figure(figsize=(0.62 * PAGE_WIDTH, 0.55 * PAGE_WIDTH)) as fig:
         ax = fig.subplots()
         if not predictions:
             ax.text(0.5, 0.5, "no predictions in this results file\n(made before they were recorded: rerun it)",
