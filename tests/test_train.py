@@ -314,12 +314,16 @@ def test_a_resumed_or_finished_run_shows_its_whole_course_with_repo_relative_pat
     try:
         first = train_model(cfg, fake_data, device="cpu", results_dir=tmp_path, checkpoint_dir=ckpt,
                             log=lambda line: None, stop_after=2)
+        sessions = []
         for _ in range(2):  # the session that trains epoch 3, then one that only reads the finished run back
             lines = []
             record = train_model(cfg, fake_data, device="cpu", results_dir=tmp_path, checkpoint_dir=ckpt,
                                  log=lines.append)
+            sessions.append(lines)
     finally:
         shutil.rmtree(ckpt, ignore_errors=True)
+    # which device trains is said when one does: a run read back trains nothing
+    assert [sum(line.startswith("Training on the CPU") for line in shown) for shown in sessions] == [1, 0]
     rows = record["history"]
     at = lines.index(f"Resuming from checkpoints/{ckpt.name}/dnn/last.pt after epoch 3; the epochs so far:")
     commit = (record["sessions"][0]["git_commit"] or "unknown commit")[:7]

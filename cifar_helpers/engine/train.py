@@ -306,8 +306,6 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
                              mean, std, device, channels_last=channels_last)
     step = make_step(cfg.step_mode, model, optimizer, cfg.amp, device)
 
-    images = cfg.epochs * device_data.n_train
-    log(describe_device(device, long_run=images > SMALL_RUN_IMAGES))
     log(f"{identity.shown}: {count_parameters(model):,} parameters; {device_data.n_train:,} train / "
         f"{device_data.n_test:,} test images; run {fingerprint}")
     session = session_facts(device)
@@ -331,6 +329,9 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             log(f"The checkpoint in {shown_path(ckpt_dir)} was made {other}; "
                 f"kept it as {', '.join(p.name for p in moved)} and starting fresh.")
 
+    to_train = 0 if state.early.stopped else max(0, last_epoch - state.epoch)
+    if to_train:  # a finished run, or one stopped at STOP_AFTER, only shows its course
+        log(describe_device(device, long_run=to_train * device_data.n_train > SMALL_RUN_IMAGES))
     started = time.perf_counter()
 
     def write_record(restored=None, predictions=None) -> dict[str, Any]:
