@@ -194,7 +194,9 @@ def test_a_reference_run_counts_as_the_candidate_its_parameters_match_and_shows_
     runs = tmp_path / "reference"
     runs.mkdir()
     (runs / "custom_resnet.json").write_text(json.dumps({**reference, "history": history}))
-    (runs / "gamma.json").write_text(json.dumps({**reference, "params": {**reference["params"], "gamma": 0.5}}))
+    # 31 epochs of its own: under 40 whatever length the committed run has reached
+    (runs / "gamma.json").write_text(json.dumps({**reference, "history": history[:31],
+                                                 "params": {**reference["params"], "gamma": 0.5}}))
     (runs / "seed.json").write_text(json.dumps({**reference, "params": {**reference["params"], "seed": 24}}))
     custom = dataclasses.replace(study.CUSTOM_RESNET, out_dir=tmp_path / "none", reference_dir=runs)
     rows = study.table(custom).splitlines()[2:]
