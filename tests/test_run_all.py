@@ -481,3 +481,23 @@ def test_kernels_are_not_interrupted_on_their_way_out(monkeypatch):
     manager.shutting_down = True
     asyncio.run(manager._async_interrupt_kernel())  # the one before a shutdown
     assert sent == [False]
+
+
+def test_the_estimate_counts_only_the_epochs_a_run_has_left(tmp_path, fake_data_dir, fake_data):
+    """A resumed run is estimated for the epochs after its checkpoint; a finished one, or one already at its
+    STOP_AFTER, for none; a partial record without its checkpoint trains afresh, so for all."""
+    from cifar_helpers import train_model, training_run
+
+    params = {**run_all.declared_parameters(run_all.NOTEBOOK_DIR / "01_dnn.ipynb"), "EPOCHS": 3, "DEVICE": "cpu",
+              "DATA_DIR": str(fake_data_dir), "RESULTS_DIR": str(tmp_path / "results"),
+              "CHECKPOINT_DIR": str(tmp_path / "ckpt")}
+    data = run_all.inspect_data(fake_data_dir)
+    assert run_all.epochs_to_train(params, "dnn", data) == (3, 0)
+    assert run_all.epochs_to_train({**params, "STOP_AFTER": 2}, "dnn", data) == (2, 0)
+    run = training_run("dnn", {**params, "STOP_AFTER": 1})
+    train_model(run.config, fake_data, log=lambda line: None, **run.train_kwargs())
+    assert run_all.epochs_to_train(params, "dnn", data) == (2, 1)
+    assert run_all.epochs_to_train({**params, "STOP_AFTER": 1}, "dnn", data) == (0, 1)
+    assert run_all.epochs_to_train({**params, "SEED": 24}, "dnn", data) == (3, 0)  # another run
+    (tmp_path / "ckpt" / "dnn" / "last.pt").unlink()
+    assert run_all.epochs_to_train(params, "dnn", data) == (3, 0)

@@ -39,10 +39,10 @@ from cifar_helpers.core.files import atomic_write_json, exclusive
 from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.core.paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
 from cifar_helpers.data.cifar10 import DataSummary
-from cifar_helpers.engine.config import check_subset_fits
+from cifar_helpers.engine.config import TrainConfig, check_subset_fits
 from cifar_helpers.engine.parameters import (accepted_parameters, checked_values, declared_parameters,
                                              unknown_parameter_message)
-from cifar_helpers.engine.record import RunIdentity, finished_run
+from cifar_helpers.engine.record import RunIdentity, finished_run, recorded_run
 from cifar_helpers.engine.your_model import NOTEBOOK as YOUR_MODEL_NOTEBOOK, your_model_values
 from cifar_helpers.models.specs import NOTEBOOKS, ON_REQUEST
 from cifar_helpers.workbook.notebook_files import tidy_executed
@@ -348,14 +348,34 @@ def _trains_on_cpu(params: dict[str, Any]) -> bool:
     return select_device(params.get("DEVICE", "auto")).type == "cpu"
 
 
-def check_cpu_cost(jobs: list[Job], assume_yes: bool, data_sizes: dict[Path, int] | None = None) -> None:
+def epochs_to_train(params: dict[str, Any], model: str, data: DataSummary | None) -> tuple[int, int]:
+    """(epochs this notebook will train, epochs of this very run already done): up to STOP_AFTER, less those
+    its results file records, when its checkpoint is there to go on from or the record needs no more."""
+    planned = params.get("EPOCHS") or TrainConfig.for_model(model).epochs
+    last = planned if params.get("STOP_AFTER") is None else min(planned, params["STOP_AFTER"])
+    record = None
+    if data is not None:
+        config, device, _ = checked_values(model, params)
+        identity = RunIdentity.of(config, device.type, data.digest, data.n_train, data.n_test)
+        record = recorded_run(_results_file(params, model), identity)
+    if record is None:
+        return last, 0
+    done = len(record["history"])
+    checkpoint = repo_path(params.get("CHECKPOINT_DIR"), "checkpoints") / model / "last.pt"
+    if record["complete"] or done >= last:
+        return 0, done
+    return (last - done, done) if checkpoint.is_file() else (last, 0)  # without it, training starts afresh
+
+
+def check_cpu_cost(jobs: list[Job], assume_yes: bool, data_sizes: dict[Path, int] | None = None,
+                   found: dict[Path, DataSummary | None] | None = None) -> None:
     """Refuse to start an hours-long CPU run silently: estimate it and ask for --yes.
 
-    `data_sizes` maps data folders of known (small) size to their training images.
+    `data_sizes` maps data folders of known (small) size to their training images; `found` gives what
+    each data folder holds, so that the epochs a resumed run has done are not counted again.
     """
     import torch
 
-    from cifar_helpers.engine.config import TrainConfig
     from cifar_helpers.engine.device import SMALL_RUN_IMAGES
     from cifar_helpers.workbook.estimate import epoch_seconds
     from cifar_helpers.report.results import format_duration
@@ -365,17 +385,17 @@ def check_cpu_cost(jobs: list[Job], assume_yes: bool, data_sizes: dict[Path, int
     for job in on_cpu:
         notebook, model, params = job.notebook, job.model, job.params
         cfg = TrainConfig.for_model(model, batch_size=params.get("BATCH_SIZE", 64))
-        epochs = params.get("EPOCHS", cfg.epochs)
+        epochs, done = epochs_to_train(params, model, (found or {}).get(data_dir(params.get("DATA_DIR"))))
         n_train = _train_images(params, data_sizes or {})
-        if int(epochs or 1) * n_train <= SMALL_RUN_IMAGES:
-            continue  # a few epochs' worth of images take minutes, not hours
+        if epochs * n_train <= SMALL_RUN_IMAGES:
+            continue  # a few epochs' worth of images take minutes, not hours (or a finished run: none)
         key = (model, cfg.batch_size, n_train)
         if key not in measured:  # several seeds of one notebook cost the same
             measured[key] = epoch_seconds(cfg, torch.device("cpu"), n_train)
         per_epoch = measured[key]
         total += per_epoch * epochs
         lines.append(f"  {notebook:<18} ~{format_duration(per_epoch)} per epoch x {epochs} epochs"
-                     f" = {format_duration(per_epoch * epochs)}")
+                     + (f" (after the {done} done)" if done else "") + f" = {format_duration(per_epoch * epochs)}")
     if total <= CPU_LIMIT_SECONDS:
         return
     report = "\n".join(lines)
@@ -585,7 +605,7 @@ def run(args: argparse.Namespace, progress: dict[str, str]) -> list[Job]:
                                                               for job in jobs if job.model}}
         check_data(jobs, found)
         data_sizes = {folder: info.n_train for folder, info in found.items() if info}
-        check_cpu_cost(jobs, args.yes, data_sizes)
+        check_cpu_cost(jobs, args.yes, data_sizes, found)
         for index, job in enumerate(jobs, 1):
             notebook, model = job.notebook, job.model
             notebook_dir = executed_dir / job.seed_folder
