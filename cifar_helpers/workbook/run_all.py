@@ -39,6 +39,7 @@ from cifar_helpers.core.files import atomic_write_json, exclusive
 from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.core.paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
 from cifar_helpers.data.cifar10 import DataSummary
+from cifar_helpers.engine.checkpoint import BEST, LAST, exclusive_folder
 from cifar_helpers.engine.config import TrainConfig, check_subset_fits
 from cifar_helpers.engine.parameters import (accepted_parameters, checked_values, declared_parameters,
                                              unknown_parameter_message)
@@ -230,8 +231,6 @@ def discard_checkpoints(params: dict[str, Any], model: str) -> None:
     results file would be shown instead of trained again. That file is kept aside, hidden, as
     `.<model>.json.before-force`, so a retrain that fails at once loses nothing. The checkpoints of a
     run in progress (a notebook in JupyterLab) are never touched: that stops make run instead."""
-    from cifar_helpers.engine.checkpoint import BEST, LAST, exclusive_folder
-
     folder = _checkpoint_folder(params, model)
     with exclusive_folder(folder, model):
         for name in (LAST, BEST):
@@ -361,10 +360,10 @@ def epochs_to_train(params: dict[str, Any], model: str, data: DataSummary | None
     if record is None:
         return last, 0
     done = len(record["history"])
-    checkpoint = repo_path(params.get("CHECKPOINT_DIR"), "checkpoints") / model / "last.pt"
     if record["complete"] or done >= last:
         return 0, done
-    return (last - done, done) if checkpoint.is_file() else (last, 0)  # without it, training starts afresh
+    resumable = (_checkpoint_folder(params, model) / LAST).is_file()
+    return (last - done, done) if resumable else (last, 0)  # without its checkpoint, training starts afresh
 
 
 def check_cpu_cost(jobs: list[Job], assume_yes: bool, data_sizes: dict[Path, int] | None = None,
