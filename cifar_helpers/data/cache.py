@@ -52,14 +52,20 @@ def content_key(layout: str, groups) -> str:
     return short_hash([_CACHE_FORMAT, layout, contents])
 
 
+def _meta(folder: Path, key: str) -> dict:
+    """The cache's meta.json; ValueError when it is of another format or key (another source)."""
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    if meta.get("format") != _CACHE_FORMAT or meta.get("key") != key:
+        raise ValueError("it belongs to another source or format")
+    return meta
+
+
 def read(folder: Path, key: str, where: str):
     """The cached arrays, or None when there are none or they are unreadable (then warn)."""
     if not folder.is_dir():
         return None
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("format") != _CACHE_FORMAT or meta.get("key") != key:
-            raise ValueError("it belongs to another source or format")
+        meta = _meta(folder, key)
         arrays = tuple(np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAY_NAMES)
         validate(arrays, str(folder))
         return arrays, str(meta["source"]), [str(c) for c in meta["caveats"]], str(meta["digest"])
@@ -105,9 +111,7 @@ def summary(folder: Path, key: str) -> tuple[str, int, int] | None:
     """The digest and the training and test counts the cache in `folder` holds for `key`, read without the
     images; None when there is none (or it is unreadable: the next load rebuilds it)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("format") != _CACHE_FORMAT or meta.get("key") != key:
-            return None
+        meta = _meta(folder, key)
         # mmap reads an .npy file's header only
         n_train, n_test = (len(np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
                            for name in ("train_labels", "test_labels"))
