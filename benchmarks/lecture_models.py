@@ -6,6 +6,7 @@
     python benchmarks/lecture_models.py snapshot         # save the runs in progress as *-partial.json
     python benchmarks/lecture_models.py --study custom-resnet train K1 --threads 1 --data-dir /tmp/cifar10-jpeg
     python benchmarks/lecture_models.py --study custom-resnet cost --threads 1   # seconds a training epoch
+    python benchmarks/lecture_models.py fit <results.json> <its best.pt> --data-dir /tmp/cifar10-jpeg
 
 Two studies, each a `Study` below (`--study`, default `lecture`):
 
@@ -352,6 +353,58 @@ def cost(study: Study, names: list[str], epochs: int, threads: int | None, devic
     return fastest
 
 
+# -------------------------------------------------------------------------------------------------- the fit
+
+def fit(record_path: Path, weights: Path, data_dir: str, threads: int | None) -> dict[str, tuple[float, float]]:
+    """Loss and accuracy of a run's best weights on its training images and on its test images, both as the
+    test images are seen (no crop or flip, dropout off): how closely the network fits what it trained on.
+
+    A history's train accuracy is measured on cropped, flipped images with dropout on, while the weights change;
+    this measures one set of weights on both sets alike. The weights must give the record's test numbers at its
+    lowest-loss epoch (checkpoint.BEST holds that epoch's weights), or they are not that run's."""
+    import torch
+
+    from cifar_helpers.data.batches import DeviceData
+    from cifar_helpers.data.cifar10 import load_cifar10, subset
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.engine.record import best_points
+    from cifar_helpers.engine.train import evaluate
+    from cifar_helpers.models import build_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    record = json.loads(Path(record_path).read_text())
+    params = {key: value for key, value in record["params"].items() if key in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**params)
+    data = load_cifar10(data_dir, download=False)
+    if cfg.subset is not None:
+        data = subset(data, *cfg.subset, seed=cfg.seed)  # as the engine does, and so the same normalisation
+    model = build_model(cfg.model, **cfg.model_options)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    sets = {"training": (data.train_images, data.train_labels), "test": (data.test_images, data.test_labels)}
+    measured = {}
+    for name, (images, labels) in sets.items():  # evaluate() reads a DeviceData's test set: put each set there
+        seen = DeviceData(data.train_images[:1], data.train_labels[:1], images, labels, *data.normalization,
+                          device=torch.device("cpu"))
+        loss, acc, _ = evaluate(model, seen, cfg)
+        measured[name] = (loss, acc)
+    best = best_points(record)
+    loss, acc = measured["test"]
+    if not (math.isclose(loss, best.test_loss, abs_tol=1e-3) and math.isclose(acc, best.acc_at_loss_epoch,
+                                                                                abs_tol=2.5e-4)):
+        raise SystemExit(f"{shown_path(Path(weights))} gives test loss {loss:.4f} and accuracy {acc:.2%}, but "
+                         f"{shown_path(Path(record_path))} recorded {best.test_loss:.4f} and "
+                         f"{best.acc_at_loss_epoch:.2%} at its lowest-loss epoch {best.loss_epoch}: "
+                         "these are not that epoch's weights")
+    print(f"{shown_path(Path(record_path))}, the weights of epoch {best.loss_epoch} (its lowest test loss), "
+          f"no crop or flip, dropout off, {torch.get_num_threads()} thread(s):")
+    for name, (loss, acc) in measured.items():
+        print(f"  {name + ' images:':17} loss {loss:.4f}, accuracy {acc:.2%}")
+    gap = (measured["training"][1] - measured["test"][1]) * 100
+    print(f"  training minus test accuracy: {gap:+.2f} points", flush=True)
+    return measured
+
+
 # ------------------------------------------------------------------------------------------------ the table
 
 def summarize(record: dict) -> dict:
@@ -471,6 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     shown = sub.add_parser("table", help="print the study's Markdown table from the saved runs")
     shown.add_argument("--write", action="store_true", help="put it into the study's page (docs/)")
     sub.add_parser("snapshot", help="save the runs in progress as <candidate>-e<epochs>-partial.json")
+    fitted = sub.add_parser("fit", help="a run's best weights on its training and test images, unaugmented")
+    fitted.add_argument("record", type=Path, help="the run's results file")
+    fitted.add_argument("weights", type=Path, help="its best.pt (the checkpoint folder's)")
+    fitted.add_argument("--data-dir", required=True, help="CIFAR-10 folder (the JPEG copy here)")
+    fitted.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     args = parser.parse_args(argv)
     study = STUDIES[args.study]
     names = getattr(args, "names", None) or list(study.candidates)
@@ -489,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
               args.step_mode, args.subset)
     elif args.command == "cost":
         cost(study, names, args.epochs, args.threads, args.device, args.rounds)
+    elif args.command == "fit":
+        fit(args.record, args.weights, args.data_dir, args.threads)
     elif args.command == "snapshot":
         for path in snapshot(study):
             print("wrote", shown_path(path))

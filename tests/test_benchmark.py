@@ -183,6 +183,36 @@ def test_a_custom_resnet_candidate_trains_through_the_tool_and_records_its_name_
     assert row.startswith("| K4 | StepLR gamma 0.5 | 1,492,874 | 1 of 40 | - | ") and "| CPU (" in row
 
 
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+def test_fit_measures_a_runs_best_weights_on_both_sets_and_refuses_weights_of_another_epoch(
+        fake_data_dir, tmp_path, monkeypatch, capsys):
+    from cifar_helpers.models import build_model
+
+    study = load("lecture_models")
+    custom = dataclasses.replace(study.CUSTOM_RESNET, out_dir=tmp_path / "study",
+                                 checkpoint_dir=tmp_path / "checkpoints", reference_dir=tmp_path / "no-reference-runs")
+    monkeypatch.setitem(study.STUDIES, "custom-resnet", custom)
+    study.main(["--study", "custom-resnet", "train", "K3", "--stop-after", "2", "--subset", "64",
+                "--data-dir", str(fake_data_dir)])
+    record_path, best = tmp_path / "study" / "K3-e40-partial.json", tmp_path / "checkpoints" / "K3" / "custom_resnet" / "best.pt"
+    record = json.loads(record_path.read_text())
+    capsys.readouterr()
+    study.main(["fit", str(record_path), str(best), "--data-dir", str(fake_data_dir)])
+    out = capsys.readouterr().out
+    loss_row = min(record["history"], key=lambda row: row["test_loss"])
+    assert f"the weights of epoch {loss_row['epoch']} (its lowest test loss)" in out
+    assert f"test images:      loss {loss_row['test_loss']:.4f}, accuracy {loss_row['test_acc']:.2%}" in out
+    assert "training images:  loss " in out and "training minus test accuracy: " in out
+    measured = study.fit(record_path, best, str(fake_data_dir), threads=None)
+    assert set(measured) == {"training", "test"} and all(0 <= acc <= 1 for _, acc in measured.values())
+    # weights the run never had (a fresh network) are refused, not measured
+    fresh = tmp_path / "fresh.pt"
+    torch.manual_seed(0)
+    torch.save(build_model("custom_resnet", dropout=0.0).state_dict(), fresh)
+    with pytest.raises(SystemExit, match="these are not that epoch's weights"):
+        study.fit(record_path, fresh, str(fake_data_dir), threads=None)
+
+
 def test_a_reference_run_counts_as_the_candidate_its_parameters_match_and_shows_its_first_40_epochs(
         tmp_path, monkeypatch):
     """The notebook's 300-epoch run is K0's screen over its first 40 epochs (only the planned length differs);
