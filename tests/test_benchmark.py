@@ -156,13 +156,20 @@ def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fa
 # ---------------------------------------------------------------- the Custom ResNet study (docs/custom-resnet.md)
 
 
-@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
-def test_a_custom_resnet_candidate_trains_through_the_tool_and_records_its_name_and_command(
-        fake_data_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def custom_study(tmp_path, monkeypatch):
+    """The study tool with the Custom ResNet study's runs, checkpoints and reference runs in tmp_path."""
     study = load("lecture_models")
     custom = dataclasses.replace(study.CUSTOM_RESNET, out_dir=tmp_path / "study",
                                  checkpoint_dir=tmp_path / "checkpoints", reference_dir=tmp_path / "no-reference-runs")
     monkeypatch.setitem(study.STUDIES, "custom-resnet", custom)
+    return study, custom
+
+
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+def test_a_custom_resnet_candidate_trains_through_the_tool_and_records_its_name_and_command(
+        fake_data_dir, tmp_path, custom_study):
+    study, custom = custom_study
     # no --epochs: the study's screen length; one epoch of it, on 64 images
     study.main(["--study", "custom-resnet", "train", "K4", "--stop-after", "1", "--subset", "64",
                 "--data-dir", str(fake_data_dir)])
@@ -185,13 +192,10 @@ def test_a_custom_resnet_candidate_trains_through_the_tool_and_records_its_name_
 
 @pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
 def test_fit_measures_a_runs_best_weights_on_both_sets_and_refuses_weights_of_another_epoch(
-        fake_data_dir, tmp_path, monkeypatch, capsys):
+        fake_data_dir, tmp_path, custom_study, capsys):
     from cifar_helpers.models import build_model
 
-    study = load("lecture_models")
-    custom = dataclasses.replace(study.CUSTOM_RESNET, out_dir=tmp_path / "study",
-                                 checkpoint_dir=tmp_path / "checkpoints", reference_dir=tmp_path / "no-reference-runs")
-    monkeypatch.setitem(study.STUDIES, "custom-resnet", custom)
+    study, _ = custom_study
     study.main(["--study", "custom-resnet", "train", "K3", "--stop-after", "2", "--subset", "64",
                 "--data-dir", str(fake_data_dir)])
     record_path, best = tmp_path / "study" / "K3-e40-partial.json", tmp_path / "checkpoints" / "K3" / "custom_resnet" / "best.pt"
