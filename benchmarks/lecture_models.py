@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,7 +304,7 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
                              checkpoint_dir=study.checkpoint_dir / name, progress="lines", stop_after=stop_after,
                              log=lambda line: print(line, flush=True))
         flags = "".join(f"--{flag} {value} " for flag, value in
-                        (("stop-after", stop_after), ("subset", subset)) if value)
+                        (("stop-after", stop_after), ("subset", subset), ("threads", threads)) if value)
         how = f"{flags}--data-dir <the JPEG copy> --device {device}"
         _label(study, record, name, epochs, how + (f" --step-mode {step_mode}" if step_mode != "eager" else ""))
         where = study.result_path if record["complete"] else study.partial_path
@@ -497,6 +498,20 @@ def write_table(study: Study) -> None:
     atomic_write_text(page, f"{before}{study.table_start}\n{table(study)}\n{TABLE_END}{after}")
 
 
+def _until_interrupted(run: Callable[[], None]) -> str:
+    """Run `run`; Ctrl-C or `kill -INT` stops it and returns the engine's one-line message ("" if it ended).
+    SIGINT is made to raise even when a shell started the tool in the background with `&`, which leaves SIGINT
+    ignored; the engine keeps every finished epoch in its checkpoint."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run()
+    except KeyboardInterrupt as stop:
+        return str(stop) or "Interrupted."
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", choices=sorted(STUDIES), default=DEFAULT_STUDY,
@@ -543,8 +558,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs is None:
             parser.error(f"the {study.name} study needs --epochs")
     if args.command == "train":
-        train(study, names, args.epochs, args.data_dir, args.threads, args.device, args.stop_after,
-              args.step_mode, args.subset)
+        stopped = _until_interrupted(lambda: train(study, names, args.epochs, args.data_dir, args.threads,
+                                                   args.device, args.stop_after, args.step_mode, args.subset))
+        if stopped:
+            print(stopped, file=sys.stderr)
+            return 130
     elif args.command == "cost":
         cost(study, names, args.epochs, args.threads, args.device, args.rounds)
     elif args.command == "fit":

@@ -170,13 +170,15 @@ def custom_study(tmp_path, monkeypatch):
 def test_a_custom_resnet_candidate_trains_through_the_tool_and_records_its_name_and_command(
         fake_data_dir, tmp_path, custom_study):
     study, custom = custom_study
+    threads = torch.get_num_threads()  # the tool sets it for the whole process: keep it as it is
     # no --epochs: the study's screen length; one epoch of it, on 64 images
     study.main(["--study", "custom-resnet", "train", "K4", "--stop-after", "1", "--subset", "64",
-                "--data-dir", str(fake_data_dir)])
+                "--threads", str(threads), "--data-dir", str(fake_data_dir)])
     record = json.loads((tmp_path / "study" / "K4-e40-partial.json").read_text())
     assert record["candidate"] == {"name": "K4", "description": "StepLR gamma 0.5"}
     assert record["command"] == ("python benchmarks/lecture_models.py --study custom-resnet train K4 --epochs 40 "
-                                 "--stop-after 1 --subset 64 --data-dir <the JPEG copy> --device cpu")
+                                 f"--stop-after 1 --subset 64 --threads {threads} --data-dir <the JPEG copy> "
+                                 "--device cpu")
     assert record["epochs_planned"] == 40 and len(record["history"]) == 1 and record["complete"] is False
     # the candidate's config override reaches the run, and its options the network
     assert record["params"]["gamma"] == 0.5 and record["params"]["subset"] == [64, 64]
@@ -273,6 +275,34 @@ def test_unknown_candidates_are_refused_in_one_line_that_names_the_study_to_use(
     with pytest.raises(SystemExit):
         study.main(["train", "D1", "--data-dir", "unused"])
     assert "the lecture study needs --epochs" in capsys.readouterr().err
+
+
+def test_sigint_stops_a_study_run_even_when_the_shell_left_it_ignored(monkeypatch, capsys):
+    """`cmd &` starts the tool with SIGINT ignored; `kill -INT <pid>` must still stop it, in one line, exit 130."""
+    import os
+    import signal
+    import time
+
+    from cifar_helpers.core.errors import TrainingInterrupted
+
+    study = load("lecture_models")
+
+    def train(*args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # a handler runs at once; an ignored signal lets this end
+        except KeyboardInterrupt:  # what the engine does with it
+            raise TrainingInterrupted("Training stopped during epoch 4 of 40; epochs 1-3 are saved in ...") from None
+        raise AssertionError("SIGINT was ignored")
+
+    monkeypatch.setattr(study, "train", train)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert study.main(["--study", "custom-resnet", "train", "K3", "--data-dir", "unused"]) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "the shell's setting is given back"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert capsys.readouterr().err == "Training stopped during epoch 4 of 40; epochs 1-3 are saved in ...\n"
 
 
 def test_cost_keeps_each_candidates_fastest_turn(monkeypatch, capsys):
