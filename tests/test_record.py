@@ -14,13 +14,17 @@ from cifar_helpers.engine.parameters import MODEL_PARAMETERS, PROTOCOL_PARAMETER
 from cifar_helpers.engine.record import (RunIdentity, best_points, build_record, finished_run, made_otherwise,
                                          recorded_run, validate_result)
 from cifar_helpers.models import architecture, build_model
+from cifar_helpers.models.specs import SPECS
 
 REFERENCE_RESULTS = sorted((REPO_ROOT / "reference").glob("*-jpeg/results/*.json"))
 JPEG_COPY = dict(n_train=50_000, n_test=10_000)  # the whole CIFAR-10, as the reference runs read it
 # Runs of a network whose factory default changed since: gpu-jpeg's ResNet is the former 16-32-64 one with
 # batch norm (docs/lecture-models.md), so today's notebook 03 trains anew instead of showing it.
 FORMER_NETWORKS = {"gpu-jpeg/resnet"}
-RESUME = REPO_ROOT / "reference" / "cpu-jpeg" / "resume" / "custom_resnet" / checkpoint.LAST
+# Long CPU runs travel between machines as committed checkpoints: the notebooks' in reference/cpu-jpeg/resume/<model>/,
+# the Custom ResNet study's in reference/custom-resnet/resume/<candidate>/ (their READMEs say how to go on).
+RESUMES = sorted(REPO_ROOT.glob(f"reference/*/resume/*/{checkpoint.LAST}"))
+JPEG_DIGEST = json.loads((REPO_ROOT / "reference/cpu-jpeg/results/dnn.json").read_text())["data_digest"]
 
 
 def test_the_identity_covers_parameters_device_data_and_the_part_of_it_that_trains():
@@ -60,17 +64,21 @@ def notebook_defaults(notebook: str, model: str) -> TrainConfig:
                                    if name in PROTOCOL_PARAMETERS or name in MODEL_PARAMETERS})
 
 
-def test_the_committed_resume_checkpoint_is_notebook_05s_run_and_resumes():
-    """The long CPU run resumes from reference/cpu-jpeg/resume/: notebook 05's defaults (the report's
-    protocol, eager) on the JPEG copy must still make that very run."""
-    saved = checkpoint.load(RESUME)
-    digest = json.loads((REPO_ROOT / "reference/cpu-jpeg/results/custom_resnet.json").read_text())["data_digest"]
-    cfg = notebook_defaults("05_custom_resnet", "custom_resnet")
-    assert cfg.step_mode == "eager" and (cfg.optimizer, cfg.scheduler) == ("adam", "step")
-    run = RunIdentity.of(cfg, "cpu", digest, **JPEG_COPY)
-    assert saved["fingerprint"] == run.fingerprint and saved["config"] == cfg.to_dict()
-    weights = build_model("custom_resnet", **cfg.model_options).state_dict()
+@pytest.mark.parametrize("path", RESUMES, ids=lambda p: f"{p.parents[2].name}/{p.parent.name}")
+def test_every_committed_resume_checkpoint_still_resumes(path):
+    """Today's code must go on from each: the run its parameters make on the JPEG copy is the checkpoint's, with
+    the same network and weights; a notebook's (reference/cpu-jpeg/resume/<model>/) is that of the notebook's own
+    defaults (the report's protocol, eager), so that resuming it as its README says continues that very run."""
+    saved = checkpoint.load(path)
+    cfg = TrainConfig.for_model(saved["config"]["model"], **{k: v for k, v in saved["config"].items() if k != "model"})
+    run = RunIdentity.of(cfg, "cpu", JPEG_DIGEST, **JPEG_COPY)
+    weights = build_model(cfg.model, **cfg.model_options).state_dict()
     assert made_otherwise(saved, run, cfg.to_dict(), weights) is None
+    build_model(cfg.model, **cfg.model_options).load_state_dict(saved["model"])  # strict: every weight fits
+    if path.parents[2].name == "cpu-jpeg":
+        model = path.parent.name
+        defaults = notebook_defaults(SPECS[model].notebook, model)
+        assert defaults.step_mode == "eager" and saved["config"] == defaults.to_dict()
 
 
 def test_a_checkpoint_made_otherwise_says_how():
