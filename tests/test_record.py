@@ -47,14 +47,18 @@ def test_every_committed_reference_run_keeps_its_fingerprint(path):
     JPEG copy it read: a run resumed or shown from it is still the same run."""
     record = json.loads(path.read_text())
     assert validate_result(record, record["model"]) is None
-    params = {k: v for k, v in record["params"].items() if k != "model"}
-    cfg = TrainConfig.for_model(record["model"], **params)
+    cfg = recorded_config(record["model"], record["params"])
     run = RunIdentity.of(cfg, record["device"], record["data_digest"], **JPEG_COPY)
     assert run.fingerprint == record["fingerprint"]
     if f"{path.parent.parent.name}/{path.stem}" in FORMER_NETWORKS:  # the same parameters, another network
         assert run.architecture != record["architecture"] and recorded_run(path, run) is None
     else:
         assert recorded_run(path, run) == record
+
+
+def recorded_config(model: str, params: dict) -> TrainConfig:
+    """The config a results file's `params` or a checkpoint's `config` were written from (both name the model)."""
+    return TrainConfig.for_model(model, **{k: v for k, v in params.items() if k != "model"})
 
 
 def notebook_defaults(notebook: str, model: str) -> TrainConfig:
@@ -70,11 +74,11 @@ def test_every_committed_resume_checkpoint_still_resumes(path):
     the same network and weights; a notebook's (reference/cpu-jpeg/resume/<model>/) is that of the notebook's own
     defaults (the report's protocol, eager), so that resuming it as its README says continues that very run."""
     saved = checkpoint.load(path)
-    cfg = TrainConfig.for_model(saved["config"]["model"], **{k: v for k, v in saved["config"].items() if k != "model"})
+    cfg = recorded_config(saved["config"]["model"], saved["config"])
     run = RunIdentity.of(cfg, "cpu", JPEG_DIGEST, **JPEG_COPY)
-    weights = build_model(cfg.model, **cfg.model_options).state_dict()
-    assert made_otherwise(saved, run, cfg.to_dict(), weights) is None
-    build_model(cfg.model, **cfg.model_options).load_state_dict(saved["model"])  # strict: every weight fits
+    network = build_model(cfg.model, **cfg.model_options)
+    assert made_otherwise(saved, run, cfg.to_dict(), network.state_dict()) is None
+    network.load_state_dict(saved["model"])  # strict: every weight fits
     if path.parents[2].name == "cpu-jpeg":
         model = path.parent.name
         defaults = notebook_defaults(SPECS[model].notebook, model)
