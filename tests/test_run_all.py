@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 from test_results import make_result
@@ -499,5 +500,12 @@ def test_the_estimate_counts_only_the_epochs_a_run_has_left(tmp_path, fake_data_
     assert run_all.epochs_to_train(params, "dnn", data) == (2, 1)
     assert run_all.epochs_to_train({**params, "STOP_AFTER": 1}, "dnn", data) == (0, 1)
     assert run_all.epochs_to_train({**params, "SEED": 24}, "dnn", data) == (3, 0)  # another run
+    (tmp_path / "results" / "dnn.json").unlink()  # the checkpoint alone is what the run goes on from
+    assert run_all.epochs_to_train(params, "dnn", data) == (2, 1)
+    shutil.copy(tmp_path / "ckpt" / "dnn" / "last.pt", tmp_path / "last-after-1.pt")
+    train_model(run.config, fake_data, log=lambda line: None, **{**run.train_kwargs(), "stop_after": 2})
+    assert run_all.epochs_to_train(params, "dnn", data) == (1, 2)
+    shutil.copy(tmp_path / "last-after-1.pt", tmp_path / "ckpt" / "dnn" / "last.pt")  # an older checkpoint
+    assert run_all.epochs_to_train(params, "dnn", data) == (2, 1)  # not the record's 2 epochs
     (tmp_path / "ckpt" / "dnn" / "last.pt").unlink()
     assert run_all.epochs_to_train(params, "dnn", data) == (3, 0)

@@ -528,6 +528,29 @@ def test_a_partial_record_is_shown_only_as_far_as_it_was_asked_to_go(fake_data, 
     assert kept == partial  # the partial record is never lost to the restart
 
 
+def test_an_older_checkpoint_copied_in_resumes_and_the_longer_record_is_kept_aside(fake_data, tmp_path):
+    """The checkpoint is what a run goes on from; a results file of the same run that went further (an older
+    checkpoint copied back in) is moved aside before the resumed run rewrites it, and the resumed course is
+    the checkpoint's."""
+    import shutil
+
+    cfg = TrainConfig.for_model("dnn", epochs=3, lr=0.01)
+    quiet_train(cfg, fake_data, tmp_path, stop_after=1)
+    folder = tmp_path / "run" / "ckpt" / "dnn"
+    shutil.copytree(folder, tmp_path / "after-1")
+    longer, _ = quiet_train(cfg, fake_data, tmp_path, stop_after=2)
+    for name in ("last.pt", "best.pt"):
+        shutil.copy(tmp_path / "after-1" / name, folder / name)
+    resumed, lines = quiet_train(cfg, fake_data, tmp_path, stop_after=2)
+    assert any("holds another course of this run (2 epochs) than the checkpoint's 1" in line for line in lines)
+    kept = json.loads((tmp_path / "run" / "results" / ".dnn.json.before-resume").read_text())
+    assert kept == longer
+    assert [row["test_loss"] for row in resumed["history"]] == [row["test_loss"] for row in longer["history"]]
+    # Its own record, one epoch behind its checkpoint (a crash between the two writes), is no other course.
+    again, lines = quiet_train(cfg, fake_data, tmp_path, stop_after=3)
+    assert not any("another course" in line for line in lines) and len(again["history"]) == 3
+
+
 def test_a_record_from_before_sessions_is_shown_with_the_setup_that_wrote_it(fake_data, tmp_path):
     cfg = TrainConfig.for_model("dnn", epochs=2, lr=0.01)
     first, _ = quiet_train(cfg, fake_data, tmp_path)

@@ -321,6 +321,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
                 log(line)
             if state.early.best_loss_epoch:
                 _check_best_weights(best_path, state.early.best_loss_epoch, model, log)
+            _keep_another_course(results_path, identity, state.history, log)
         else:
             old_run = str(saved.get("fingerprint", "unknown"))
             if own:  # one run may see several versions of a model of your own: each is kept under its own name
@@ -417,6 +418,21 @@ def _tensor_digest(data) -> str:
     """The content digest of a CIFAR10 built by hand (load_cifar10 and subset set `digest` themselves)."""
     return content_digest([t.numpy() for t in (data.train_images, data.train_labels,
                                                data.test_images, data.test_labels)])
+
+
+def _keep_another_course(results_path: Path, identity: RunIdentity, history: list[dict], log) -> None:
+    """Move aside a record of this run whose epochs are not the checkpoint's first ones (a longer course,
+    when an older checkpoint was copied in), before the resumed run rewrites the file: nothing is lost."""
+    recorded = recorded_run(results_path, identity)
+    if recorded is None:
+        return
+    epochs = recorded["history"]
+    if len(epochs) <= len(history) and all(a["test_loss"] == b["test_loss"] for a, b in zip(epochs, history)):
+        return  # the checkpoint's own course so far (the record is written just after the checkpoint)
+    kept = results_path.with_name(f".{results_path.name}.before-resume")
+    results_path.replace(kept)
+    log(f"{shown_path(results_path)} holds another course of this run ({len(epochs)} epochs) than the checkpoint's "
+        f"{len(history)}: going on from the checkpoint, the record kept as {shown_path(kept)}.")
 
 
 def _finished(state: TrainingState, cfg: TrainConfig) -> bool:

@@ -39,6 +39,7 @@ from cifar_helpers.core.files import atomic_write_json, exclusive
 from cifar_helpers.core.hashing import short_hash
 from cifar_helpers.core.paths import NOTEBOOK_DIR, data_dir, repo_path, require_data_dir, require_writable, shown_path
 from cifar_helpers.data.cifar10 import DataSummary
+from cifar_helpers.engine import checkpoint
 from cifar_helpers.engine.checkpoint import BEST, LAST, exclusive_folder
 from cifar_helpers.engine.config import TrainConfig, check_subset_fits
 from cifar_helpers.engine.parameters import (accepted_parameters, checked_values, declared_parameters,
@@ -348,22 +349,29 @@ def _trains_on_cpu(params: dict[str, Any]) -> bool:
 
 
 def epochs_to_train(params: dict[str, Any], model: str, data: DataSummary | None) -> tuple[int, int]:
-    """(epochs this notebook will train, epochs of this very run already done): up to STOP_AFTER, less those
-    its results file records, when its checkpoint is there to go on from or the record needs no more."""
+    """(epochs this notebook will train, epochs of this very run already done), as the engine will go on:
+    from this run's checkpoint when there is one, else from nothing, unless its results file is finished or
+    already at STOP_AFTER (then it is only shown)."""
     planned = params.get("EPOCHS") or TrainConfig.for_model(model).epochs
     last = planned if params.get("STOP_AFTER") is None else min(planned, params["STOP_AFTER"])
-    record = None
-    if data is not None:
-        config, device, _ = checked_values(model, params)
-        identity = RunIdentity.of(config, device.type, data.digest, data.n_train, data.n_test)
-        record = recorded_run(_results_file(params, model), identity)
-    if record is None:
+    if data is None:
         return last, 0
-    done = len(record["history"])
-    if record["complete"] or done >= last:
-        return 0, done
-    resumable = (_checkpoint_folder(params, model) / LAST).is_file()
-    return (last - done, done) if resumable else (last, 0)  # without its checkpoint, training starts afresh
+    config, device, _ = checked_values(model, params)
+    identity = RunIdentity.of(config, device.type, data.digest, data.n_train, data.n_test)
+    saved = _checkpoint_folder(params, model) / LAST
+    if saved.is_file():
+        try:
+            state = checkpoint.load(saved)
+        except checkpoint.CheckpointError:
+            return last, 0  # the notebook says what is wrong with it
+        if state.get("fingerprint") != identity.fingerprint:
+            return last, 0  # moved aside: training starts afresh
+        done = state["epoch"]
+        return (0 if state["early_stopping"].get("stopped") else max(last - done, 0)), done
+    record = recorded_run(_results_file(params, model), identity)
+    if record is not None and (record["complete"] or len(record["history"]) >= last):
+        return 0, len(record["history"])
+    return last, 0  # a partial record without its checkpoint: training starts afresh
 
 
 def check_cpu_cost(jobs: list[Job], assume_yes: bool, data_sizes: dict[Path, int] | None = None,
