@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cifar_helpers.engine.record import confident_mistakes, confusion_matrix, prediction_record
-from cifar_helpers.report.predictions import per_class_accuracy, per_class_table, write_per_class
+from cifar_helpers.report.predictions import marked_per_class, per_class_accuracy, per_class_table, write_per_class
 
 LABELS = [0, 0, 0, 1, 1, 2, 2, 2, 2]
 PREDICTED = [0, 1, 0, 1, 1, 2, 0, 1, 2]
@@ -57,3 +58,11 @@ def test_per_class_files_go_to_a_notebooks_results_dir_and_an_empty_table_writes
     assert write_per_class(table, "elsewhere")[0].parent == tmp_path / "elsewhere"
     no_run = per_class_table({"cnn": {"history": []}}, ["a", "b", "c"])  # no run with predictions yet
     assert write_per_class(no_run, "empty") == [] and not (tmp_path / "empty").exists()
+
+
+def test_tied_best_and_worst_classes_are_all_marked():
+    table = pd.DataFrame({"CNN": [80.0, 90.0, 90.0, 70.0], "DNN": [50.0, 50.0, 60.0, 55.0]},
+                         index=pd.Index(["cat", "dog", "ship", "frog"], name="class"))
+    shown = marked_per_class(table)
+    assert shown["CNN"].tolist() == ["80.00", "90.00 ▲", "90.00 ▲", "70.00 ▼"]
+    assert shown["DNN"].tolist() == ["50.00 ▼", "50.00 ▼", "60.00 ▲", "55.00"]
