@@ -532,8 +532,6 @@ def test_an_older_checkpoint_copied_in_resumes_and_the_longer_record_is_kept_asi
     """The checkpoint is what a run goes on from; a results file of the same run that went further (an older
     checkpoint copied back in) is moved aside before the resumed run rewrites it, and the resumed course is
     the checkpoint's."""
-    import shutil
-
     cfg = TrainConfig.for_model("dnn", epochs=3, lr=0.01)
     quiet_train(cfg, fake_data, tmp_path, stop_after=1)
     folder = tmp_path / "run" / "ckpt" / "dnn"
