@@ -512,6 +512,9 @@ def test_a_finished_run_without_its_checkpoint_is_shown_from_its_record_not_trai
     # Other parameters are another run: trained, never served from the old record.
     other, lines = quiet_train(TrainConfig.for_model("dnn", epochs=2, lr=0.02), fake_data, tmp_path)
     assert other["fingerprint"] != first["fingerprint"] and not any("holds this run" in line for line in lines)
+    kept = tmp_path / "run" / "results" / f".dnn.json.stale-{first['fingerprint']}"
+    assert json.loads(kept.read_text()) == first  # the former run's record is never overwritten
+    assert any("held another run's record" in line and kept.name in line for line in lines)
 
 
 def test_a_partial_record_is_shown_only_as_far_as_it_was_asked_to_go(fake_data, tmp_path):

@@ -10,6 +10,7 @@ read once at its end, so a step makes no host sync.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -321,7 +322,6 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
                 log(line)
             if state.early.best_loss_epoch:
                 _check_best_weights(best_path, state.early.best_loss_epoch, model, log)
-            _keep_another_course(results_path, identity, state.history, log)
         else:
             old_run = str(saved.get("fingerprint", "unknown"))
             if own:  # one run may see several versions of a model of your own: each is kept under its own name
@@ -329,6 +329,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
             moved = [checkpoint.archive_stale(p, old_run) for p in (last_path, best_path) if p.exists()]
             log(f"The checkpoint in {shown_path(ckpt_dir)} was made {other}; "
                 f"kept it as {', '.join(p.name for p in moved)} and starting fresh.")
+    _keep_another_record(results_path, identity, state.history, log)
 
     to_train = 0 if state.early.stopped else max(0, last_epoch - state.epoch)
     if to_train:  # a finished run, or one stopped at STOP_AFTER, only shows its course
@@ -420,11 +421,22 @@ def _tensor_digest(data) -> str:
                                                data.test_images, data.test_labels)])
 
 
-def _keep_another_course(results_path: Path, identity: RunIdentity, history: list[dict], log) -> None:
-    """Move aside a record of this run whose epochs are not the checkpoint's first ones (a longer course,
-    when an older checkpoint was copied in), before the resumed run rewrites the file: nothing is lost."""
+def _keep_another_record(results_path: Path, identity: RunIdentity, history: list[dict], log) -> None:
+    """Move aside, before this run writes its record, a results file that is not this run's course so far:
+    another run's (other parameters, data or network), or a longer course of this one (an older checkpoint
+    copied in). Nothing is overwritten."""
+    if not results_path.exists():
+        return
     recorded = recorded_run(results_path, identity)
     if recorded is None:
+        try:
+            other = str(json.loads(results_path.read_text(encoding="utf-8")).get("fingerprint", "unknown"))
+        except (OSError, ValueError, AttributeError):
+            other = "unreadable"
+        kept = results_path.with_name(f".{results_path.name}.stale-{other}")
+        results_path.replace(kept)
+        log(f"{shown_path(results_path)} held another run's record (run {other}: other parameters, data or "
+            f"network): kept it as {shown_path(kept)}.")
         return
     epochs = recorded["history"]
     if len(epochs) <= len(history) and all(a["test_loss"] == b["test_loss"] for a, b in zip(epochs, history)):
