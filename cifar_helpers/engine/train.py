@@ -433,6 +433,7 @@ def _keep_another_record(results_path: Path, identity: RunIdentity, history: lis
             other = str(json.loads(results_path.read_text(encoding="utf-8")).get("fingerprint", "unknown"))
         except (OSError, ValueError, AttributeError):
             other = "unreadable"
+        other = "".join(c for c in other if c.isalnum())[:32] or "unknown"  # a file name, whatever the file said
         kept = results_path.with_name(f".{results_path.name}.stale-{other}")
         results_path.replace(kept)
         log(f"{shown_path(results_path)} held another run's record (run {other}: other parameters, data or "
