@@ -33,7 +33,7 @@ mkdir -p "$OUT"
 BUDGET=${GPU_BUDGET:-480}       # seconds for the whole script
 SPEED_SECONDS=${SPEED_SECONDS:-90}  # kept for step 3 (skipped once done on this machine)
 SCREEN_SECONDS=${SCREEN_SECONDS:-0}  # kept for step 4
-SCREEN=${SCREEN:-K0 K1 K2 K3 K4 K5 K6}
+SCREEN=${SCREEN:-K0 K1 K2 K3 K4 K5 K6 K7}
 STEPS=" ${STEPS:-1 2 3 4} "
 START=$(date +%s)
 PY=${PYTHON:-python3}

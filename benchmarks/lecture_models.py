@@ -219,6 +219,9 @@ CUSTOM_RESNET_CANDIDATES: dict[str, Candidate] = {
     "K5": Candidate("custom_resnet", {**NOTEBOOKS_READING, "dropout": 0.3}, "dropout 0.3", {"gamma": 0.1}),
     # After K3: a rate below 0.1 keeps the report's dropout layer in every block (docs/custom-resnet.md).
     "K6": Candidate("custom_resnet", {**NOTEBOOKS_READING, "dropout": 0.05}, "dropout 0.05", {"gamma": 0.1}),
+    # After the dead weights (docs/custom-resnet.md): Adam's L2 term drives weights with small gradients to zero.
+    "K7": Candidate("custom_resnet", NOTEBOOKS_READING, "AdamW: weight decay 5e-4 decoupled, not Adam's L2 term",
+                    {"gamma": 0.1, "optimizer": "adamw"}),
 }
 
 

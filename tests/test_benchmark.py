@@ -266,7 +266,7 @@ def test_unknown_candidates_are_refused_in_one_line_that_names_the_study_to_use(
     study = load("lecture_models")
     with pytest.raises(SystemExit):
         study.main(["--study", "custom-resnet", "train", "K9", "--data-dir", "unused"])
-    assert ("unknown candidate K9 in the custom-resnet study: choose from K0, K1, K2, K3, K4, K5, K6\n"
+    assert ("unknown candidate K9 in the custom-resnet study: choose from K0, K1, K2, K3, K4, K5, K6, K7\n"
             in capsys.readouterr().err)
     with pytest.raises(SystemExit):
         study.main(["train", "K1", "--epochs", "40", "--data-dir", "unused"])

@@ -78,6 +78,9 @@ def test_protocol_table_shows_the_settings_that_matter(fake_data_dir):
     assert custom.loc["epochs", "setting"].startswith("at most 300, early stopping after 15")
     assert custom.loc["data", "setting"] == "100 train / 100 test images"
     assert custom.loc["dropout", "setting"].startswith("0.1")
+    assert custom.loc["optimizer", "setting"] == "Adam, lr 0.001, weight decay 0.0005"
+    adamw = protocol_table(TrainConfig.for_model("custom_resnet", optimizer="adamw"))
+    assert adamw.loc["optimizer", "setting"] == "AdamW, lr 0.001, weight decay 0.0005 (decoupled)"
 
 
 @pytest.mark.parametrize("notebook, model", [(nb, m) for nb, m in NOTEBOOKS if m])

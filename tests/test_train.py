@@ -20,7 +20,7 @@ from cifar_helpers.data.batches import DeviceData, crop_flip, crop_flip_indices,
 from cifar_helpers.engine.config import ConfigError, TrainConfig
 from cifar_helpers.engine.device import DeviceError, cuda_fp32_math, select_device
 from cifar_helpers.core.paths import require_data_dir
-from cifar_helpers.engine.train import EarlyStopping, train_model
+from cifar_helpers.engine.train import EarlyStopping, make_optimizer, train_model
 
 TIMING_KEYS = ("train_seconds", "eval_seconds")
 
@@ -46,6 +46,24 @@ def test_report_protocols_are_the_defaults():
     assert (custom.optimizer, custom.lr, custom.weight_decay, custom.batch_size) == ("adam", 1e-3, 5e-4, 64)
     assert (custom.epochs, custom.scheduler, custom.step_size, custom.gamma, custom.patience) == (300, "step", 30, 0.1, 15)
     assert custom.augment is True and custom.model_options == {"dropout": 0.1}
+
+
+def test_adams_l2_term_drives_a_weight_without_gradient_to_zero_and_adamw_only_decays_it():
+    """The two readings of "Adam, weight decay 5e-4": with the loss giving a weight no gradient, Adam's L2 term
+    is its whole gradient, which Adam normalises to a step of about lr; AdamW shrinks it by lr × decay a step."""
+    weights = {}
+    for optimizer in ("adam", "adamw"):
+        layer = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.constant_(layer.weight, 0.01)
+        step = make_optimizer(TrainConfig.for_model("custom_resnet", optimizer=optimizer), layer, torch.device("cpu"))
+        assert type(step) is {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer]
+        for _ in range(5):
+            step.zero_grad()
+            (0 * layer.weight).sum().backward()
+            step.step()
+        weights[optimizer] = layer.weight.item()
+    assert weights["adam"] == pytest.approx(0.01 - 5 * 1e-3, abs=2e-4)  # about lr a step: half of it gone
+    assert weights["adamw"] == pytest.approx(0.01 * (1 - 1e-3 * 5e-4) ** 5, rel=1e-6)
 
 
 @pytest.mark.parametrize("overrides, message", [

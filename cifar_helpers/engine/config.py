@@ -19,7 +19,9 @@ from cifar_helpers.models.custom_resnet import DEFAULT_DROPOUT
 from cifar_helpers.models.your_model import is_your_model_name
 from cifar_helpers.engine.fast import STEP_MODES
 
-OPTIMIZERS = ("sgd", "adam")
+# adam: weight decay as an L2 term in the gradient (torch.optim.Adam, the report's protocol); adamw: decoupled,
+# each step shrinks the weights by lr × weight decay (torch.optim.AdamW), a reading screened in docs/custom-resnet.md.
+OPTIMIZERS = ("sgd", "adam", "adamw")
 # "onecycle": the fast recipe's (engine.fast, params/fast.yaml).
 SCHEDULERS = ("none", "step", "onecycle")
 

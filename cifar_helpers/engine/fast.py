@@ -55,7 +55,7 @@ def resolve_mode(mode: str, device: torch.device) -> str:
 
 
 def optimizer_options(mode: str, optimizer: str, device: torch.device, lr: float) -> dict:
-    """Keyword arguments for `torch.optim.SGD`/`Adam` (`optimizer` 'sgd' or 'adam') under step `mode`.
+    """Keyword arguments for `torch.optim.SGD`/`Adam`/`AdamW` (`optimizer` 'sgd', 'adam' or 'adamw') under `mode`.
 
     Fused where torch has the kernels (`steps.fused_optimizers_supported`). Graph
     modes also get `lr` as a device tensor (a replayed graph reads it from memory,
@@ -68,7 +68,7 @@ def optimizer_options(mode: str, optimizer: str, device: torch.device, lr: float
         options["fused"] = True
     if mode in GRAPH_MODES:
         options["lr"] = torch.tensor(float(lr), dtype=torch.float32, device=device)
-        if optimizer == "adam" and device.type == "cuda":
+        if optimizer in ("adam", "adamw") and device.type == "cuda":
             options["capturable"] = True
     return options
 

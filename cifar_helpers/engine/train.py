@@ -122,8 +122,9 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, device: torch.devic
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay, **options)
-    # Adam with L2 weight decay (not AdamW), as the report's Adam(weight_decay=5e-4).
-    return torch.optim.Adam(model.parameters(), weight_decay=cfg.weight_decay, **options)
+    # "adam": L2 weight decay, as the report's Adam(weight_decay=5e-4); "adamw": decoupled (config.OPTIMIZERS).
+    adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return adam(model.parameters(), weight_decay=cfg.weight_decay, **options)
 
 
 def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int = 1):

@@ -163,7 +163,7 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
     names a model of your own."""
     optimizer = (f"SGD, lr {config.lr:g}, momentum {config.momentum:g}"
                  + (" (Nesterov)" if config.nesterov else "") if config.optimizer == "sgd"
-                 else f"Adam, lr {config.lr:g}")
+                 else f"{'AdamW' if config.optimizer == 'adamw' else 'Adam'}, lr {config.lr:g}")
     schedule = {"none": "constant learning rate",
                 "step": f"StepLR: × {config.gamma:g} every {config.step_size} epochs",
                 "onecycle": f"one-cycle, {100 * config.warmup_fraction:g}% warm-up, per batch"}[config.scheduler]
@@ -174,7 +174,8 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
         "epochs": (f"at most {config.epochs}, early stopping after {config.patience} epochs without a lower "
                    "test loss" if config.patience else str(config.epochs)),
         "batch size": str(config.batch_size),
-        "optimizer": f"{optimizer}, weight decay {config.weight_decay:g}",
+        "optimizer": f"{optimizer}, weight decay {config.weight_decay:g}"
+                     + (" (decoupled)" if config.optimizer == "adamw" else ""),
         "schedule": schedule,
         "preprocessing": "normalisation" + (", random crop (pad 4), horizontal flip" if config.augment else " only"),
         "data": subset,
