@@ -413,6 +413,26 @@ def fit(record_path: Path, weights: Path, data_dir: str, threads: int | None) ->
 
 # ------------------------------------------------------------------------------------------------ the table
 
+def weights(paths: list[Path]) -> None:
+    """Print, per checkpoint, the share of each stage's weights and batch-norm scales decayed to zero."""
+    from cifar_helpers.engine import checkpoint
+    from cifar_helpers.models.summary import decayed_weights
+
+    for path in paths:
+        saved = checkpoint.load(path)
+        state = saved.get("model", saved)  # last.pt holds the run's whole state, best.pt only the weights
+        epoch = f" (after epoch {saved['epoch']})" if "epoch" in saved else ""
+        table = decayed_weights(state)
+        print(f"{shown_path(path)}{epoch}\n\n| stage | " + " | ".join(table.columns) + " |\n|---|"
+              + "---:|" * len(table.columns))
+        for stage, row in table.iterrows():
+            counts = [f"{int(row[column]):,}" for column in ("weights", "batch-norm scales")]
+            shares = ["-" if math.isnan(row[column]) else f"{row[column]:.1f}"
+                      for column in ("decayed weights (%)", "decayed scales (%)")]
+            print(f"| {stage} | {counts[0]} | {shares[0]} | {counts[1]} | {shares[1]} |")
+        print()
+
+
 def summarize(record: dict) -> dict:
     """The study's row for one run: peak, where it was, and what came after."""
     history = record["history"]
@@ -549,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     fitted.add_argument("weights", type=Path, help="its best.pt (the checkpoint folder's)")
     fitted.add_argument("--data-dir", required=True, help="CIFAR-10 folder (the JPEG copy here)")
     fitted.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    decay = sub.add_parser("weights", help="per stage, the share of a checkpoint's weights decayed to zero")
+    decay.add_argument("checkpoints", nargs="+", type=Path, help="a run's last.pt or best.pt")
     args = parser.parse_args(argv)
     study = STUDIES[args.study]
     names = getattr(args, "names", None) or list(study.candidates)
@@ -572,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         cost(study, names, args.epochs, args.threads, args.device, args.rounds)
     elif args.command == "fit":
         fit(args.record, args.weights, args.data_dir, args.threads)
+    elif args.command == "weights":
+        weights(args.checkpoints)
     elif args.command == "snapshot":
         for path in snapshot(study):
             print("wrote", shown_path(path))

@@ -319,3 +319,42 @@ def test_cost_keeps_each_candidates_fastest_turn(monkeypatch, capsys):
     assert all(cfg.epochs == 40 and cfg.gamma == 0.1 for cfg in asked)
     out = capsys.readouterr().out
     assert "K1: 1,500 s a training epoch on cpu" in out and "16.7 h for 40 epochs" in out
+
+
+def test_weights_prints_each_stages_decayed_share_for_a_run_state_or_bare_weights(tmp_path, capsys):
+    from cifar_helpers.models import build_model
+
+    study = load("lecture_models")
+    torch.manual_seed(23)
+    weights = build_model("custom_resnet", blocks=(1, 1, 1, 1)).state_dict()
+    weights["layer4.0.bn1.weight"][:] = 0.0  # a whole batch norm's channels silenced
+    torch.save(weights, tmp_path / "best.pt")
+    torch.save({"epoch": 7, "model": weights}, tmp_path / "last.pt")
+    assert study.main(["weights", str(tmp_path / "last.pt"), str(tmp_path / "best.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "last.pt (after epoch 7)" in printed and "best.pt\n" in printed
+    scales = [t.numel() for name, t in weights.items()
+              if name.startswith("layer4") and t.dim() == 1 and name.endswith("weight")]
+    share = round(100 * weights["layer4.0.bn1.weight"].numel() / sum(scales), 1)
+    assert printed.count(f"| layer4 | ") == 2 and printed.count(f" | {sum(scales):,} | {share} |") == 2
+    assert printed.count("| fc | 5,120 | 0.0 | 0 | - |") == 2
+
+
+def test_cpu_denormals_times_a_checkpoint_beside_fresh_weights_and_counts_its_denormals(tmp_path, capsys):
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.engine.train import make_optimizer
+    from cifar_helpers.models import build_model
+
+    config = TrainConfig.for_model("dnn", optimizer="adam", lr=1e-3)
+    model = build_model("dnn")
+    optimizer = make_optimizer(config, model, torch.device("cpu"))
+    weights = model.state_dict()
+    first = next(t for t in weights.values() if t.dim() == 2)
+    first.view(-1)[:100] = 1e-40  # denormal
+    torch.save({"config": config.to_dict(), "epoch": 3, "model": weights, "optimizer": optimizer.state_dict()},
+               tmp_path / "last.pt")
+    assert load("cpu_denormals").main([str(tmp_path / "last.pt"), "--steps", "2", "--rounds", "1"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1].split(" | ")
+    assert row[1:3] == ["dnn", "3"] and all(float(seconds) > 0 for seconds in row[3:6])
+    total = sum(t.numel() for t in weights.values() if t.is_floating_point())
+    assert row[6] == f"{100 * 100 / total:.3f}%, 0.000% |"

@@ -307,3 +307,24 @@ def test_claim_check_fails_when_the_bottleneck_is_not_cheaper():
 def test_compare_blocks_needs_one_spatial_size_per_width():
     with pytest.raises(ValueError, match="spatial"):
         compare_blocks(widths=(64, 128), spatial=(16,))
+
+
+def test_decayed_weights_counts_zero_and_denormal_weights_and_scales_per_stage():
+    from cifar_helpers.models.summary import decayed_weights
+
+    torch.manual_seed(23)
+    state = build_model("custom_resnet", blocks=(1, 1, 1, 1)).state_dict()
+    conv = state["layer4.0.conv2.weight"]
+    conv.view(-1)[: conv.numel() // 2] = 1e-40  # denormal in float32: decayed past the normal range
+    state["layer4.0.bn3.weight"][:8] = 0.0
+    state["layer3.0.conv1.weight"].view(-1)[0] = 1e-30  # tiny but normal: alive
+    table = decayed_weights(state)
+    assert list(table.index) == ["stem", "layer1", "layer2", "layer3", "layer4", "fc"]
+    layer4 = {name: t for name, t in state.items() if name.startswith("layer4") and name.endswith("weight")}
+    weights = sum(t.numel() for t in layer4.values() if t.dim() > 1)
+    scales = sum(t.numel() for t in layer4.values() if t.dim() == 1)
+    assert (table.loc["layer4", "weights"], table.loc["layer4", "batch-norm scales"]) == (weights, scales)
+    assert table.loc["layer4", "decayed weights (%)"] == round(100 * (conv.numel() // 2) / weights, 1)
+    assert table.loc["layer4", "decayed scales (%)"] == round(100 * 8 / scales, 1)
+    assert table.loc["layer3", "decayed weights (%)"] == 0 and table.loc["stem", "decayed scales (%)"] == 0
+    assert table.loc["fc", "batch-norm scales"] == 0 and table.loc["fc", "decayed scales (%)"] != table.loc["fc", "decayed scales (%)"]

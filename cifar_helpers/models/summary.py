@@ -14,6 +14,8 @@ formulas typed in by hand, so they follow the models when the models change.
   input and output channels, to check the report's claim that the
   bottleneck has one more convolution yet fewer parameters and less
   computation.
+- `decayed_weights`: per stage of a trained network, the share of its
+  weights and batch-norm scales that have decayed to zero.
 """
 
 from __future__ import annotations
@@ -180,3 +182,31 @@ def _forward_zeros(model: nn.Module, input_shape: Sequence[int]) -> None:
             model(torch.zeros(tuple(input_shape), device=device, dtype=dtype))
     finally:
         model.train(was_training)
+
+
+def decayed(tensor: torch.Tensor) -> torch.Tensor:
+    """Where a float32 tensor holds zero or a denormal number (below float32's smallest normal, 1.2e-38): a
+    weight that has decayed this far does nothing, and on many CPUs every operation on it is slow."""
+    return tensor.abs() < torch.finfo(torch.float32).tiny
+
+
+def decayed_weights(state_dict: dict[str, torch.Tensor]) -> pd.DataFrame:
+    """Per stage (the first part of a parameter's name), the share of the convolution and linear weights, and of
+    the batch-norm scales (a 1-D weight beside a running variance), that `decayed` finds: a zero scale silences
+    its channel for good, since its channel then passes no gradient back."""
+    rows: dict[str, list[int]] = {}
+    for name, tensor in state_dict.items():
+        if not name.endswith("weight") or not tensor.is_floating_point():
+            continue
+        is_scale = tensor.dim() == 1 and f"{name[:-len('weight')]}running_var" in state_dict
+        counts = rows.setdefault(name.split(".")[0], [0, 0, 0, 0])
+        offset = 2 if is_scale else 0
+        counts[offset] += int(decayed(tensor).sum())
+        counts[offset + 1] += tensor.numel()
+    table = pd.DataFrame(
+        {"weights": [c[1] for c in rows.values()],
+         "decayed weights (%)": [100 * c[0] / c[1] if c[1] else float("nan") for c in rows.values()],
+         "batch-norm scales": [c[3] for c in rows.values()],
+         "decayed scales (%)": [100 * c[2] / c[3] if c[3] else float("nan") for c in rows.values()]},
+        index=pd.Index(list(rows), name="stage"))
+    return table.round(1)
