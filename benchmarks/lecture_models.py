@@ -7,14 +7,15 @@
     python benchmarks/lecture_models.py --study custom-resnet train K1 --threads 1 --data-dir /tmp/cifar10-jpeg
     python benchmarks/lecture_models.py --study custom-resnet cost --threads 1   # seconds a training epoch
     python benchmarks/lecture_models.py fit <results.json> <its best.pt> --data-dir /tmp/cifar10-jpeg
+    python benchmarks/lecture_models.py weights <last.pt or best.pt>   # per stage, weights decayed to zero
 
 Two studies, each a `Study` below (`--study`, default `lecture`):
 
 - `lecture` (docs/lecture-models.md): the report names no architecture for its DNN, CNN and ResNet
   (docs/protocol.md), so candidates D*, C* and R* are trained under the report's lecture protocol (SGD lr 0.1,
   momentum 0.9, weight decay 5e-4, batch 64, normalisation only, seed 23, fp32).
-- `custom-resnet` (docs/custom-resnet.md): the report leaves the Custom ResNet's bottleneck width, dropout rate
-  and StepLR gamma open; candidates K* are readings of them under the Custom ResNet's protocol (Adam 1e-3,
+- `custom-resnet` (docs/custom-resnet.md): the report leaves the Custom ResNet's bottleneck width, dropout rate,
+  StepLR gamma and the form of Adam's weight decay open; candidates K* are readings of them under the Custom ResNet's protocol (Adam 1e-3,
   weight decay 5e-4, crop and flip, StepLR every 30 epochs, early stopping after 15), each for the study's
   screen length (40 epochs: the step at 30 included) unless `--epochs` says otherwise.
 
@@ -411,8 +412,6 @@ def fit(record_path: Path, weights: Path, data_dir: str, threads: int | None) ->
     return measured
 
 
-# ------------------------------------------------------------------------------------------------ the table
-
 def weights(paths: list[Path]) -> None:
     """Print, per checkpoint, the share of each stage's weights and batch-norm scales decayed to zero."""
     from cifar_helpers.engine import checkpoint
@@ -432,6 +431,8 @@ def weights(paths: list[Path]) -> None:
             print(f"| {stage} | {counts[0]} | {shares[0]} | {counts[1]} | {shares[1]} |")
         print()
 
+
+# ------------------------------------------------------------------------------------------------ the table
 
 def summarize(record: dict) -> dict:
     """The study's row for one run: peak, where it was, and what came after."""
