@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|---|")
     for path in args.checkpoints:
         saved = checkpoint.load(path)
-        cfg = TrainConfig.for_model(saved["config"]["model"], **{k: v for k, v in saved["config"].items()
-                                                                  if k != "model"})
+        cfg = TrainConfig.from_params(saved["config"])
         setups = {"fresh": (None, False), "checkpoint": (saved, False), "flushed": (saved, True)}
         timings: dict[str, list[float]] = {name: [] for name in setups}
         for _ in range(args.rounds):  # a fresh trainer each round: every round starts from the same state

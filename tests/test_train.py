@@ -46,6 +46,9 @@ def test_report_protocols_are_the_defaults():
     assert (custom.optimizer, custom.lr, custom.weight_decay, custom.batch_size) == ("adam", 1e-3, 5e-4, 64)
     assert (custom.epochs, custom.scheduler, custom.step_size, custom.gamma, custom.patience) == (300, "step", 30, 0.1, 15)
     assert custom.augment is True and custom.model_options == {"dropout": 0.1}
+    # a record's params give the config back; an older record without a key gets the protocol's value
+    assert TrainConfig.from_params(custom.to_dict()) == custom
+    assert TrainConfig.from_params({"model": "custom_resnet", "lr": 2e-3}) == TrainConfig.for_model("custom_resnet", lr=2e-3)
 
 
 def test_adams_l2_term_drives_a_weight_without_gradient_to_zero_and_adamw_only_decays_it():

@@ -84,6 +84,13 @@ class TrainConfig:
             values["subset"] = normalize_subset(values["subset"])
         return cls(model=model, **values)
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
+        """The config a results file's `params` or a checkpoint's `config` (both name the model) were written from:
+        the keys this code knows, over the model's protocol (a key an older record lacks had its default)."""
+        known = {key: value for key, value in params.items() if key in cls.__dataclass_fields__ and key != "model"}
+        return cls.for_model(params["model"], **known)
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["subset"] = list(self.subset) if self.subset is not None else None

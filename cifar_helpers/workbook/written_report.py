@@ -218,9 +218,7 @@ def protocol_columns(results, models: Sequence[str], text: Mapping[str, str]) ->
             config = TrainConfig.for_model(model)
             header = text["not_run_column"].format(model=SPECS[model].label)
         else:
-            params = {key: value for key, value in (result.get("params") or {}).items()
-                      if key in TrainConfig.__dataclass_fields__ and key != "model"}
-            config = TrainConfig.for_model(model, **params)
+            config = TrainConfig.from_params({**(result.get("params") or {}), "model": model})
             header = SPECS[model].label
         column = protocol_table(config)["setting"]
         if result is not None:
