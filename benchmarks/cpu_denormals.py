@@ -1,6 +1,6 @@
 """On the CPU: a trained checkpoint's training step against fresh weights, with and without flushing denormals.
 
-    python benchmarks/cpu_denormals.py CHECKPOINT [CHECKPOINT ...] [--threads 1] [--steps 8] [--rounds 3]
+    python benchmarks/cpu_denormals.py CHECKPOINT [CHECKPOINT ...] [--steps 8] [--rounds 3]
 
 A CHECKPOINT is a run's `last.pt` (its config names the model and the optimizer). For each, three setups train
 the same seeded batches of 64 with the engine's eager step, in alternating rounds within one process, so that
@@ -10,6 +10,9 @@ and the share of denormal numbers (nonzero, below float32's smallest normal) in 
 optimizer state. On CPUs that handle denormals in microcode, a late Adam checkpoint trains several times slower
 than fresh weights; flushing removes the slowdown, but changes the numbers of the run (a resumed run would no
 longer give the history an uninterrupted one does), so the engine does not flush.
+
+It runs on one thread: `torch.set_flush_denormal` sets the calling thread's flags only, so with more threads
+OpenMP's workers would go on computing with denormals and the flushed column would be only partly flushed.
 """
 
 from __future__ import annotations
@@ -30,17 +33,7 @@ from cifar_helpers.engine.config import TrainConfig  # noqa: E402
 from cifar_helpers.engine.steps import EagerStep  # noqa: E402
 from cifar_helpers.engine.train import make_optimizer  # noqa: E402
 from cifar_helpers.models import build_model  # noqa: E402
-from cifar_helpers.models.summary import decayed  # noqa: E402
-
-
-def denormal_share(tensors) -> float:
-    """The share of float32 numbers in `tensors` that are denormal (nonzero, below the smallest normal)."""
-    found = total = 0
-    for t in tensors:
-        if torch.is_tensor(t) and t.dtype == torch.float32:
-            found += int((decayed(t) & (t != 0)).sum())
-            total += t.numel()
-    return found / max(total, 1)
+from cifar_helpers.models.summary import denormal_share  # noqa: E402
 
 
 def optimizer_tensors(state: dict) -> list[torch.Tensor]:
@@ -76,15 +69,14 @@ def seconds_per_step(step: EagerStep, batches, flush: bool) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)  # see above: flushing reaches the calling thread only
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(64, 3, 32, 32, generator=g), torch.randint(0, 10, (64,), generator=g))
                for _ in range(args.steps + 1)]
-    print(f"torch {torch.__version__}, {args.threads} CPU thread(s), batch 64, {args.steps} steps x "
+    print(f"torch {torch.__version__}, 1 CPU thread, batch 64, {args.steps} steps x "
           f"{args.rounds} rounds, median seconds a step")
     print("| checkpoint | model | epoch | fresh weights | checkpoint | checkpoint, denormals flushed | "
           "denormal share: weights, optimizer state |")

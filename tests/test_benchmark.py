@@ -353,9 +353,11 @@ def test_cpu_denormals_times_a_checkpoint_beside_fresh_weights_and_counts_its_de
     first.view(-1)[:100] = 1e-40  # denormal
     torch.save({"config": config.to_dict(), "epoch": 3, "model": weights, "optimizer": optimizer.state_dict()},
                tmp_path / "last.pt")
-    threads = str(torch.get_num_threads())  # the script sets it for the whole process: keep the test run's
-    assert load("cpu_denormals").main([str(tmp_path / "last.pt"), "--steps", "2", "--rounds", "1",
-                                       "--threads", threads]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert load("cpu_denormals").main([str(tmp_path / "last.pt"), "--steps", "2", "--rounds", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the script runs on one thread: later tests compare with kernels on this many
     row = capsys.readouterr().out.splitlines()[-1].split(" | ")
     assert row[1:3] == ["dnn", "3"] and all(float(seconds) > 0 for seconds in row[3:6])
     total = sum(t.numel() for t in weights.values() if t.is_floating_point())

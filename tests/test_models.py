@@ -328,3 +328,10 @@ def test_decayed_weights_counts_zero_and_denormal_weights_and_scales_per_stage()
     assert table.loc["layer4", "decayed scales (%)"] == round(100 * 8 / scales, 1)
     assert table.loc["layer3", "decayed weights (%)"] == 0 and table.loc["stem", "decayed scales (%)"] == 0
     assert table.loc["fc", "batch-norm scales"] == 0 and table.loc["fc", "decayed scales (%)"] != table.loc["fc", "decayed scales (%)"]
+
+
+def test_denormal_share_counts_nonzero_float32_numbers_below_the_normal_range():
+    from cifar_helpers.models.summary import denormal_share
+    tensors = [torch.tensor([1e-40, 0.0, 1e-30, -1e-39]), torch.tensor([1e-40], dtype=torch.float64), "not a tensor"]
+    assert denormal_share(tensors) == 2 / 4  # zero is not denormal; float64 and other things are not counted
+    assert denormal_share([]) == 0

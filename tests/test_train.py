@@ -21,6 +21,7 @@ from cifar_helpers.engine.config import ConfigError, TrainConfig
 from cifar_helpers.engine.device import DeviceError, cuda_fp32_math, select_device
 from cifar_helpers.core.paths import require_data_dir
 from cifar_helpers.engine.train import EarlyStopping, make_optimizer, train_model
+from cifar_helpers.engine.your_model import your_model_config
 
 TIMING_KEYS = ("train_seconds", "eval_seconds")
 
@@ -200,6 +201,29 @@ def test_training_records_everything_and_writes_results(fake_data, tmp_path):
     assert record["restored_best"]["test_loss"] == record["best_loss"]["test_loss"]
     assert sum(line.startswith("epoch ") for line in lines) == 2
     assert not list((tmp_path / "run").rglob("*.tmp"))
+
+
+class WithDenormals(torch.nn.Module):
+    """A linear classifier beside 10,000 frozen weights that have decayed into denormal numbers."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3 * 32 * 32, 10)
+        self.decayed = torch.nn.Parameter(torch.full((10_000,), 1e-39), requires_grad=False)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+def test_a_cpu_run_says_once_when_its_weights_have_decayed_into_slow_denormal_numbers(fake_data, tmp_path):
+    _, lines = quiet_train(your_model_config("With denormals", epochs=2), fake_data, tmp_path,
+                           model=WithDenormals())
+    notes = [line for line in lines if "denormal numbers" in line]
+    assert len(notes) == 1 and lines[lines.index(notes[0]) - 1].startswith("epoch 1/2")  # after the first epoch
+    assert notes[0].startswith("Note: 25% of the weights have decayed into denormal numbers")
+    _, lines = quiet_train(your_model_config("Linear", epochs=2), fake_data, tmp_path,
+                           model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)))
+    assert not [line for line in lines if "denormal numbers" in line]
 
 
 def test_learns_the_fake_data_above_chance(fake_data, tmp_path):

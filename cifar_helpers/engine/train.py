@@ -36,6 +36,7 @@ from cifar_helpers.engine.record import (RunIdentity, build_record, made_otherwi
                                          recorded_run, recorded_sessions, session_facts, weight_shapes)
 from cifar_helpers.engine.your_model import your_network
 from cifar_helpers.models import build_model, count_parameters
+from cifar_helpers.models.summary import denormal_share
 from cifar_helpers.models.your_model import ModelDescription
 
 
@@ -347,6 +348,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
         atomic_write_json(results_path, record)
         return record
 
+    denormals_noted = False
     try:
         for epoch in range(state.epoch + 1, last_epoch + 1):
             if state.early.stopped:
@@ -364,6 +366,8 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
                 checkpoint.save(model.state_dict(), best_path)
             checkpoint.save(state.state_dict(identity, cfg), last_path)
             log(format_epoch(row, cfg.epochs))
+            if device.type == "cpu" and not denormals_noted:
+                denormals_noted = _note_denormals(model, log)
             if not _finished(state, cfg):
                 write_record()  # progress so far; the last epoch's record comes below
             if on_epoch_end is not None:
@@ -400,6 +404,22 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     record = write_record(restored, predictions)
     log(f"Results written to {shown_path(results_path)}")
     return record
+
+
+# A CPU run says once in a session when this share of its weights has decayed into denormal numbers.
+DENORMAL_NOTE_SHARE = 0.1
+
+
+@torch.no_grad()
+def _note_denormals(model: torch.nn.Module, log: Callable[[str], None]) -> bool:
+    """Why a CPU run's epochs may start taking several times longer; True once said."""
+    share = denormal_share(model.parameters())
+    if share < DENORMAL_NOTE_SHARE:
+        return False
+    log(f"Note: {100 * share:.0f}% of the weights have decayed into denormal numbers (below 1.2e-38), which many "
+        "CPUs compute several times slower: later epochs may take longer (docs/custom-resnet.md, 'Where the "
+        "capacity went').")
+    return True
 
 
 @torch.no_grad()

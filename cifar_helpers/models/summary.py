@@ -190,6 +190,17 @@ def decayed(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.abs() < torch.finfo(torch.float32).tiny
 
 
+def denormal_share(tensors) -> float:
+    """The share of float32 numbers in `tensors` that are denormal (nonzero, below the smallest normal): the
+    numbers that many CPUs compute with several times slower (benchmarks/RESULTS.md)."""
+    found = total = 0
+    for t in tensors:
+        if torch.is_tensor(t) and t.dtype == torch.float32:
+            found += int((decayed(t) & (t != 0)).sum())
+            total += t.numel()
+    return found / max(total, 1)
+
+
 def decayed_weights(state_dict: dict[str, torch.Tensor]) -> pd.DataFrame:
     """Per stage (the first part of a parameter's name), the share of the convolution and linear weights, and of
     the batch-norm scales (a 1-D weight beside a running variance), that `decayed` finds: a zero scale silences
