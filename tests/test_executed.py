@@ -6,8 +6,12 @@ import re
 
 import nbformat
 
-from cifar_helpers.workbook.notebook_files import relative_text, tidy_executed
-from cifar_helpers.core.paths import REPO_ROOT
+from cifar_helpers.workbook.notebook_export import notebook_html
+from cifar_helpers.workbook.notebook_files import rebased_links, relative_text, tidy_executed
+from cifar_helpers.core.paths import NOTEBOOK_DIR, REPO_ROOT
+
+# A markdown or HTML link to a path: no scheme, not an anchor.
+PATH_LINK = re.compile(r"""(?:\]\(|href=")([^)"\s#:]+)""")
 
 
 def test_paths_inside_the_repository_become_relative_and_others_stay():
@@ -40,6 +44,30 @@ def test_an_executed_notebook_and_its_log_are_rewritten_but_images_are_not(tmp_p
     assert path.read_text().endswith("}\n") and "version" not in rewritten.metadata.get("language_info", {})
 
 
+def test_links_written_from_notebooks_lead_to_their_files_from_an_executed_copys_folder():
+    markdown = ("[protocol](../docs/protocol.md#decisions), [web](https://pytorch.org/docs), [up](#top), "
+                "[gone](../docs/no-such-page.md)")
+    deep = REPO_ROOT / "reference" / "cpu-jpeg" / "executed"
+    rebased = rebased_links(markdown, NOTEBOOK_DIR, deep)
+    assert rebased == ("[protocol](../../../docs/protocol.md#decisions), [web](https://pytorch.org/docs), [up](#top), "
+                       "[gone](../docs/no-such-page.md)")  # a link to no file is left as written
+    assert rebased_links(rebased, NOTEBOOK_DIR, deep) == rebased  # a link that opens is kept: tidying twice is safe
+    assert rebased_links(markdown, NOTEBOOK_DIR, REPO_ROOT / "executed") == markdown  # a sibling of notebooks/
+
+
+def test_an_executed_notebook_and_its_html_page_keep_their_links_working(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("[the protocol](../docs/protocol.md)")])
+    path = tmp_path / "executed" / "05_custom_resnet.ipynb"
+    path.parent.mkdir()
+    nbformat.write(notebook, path)
+    tidy_executed(path)
+    target = PATH_LINK.findall(nbformat.read(path, as_version=4).cells[0].source)
+    assert len(target) == 1 and (path.parent / target[0]).resolve() == REPO_ROOT / "docs" / "protocol.md"
+    page_folder = tmp_path / "report" / "notebooks"
+    target = [t for t in PATH_LINK.findall(notebook_html(path, page_folder)) if t.endswith(".md")]
+    assert len(target) == 1 and (page_folder / target[0]).resolve() == REPO_ROOT / "docs" / "protocol.md"
+
+
 def test_committed_reference_runs_name_no_machine_folder_and_no_renamed_one():
     """What a clone holds of the reference runs opens anywhere: no `/work/main/...`, no `reference/jpeg/`."""
     machine_path = re.compile(r"""(?<![\w.])/[^\s"'()<>]+/(?:data|checkpoints|reference|notebooks|results)/""")
@@ -57,3 +85,15 @@ def test_committed_reference_runs_name_no_machine_folder_and_no_renamed_one():
             markdown = [output.data["text/markdown"] for cell in notebook.cells for output in cell.get("outputs", [])
                         if "text/markdown" in output.get("data", {})]
             assert not any("<class>" in text for text in markdown), path  # Markdown would drop it as a tag
+            for cell in notebook.cells:
+                if cell.cell_type == "markdown":
+                    for target in PATH_LINK.findall(cell.source):
+                        assert (path.parent / target).exists(), f"{path.relative_to(REPO_ROOT)} links {target}"
+
+
+def test_committed_report_pages_link_only_to_files_that_exist():
+    pages = list((REPO_ROOT / "reference").glob("*/report/notebooks/*.html"))
+    assert pages
+    for page in pages:
+        for target in PATH_LINK.findall(page.read_text(encoding="utf-8")):
+            assert (page.parent / target).exists(), f"{page.relative_to(REPO_ROOT)} links {target}"

@@ -48,24 +48,31 @@ def run_notebooks(executed_dir: Path, results_dir: Path) -> tuple[list[Path], li
     return kept, left_out
 
 
-def notebook_html(path: Path) -> str:
-    """`path` as one HTML page that needs nothing else."""
+def notebook_html(path: Path, folder: Path | None = None) -> str:
+    """`path` as one HTML page that needs nothing else but the files its links name, which it finds from
+    `folder`, where the page goes (default: beside the notebook)."""
     import nbformat
     from nbconvert import HTMLExporter
 
+    from cifar_helpers.workbook.notebook_files import rebase_markdown_cells
+
+    notebook = nbformat.read(path, as_version=4)
+    rebase_markdown_cells(notebook, path.parent, folder or path.parent)
     exporter = HTMLExporter(template_name="lab", template_file=str(PAGE_TEMPLATE), embed_images=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+    body, _ = exporter.from_notebook_node(notebook)
     return body
 
 
-def export_notebooks(executed_dir: Path, results_dir: Path, folder: Path) -> tuple[dict[str, str], list[str]]:
+def export_notebooks(executed_dir: Path, results_dir: Path, folder: Path,
+                     read_from: Path | None = None) -> tuple[dict[str, str], list[str]]:
     """Write `folder/<name>.html` for each notebook of the run; return {name: page, relative to the
-    report folder} and the lines on the notebooks left out."""
+    report folder} and the lines on the notebooks left out. `read_from`: the folder the pages will be opened
+    in, where `folder` is a staging one (their links are made to work from there)."""
     kept, left_out = run_notebooks(executed_dir, results_dir) if executed_dir.is_dir() else ([], [])
     pages = {}
     for path in kept:
         name = path.stem if path.parent == executed_dir else f"{path.parent.name}/{path.stem}"
-        atomic_write_text(folder / f"{name}.html", notebook_html(path))
+        atomic_write_text(folder / f"{name}.html", notebook_html(path, ((read_from or folder) / name).parent))
         pages[name] = f"{folder.name}/{name}.html"
     return pages, left_out
 

@@ -17,7 +17,9 @@ Executed notebooks are committed and opened on other machines, so the folder
 one machine keeps the repository in (`/work/main/...`) must not appear in them
 either: `tidy_executed(path, log)`, which `make run` applies to every notebook
 it executes, makes every path inside the repository relative to it (the way
-`paths.shown_path` prints one) and takes the Python version out.
+`paths.shown_path` prints one) and takes the Python version out. It also points
+the markdown's links (`[...](../docs/protocol.md)`, written from notebooks/) at
+their files from the executed copy's folder, so that they still open there.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any, MutableMapping
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
 from cifar_helpers.core.files import atomic_write_text
-from cifar_helpers.core.paths import REPO_ROOT
+from cifar_helpers.core.paths import NOTEBOOK_DIR, REPO_ROOT
 
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"
@@ -109,12 +111,40 @@ def relative_notebook(value: Any) -> Any:
     return value
 
 
+# A markdown link to a path (no scheme, not an anchor): "](" target, its "#fragment", ")".
+_PATH_LINK = re.compile(r"(\]\()([^)\s#:]+)(#[^)\s]*)?(\))")
+
+
+def rebased_links(markdown: str, written_in: Path, shown_in: Path) -> str:
+    """`markdown`, written in the folder `written_in`, as shown from the folder `shown_in`: each link to a path
+    that finds its file from `written_in` but not from `shown_in` now leads there from `shown_in`."""
+    written_in, shown_in = written_in.resolve(), shown_in.resolve()
+
+    def rebase(match: re.Match) -> str:
+        opening, target, fragment, closing = match.groups()
+        if (shown_in / target).exists() or not (written_in / target).exists():
+            return match.group(0)
+        return f"{opening}{os.path.relpath(written_in / target, shown_in)}{fragment or ''}{closing}"
+
+    return _PATH_LINK.sub(rebase, markdown)
+
+
+def rebase_markdown_cells(notebook: MutableMapping[str, Any], written_in: Path, shown_in: Path) -> None:
+    """`rebased_links` on every markdown cell of an nbformat notebook, in place."""
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            source = cell["source"]
+            cell["source"] = rebased_links("".join(source) if isinstance(source, list) else source,
+                                           written_in, shown_in)
+
+
 def tidy_executed(notebook_path: Path, log_path: Path | None = None) -> None:
     """Rewrite an executed notebook, and its log, in place (atomically) as the repository keeps them:
-    repository-relative paths, no Python version."""
+    repository-relative paths, links that open from its folder, no Python version."""
     import nbformat
 
     notebook = nbformat.from_dict(relative_notebook(nbformat.read(notebook_path, as_version=nbformat.NO_CONVERT)))
+    rebase_markdown_cells(notebook, NOTEBOOK_DIR, notebook_path.parent)
     strip_python_version(notebook)
     atomic_write_text(notebook_path, nbformat.writes(notebook) + "\n")
     if log_path is not None and log_path.exists():

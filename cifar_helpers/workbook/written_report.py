@@ -459,7 +459,7 @@ def write_report(results_dir: Path, executed_dir: Path, out: Path | None = None,
             shutil.copyfile(TEMPLATE, staging / "report.typ")
             pdf = compile_pdf(staging, lang, font_paths, newest_result_time(results))
             atomic_write(staging / "report.pdf", lambda tmp: tmp.write_bytes(pdf))
-            pages, left_out = export_notebooks(executed_dir, results_dir, staging / "notebooks")
+            pages, left_out = export_notebooks(executed_dir, results_dir, staging / "notebooks", out / "notebooks")
             for line in left_out:
                 log(f"left out {line}")
             atomic_write_text(staging / "index.html", index_html(TEXT[lang], lang, pages, shown_path(executed_dir)))
