@@ -15,9 +15,9 @@ Two studies, each a `Study` below (`--study`, default `lecture`):
   (docs/protocol.md), so candidates D*, C* and R* are trained under the report's lecture protocol (SGD lr 0.1,
   momentum 0.9, weight decay 5e-4, batch 64, normalisation only, seed 23, fp32).
 - `custom-resnet` (docs/custom-resnet.md): the report leaves the Custom ResNet's bottleneck width, dropout rate,
-  StepLR gamma and the form of Adam's weight decay open; candidates K* are readings of them under the Custom ResNet's protocol (Adam 1e-3,
-  weight decay 5e-4, crop and flip, StepLR every 30 epochs, early stopping after 15), each for the study's
-  screen length (40 epochs: the step at 30 included) unless `--epochs` says otherwise.
+  StepLR gamma and the form of Adam's weight decay open; candidates K* are readings of them under the Custom
+  ResNet's protocol (Adam 1e-3, weight decay 5e-4, crop and flip, StepLR every 30 epochs, early stopping after
+  15), each for the study's screen length (40 epochs: the step at 30 included) unless `--epochs` says otherwise.
 
 Each candidate is one of `cifar_helpers.models` with factory options, plus any TrainConfig overrides, and is
 trained by the workbook's own engine for `--epochs` epochs, or the first `--stop-after` of them. Each run
