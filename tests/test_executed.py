@@ -53,19 +53,40 @@ def test_links_written_from_notebooks_lead_to_their_files_from_an_executed_copys
                        "[gone](../docs/no-such-page.md)")  # a link to no file is left as written
     assert rebased_links(rebased, NOTEBOOK_DIR, deep) == rebased  # a link that opens is kept: tidying twice is safe
     assert rebased_links(markdown, NOTEBOOK_DIR, REPO_ROOT / "executed") == markdown  # a sibling of notebooks/
+    assert rebased_links(markdown, NOTEBOOK_DIR, REPO_ROOT.parent / "elsewhere") == markdown  # outside the clone
 
 
-def test_an_executed_notebook_and_its_html_page_keep_their_links_working(tmp_path):
+def test_an_executed_notebook_and_its_html_page_keep_their_links_working(tmp_path, monkeypatch):
+    from cifar_helpers.workbook import notebook_files
+
+    repository = tmp_path / "clone"  # a repository of its own, so that the test writes nothing into this one
+    for folder in ("docs", "notebooks"):
+        (repository / folder).mkdir(parents=True)
+    (repository / "docs" / "protocol.md").write_text("# Protocol\n")
+    monkeypatch.setattr(notebook_files, "REPO_ROOT", repository)
+    monkeypatch.setattr(notebook_files, "NOTEBOOK_DIR", repository / "notebooks")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("[the protocol](../docs/protocol.md)")])
+    path = repository / "reference" / "executed" / "05_custom_resnet.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(notebook, path)
+    tidy_executed(path)
+    target = PATH_LINK.findall(nbformat.read(path, as_version=4).cells[0].source)
+    assert target == ["../../docs/protocol.md"]
+    page_folder = repository / "report" / "notebooks"
+    target = [t for t in PATH_LINK.findall(notebook_html(path, page_folder)) if t.endswith(".md")]
+    assert len(target) == 1 and (page_folder / target[0]).resolve() == repository / "docs" / "protocol.md"
+
+
+def test_an_executed_copy_outside_the_repository_keeps_its_links_and_names_no_machine_folder(tmp_path):
+    """A link from /tmp/... back into the clone would climb through this machine's folders: left as written."""
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("[the protocol](../docs/protocol.md)")])
     path = tmp_path / "executed" / "05_custom_resnet.ipynb"
     path.parent.mkdir()
     nbformat.write(notebook, path)
     tidy_executed(path)
-    target = PATH_LINK.findall(nbformat.read(path, as_version=4).cells[0].source)
-    assert len(target) == 1 and (path.parent / target[0]).resolve() == REPO_ROOT / "docs" / "protocol.md"
-    page_folder = tmp_path / "report" / "notebooks"
-    target = [t for t in PATH_LINK.findall(notebook_html(path, page_folder)) if t.endswith(".md")]
-    assert len(target) == 1 and (page_folder / target[0]).resolve() == REPO_ROOT / "docs" / "protocol.md"
+    assert nbformat.read(path, as_version=4).cells[0].source == "[the protocol](../docs/protocol.md)"
+    assert REPO_ROOT.name not in path.read_text()
+    assert "../docs/protocol.md" in notebook_html(path, tmp_path / "report")
 
 
 def test_committed_reference_runs_name_no_machine_folder_and_no_renamed_one():

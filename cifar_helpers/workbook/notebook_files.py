@@ -19,7 +19,9 @@ either: `tidy_executed(path, log)`, which `make run` applies to every notebook
 it executes, makes every path inside the repository relative to it (the way
 `paths.shown_path` prints one) and takes the Python version out. It also points
 the markdown's links (`[...](../docs/protocol.md)`, written from notebooks/) at
-their files from the executed copy's folder, so that they still open there.
+their files from the executed copy's folder, so that they still open there; a
+copy outside the repository keeps them as written, since a link from there
+back into the clone would spell out the machine's folders.
 """
 
 from __future__ import annotations
@@ -117,14 +119,19 @@ _PATH_LINK = re.compile(r"(\]\()([^)\s#:]+)(#[^)\s]*)?(\))")
 
 def rebased_links(markdown: str, written_in: Path, shown_in: Path) -> str:
     """`markdown`, written in the folder `written_in`, as shown from the folder `shown_in`: each link to a path
-    that finds its file from `written_in` but not from `shown_in` now leads there from `shown_in`."""
-    written_in, shown_in = written_in.resolve(), shown_in.resolve()
+    that finds its file from `written_in` but not from `shown_in` now leads there from `shown_in`. Only inside
+    the repository: from a folder outside it (or to a file outside it) the link would climb through this
+    machine's folders (`../../../work/main/docs/...`), which executed notebooks never name; it stays as written."""
+    written_in, shown_in, repository = written_in.resolve(), shown_in.resolve(), REPO_ROOT.resolve()
+    if not shown_in.is_relative_to(repository):
+        return markdown
 
     def rebase(match: re.Match) -> str:
         opening, target, fragment, closing = match.groups()
-        if (shown_in / target).exists() or not (written_in / target).exists():
+        file = written_in / target
+        if (shown_in / target).exists() or not file.exists() or not file.resolve().is_relative_to(repository):
             return match.group(0)
-        return f"{opening}{os.path.relpath(written_in / target, shown_in)}{fragment or ''}{closing}"
+        return f"{opening}{os.path.relpath(file, shown_in)}{fragment or ''}{closing}"
 
     return _PATH_LINK.sub(rebase, markdown)
 
