@@ -22,8 +22,10 @@ Two studies, each a `Study` below (`--study`, default `lecture`):
 Each candidate is one of `cifar_helpers.models` with factory options, plus any TrainConfig overrides, and is
 trained by the workbook's own engine for `--epochs` epochs, or the first `--stop-after` of them. Each run
 writes its full results record to the study's folder, `reference/lecture-models/` or `reference/custom-resnet/`,
-as `<candidate>-e<epochs>.json` (`-partial.json` when it stopped early) and resumes from the same folder under
-`checkpoints/` when interrupted, or run again with a higher `--stop-after`. `table` reads those records, and the notebooks' reference runs (reference/cpu-jpeg/results/,
+as `<candidate>-e<epochs>.json` (`-partial.json` when it stopped early, at `--stop-after` or by Ctrl-C or
+`kill -INT`, with the epochs finished) and resumes from the same folder under `checkpoints/` when interrupted, or
+run again with a higher `--stop-after`; `snapshot` saves what a run still going has finished so far. `table`
+reads those records, and the notebooks' reference runs (reference/cpu-jpeg/results/,
 matched to a candidate by the architecture and training parameters they record), and prints the Markdown
 table of the study's page; `table --write` puts it there.
 """
@@ -289,10 +291,23 @@ def _label(study: Study, record: dict, name: str, epochs: int, how: str) -> dict
     return record
 
 
+def _save_partial(study: Study, name: str, record: dict, how: str) -> Path | None:
+    """Write a candidate's unfinished `record` as `<candidate>-e<planned>-partial.json`, labelled with the command
+    that goes on with it (`how`, what follows --epochs), unless the study holds as many epochs of it already."""
+    planned = record["epochs_planned"]
+    final, partial = (path(name, planned, record["device"]) for path in (study.result_path, study.partial_path))
+    saved = len(json.loads(partial.read_text())["history"]) if partial.exists() else 0
+    if record.get("complete") is not False or final.exists() or saved >= len(record["history"]):
+        return None
+    _label(study, record, name, planned, f"{how}, stopped or still running after epoch {len(record['history'])}")
+    return atomic_write_json(partial, record)
+
+
 def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu",
           stop_after: int | None = None, step_mode: str = "eager", subset: int | None = None) -> None:
     import torch
 
+    from cifar_helpers.core.errors import TrainingInterrupted
     from cifar_helpers.data.cifar10 import load_cifar10
     from cifar_helpers.engine.train import train_model
 
@@ -306,13 +321,20 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
         cfg = candidate.train_config(epochs, **extra)
         stop = f", stopping after epoch {stop_after}" if stop_after else ""
         print(f"== {name}: {candidate.description}; {epochs} epochs{stop}", flush=True)
-        record = train_model(cfg, data, device=device, results_dir=study.out_dir / ".runs" / name,
-                             checkpoint_dir=study.checkpoint_dir / name, progress="lines", stop_after=stop_after,
-                             log=lambda line: print(line, flush=True))
         flags = "".join(f"--{flag} {value} " for flag, value in
                         (("stop-after", stop_after), ("subset", subset), ("threads", threads)) if value)
-        how = f"{flags}--data-dir <the JPEG copy> --device {device}"
-        _label(study, record, name, epochs, how + (f" --step-mode {step_mode}" if step_mode != "eager" else ""))
+        how = f"{flags}--data-dir <the JPEG copy> --device {device}" + (
+            f" --step-mode {step_mode}" if step_mode != "eager" else "")
+        progress = study.out_dir / ".runs" / name / f"{cfg.model}.json"  # the engine's record after every epoch
+        try:
+            record = train_model(cfg, data, device=device, results_dir=progress.parent,
+                                 checkpoint_dir=study.checkpoint_dir / name, progress="lines", stop_after=stop_after,
+                                 log=lambda line: print(line, flush=True))
+        except TrainingInterrupted:
+            if progress.exists():  # what the finished epochs measured, with the command that goes on
+                _save_partial(study, name, json.loads(progress.read_text()), how)
+            raise
+        _label(study, record, name, epochs, how)
         where = study.result_path if record["complete"] else study.partial_path
         atomic_write_json(where(name, epochs, record["device"]), record)
 
@@ -324,17 +346,9 @@ def snapshot(study: Study = LECTURE) -> list[Path]:
     for path in sorted((study.out_dir / ".runs").glob("*/*.json")):
         record = json.loads(path.read_text())
         name = path.parent.name
-        if record.get("complete") is not False or name not in study.candidates:
-            continue
-        planned = record["epochs_planned"]
-        final, partial = (path(name, planned, record["device"]) for path in (study.result_path, study.partial_path))
-        saved = len(json.loads(partial.read_text())["history"]) if partial.exists() else 0
-        if final.exists() or saved >= len(record["history"]):
-            continue  # nothing newer than what train saved, with its exact command
-        _label(study, record, name, planned,
-               f"--data-dir <the JPEG copy>, stopped or still running after epoch {len(record['history'])}")
-        written.append(atomic_write_json(partial, record))
-    return written
+        if name in study.candidates:  # nothing is written where train saved as much, with its exact command
+            written.append(_save_partial(study, name, record, "--data-dir <the JPEG copy>"))
+    return [path for path in written if path is not None]
 
 
 def cost(study: Study, names: list[str], epochs: int, threads: int | None, device: str = "cpu",

@@ -153,6 +153,38 @@ def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fa
     assert [source for _, source, _ in study.study_records(lecture)] == ["former reference run (D1-e3.json)"]
 
 
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+def test_a_study_run_stopped_with_ctrl_c_keeps_its_epochs_with_the_whole_command(fake_data_dir, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """Ctrl-C (or kill -INT) during an epoch: the finished ones are saved as partial, labelled with the command
+    that goes on with them, thread count included (it is part of the run's record)."""
+    import torch
+
+    from cifar_helpers.core.errors import TrainingInterrupted
+    from cifar_helpers.engine import train as engine
+
+    study = load("lecture_models")
+    lecture = dataclasses.replace(study.LECTURE, out_dir=tmp_path / "study", checkpoint_dir=tmp_path / "checkpoints",
+                                  reference_dir=tmp_path / "no-reference-runs")
+    monkeypatch.setitem(study.STUDIES, "lecture", lecture)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # the thread count of the test process stays
+    real_train_model = engine.train_model
+
+    def stopped_during_epoch_2(*args, **kwargs):
+        real_train_model(*args, **{**kwargs, "stop_after": 1})
+        raise TrainingInterrupted("Training stopped during epoch 2 of 3; epochs 1-1 are saved in ...")
+
+    monkeypatch.setattr(engine, "train_model", stopped_during_epoch_2)
+    argv = ["train", "D1", "--epochs", "3", "--threads", "1", "--data-dir", str(fake_data_dir)]
+    assert study.main(argv) == 130
+    assert capsys.readouterr().err.startswith("Training stopped during epoch 2 of 3")
+    partial = json.loads((tmp_path / "study" / "D1-e3-partial.json").read_text())
+    assert partial["complete"] is False and len(partial["history"]) == 1
+    assert partial["command"] == ("python benchmarks/lecture_models.py train D1 --epochs 3 --threads 1 --data-dir "
+                                  "<the JPEG copy> --device cpu, stopped or still running after epoch 1")
+    assert study.snapshot(lecture) == [], "nothing newer to copy"
+
+
 # ---------------------------------------------------------------- the Custom ResNet study (docs/custom-resnet.md)
 
 
