@@ -309,6 +309,7 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
 
     from cifar_helpers.core.errors import TrainingInterrupted
     from cifar_helpers.data.cifar10 import load_cifar10
+    from cifar_helpers.engine.record import results_file
     from cifar_helpers.engine.train import train_model
 
     if threads:
@@ -325,7 +326,7 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
                         (("stop-after", stop_after), ("subset", subset), ("threads", threads)) if value)
         how = f"{flags}--data-dir <the JPEG copy> --device {device}" + (
             f" --step-mode {step_mode}" if step_mode != "eager" else "")
-        progress = study.out_dir / ".runs" / name / f"{cfg.model}.json"  # the engine's record after every epoch
+        progress = results_file(study.out_dir / ".runs" / name, cfg.model)  # written after every epoch
         try:
             record = train_model(cfg, data, device=device, results_dir=progress.parent,
                                  checkpoint_dir=study.checkpoint_dir / name, progress="lines", stop_after=stop_after,

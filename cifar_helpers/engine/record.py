@@ -71,6 +71,11 @@ class RunIdentity:
         return self.network.label if self.network else self.model
 
 
+def results_file(results_dir: Path, model: str) -> Path:
+    """The record of a run of `model` in `results_dir`."""
+    return results_dir / f"{model}.json"
+
+
 def recorded_run(results_path: Path, identity: RunIdentity) -> dict | None:
     """The results file of this very run (a valid record of the same fingerprint and network), else None.
 

@@ -33,7 +33,8 @@ from cifar_helpers.engine.device import (SMALL_RUN_IMAGES, configure_determinism
                                          prefers_channels_last, select_device)
 from cifar_helpers.engine.fast import make_step, onecycle_scheduler, optimizer_options
 from cifar_helpers.engine.record import (RunIdentity, build_record, made_otherwise, prediction_record,
-                                         recorded_run, recorded_sessions, session_facts, weight_shapes)
+                                         recorded_run, recorded_sessions, results_file, session_facts,
+                                         weight_shapes)
 from cifar_helpers.engine.your_model import your_network
 from cifar_helpers.models import build_model, count_parameters
 from cifar_helpers.models.summary import denormal_share
@@ -257,7 +258,7 @@ def train_model(
             exclusive(results_dir, f"the results of {cfg.model}", "set another RESULTS_DIR",
                       name=f".{cfg.model}.lock"):
         remove_leftovers(ckpt_dir)
-        remove_leftovers(results_dir, f"{cfg.model}.json")
+        remove_leftovers(results_dir, results_file(results_dir, cfg.model).name)
         own = None if network is None else (copy.deepcopy(model), network)
         return _train(cfg, data, device, results_dir, ckpt_dir, progress or progress_mode(), log,
                       on_epoch_end, stop_after, own)
@@ -278,7 +279,7 @@ def _train(cfg: TrainConfig, data, device: torch.device, results_dir: Path, ckpt
     mean, std = data.normalization  # of the training images actually used
     last_path, best_path = ckpt_dir / checkpoint.LAST, ckpt_dir / checkpoint.BEST
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    results_path = results_dir / f"{cfg.model}.json"
+    results_path = results_file(results_dir, cfg.model)
     # Before any model or data is built: a finished run without its checkpoint is only shown.
     recorded = None if last_path.exists() else recorded_run(results_path, identity)
     if recorded is not None:

@@ -44,7 +44,7 @@ from cifar_helpers.engine.checkpoint import BEST, LAST, exclusive_folder
 from cifar_helpers.engine.config import TrainConfig, check_subset_fits
 from cifar_helpers.engine.parameters import (accepted_parameters, checked_values, declared_parameters,
                                              unknown_parameter_message)
-from cifar_helpers.engine.record import RunIdentity, finished_run, recorded_run
+from cifar_helpers.engine.record import RunIdentity, finished_run, recorded_run, results_file
 from cifar_helpers.engine.your_model import NOTEBOOK as YOUR_MODEL_NOTEBOOK, your_model_values
 from cifar_helpers.models.specs import NOTEBOOKS, ON_REQUEST
 from cifar_helpers.workbook.notebook_files import tidy_executed
@@ -188,7 +188,7 @@ def check_profile_names(profile: Profile, declared_by: dict[str, dict[str, Any]]
 
 
 def _results_file(params: dict[str, Any], model: str) -> Path:
-    return repo_path(params.get("RESULTS_DIR"), "results") / f"{model}.json"
+    return results_file(repo_path(params.get("RESULTS_DIR"), "results"), model)
 
 
 def is_complete(state_file: Path, params: dict[str, Any], model: str, data: DataSummary | None) -> bool:
