@@ -2,22 +2,26 @@
 
     python benchmarks/cpu_denormals.py CHECKPOINT [CHECKPOINT ...] [--steps 8] [--rounds 3]
 
-A CHECKPOINT is a run's `last.pt` (its config names the model and the optimizer). For each, three setups train
+A CHECKPOINT is a run's `last.pt` (its config names the model and the optimizer). For each, four setups train
 the same seeded batches of 64 with the engine's eager step, in alternating rounds within one process, so that
 load from other work hits them alike: the seed-23 weights with a fresh optimizer; the checkpoint's weights and
-optimizer state; the same with `torch.set_flush_denormal(True)`. It prints the median seconds per step of each
-and the share of denormal numbers (nonzero, below float32's smallest normal) in the checkpoint's weights and
-optimizer state. On CPUs that handle denormals in microcode, a late Adam checkpoint trains several times slower
-than fresh weights; flushing removes the slowdown, but changes the numbers of the run (a resumed run would no
-longer give the history an uninterrupted one does), so the engine does not flush.
+optimizer state; the same with the CPU's flush-to-zero flag (`torch.set_flush_denormal(True)`); the same with
+the engine's FLUSH_DENORMALS=True, which sets every denormal number of the weights and the optimizer's state to
+zero after each optimizer step. It prints the median seconds per step of each and the share of denormal numbers
+(nonzero, below float32's smallest normal) in the checkpoint's weights and optimizer state. On CPUs that
+handle denormals in microcode, a late Adam checkpoint trains several times slower than fresh weights; both
+kinds of flushing remove most of the slowdown, and both change the numbers of a run.
 
 It runs on one thread: `torch.set_flush_denormal` sets the calling thread's flags only, so with more threads
-OpenMP's workers would go on computing with denormals and the flushed column would be only partly flushed.
+OpenMP's workers would go on computing with denormals and the flag's column would be only partly flushed. That
+is why the engine's setting zeroes the numbers instead: it reaches every thread and device alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import statistics
 import sys
 import time
@@ -47,7 +51,8 @@ def trainer(saved: dict | None, cfg: TrainConfig) -> EagerStep:
     optimizer = make_optimizer(cfg, model, device)
     if saved is not None:
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        # a copy: load_state_dict keeps the given tensors as the optimizer's state, which each step then changes
+        optimizer.load_state_dict(copy.deepcopy(saved["optimizer"]))
     model.train()
     return EagerStep(model, optimizer, False, device)
 
@@ -78,20 +83,22 @@ def main(argv: list[str] | None = None) -> int:
                for _ in range(args.steps + 1)]
     print(f"torch {torch.__version__}, 1 CPU thread, batch 64, {args.steps} steps x "
           f"{args.rounds} rounds, median seconds a step")
-    print("| checkpoint | model | epoch | fresh weights | checkpoint | checkpoint, denormals flushed | "
-          "denormal share: weights, optimizer state |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| checkpoint | model | epoch | fresh weights | checkpoint | checkpoint, CPU flag flushing | "
+          "checkpoint, FLUSH_DENORMALS | denormal share: weights, optimizer state |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for path in args.checkpoints:
         saved = checkpoint.load(path)
         cfg = TrainConfig.from_params(saved["config"])
-        setups = {"fresh": (None, False), "checkpoint": (saved, False), "flushed": (saved, True)}
+        shares = (denormal_share(saved["model"].values()), denormal_share(optimizer_tensors(saved["optimizer"])))
+        zeroing = dataclasses.replace(cfg, flush_denormals=True)
+        setups = {"fresh": (None, cfg, False), "checkpoint": (saved, cfg, False), "flag": (saved, cfg, True),
+                  "zeroed": (saved, zeroing, False)}
         timings: dict[str, list[float]] = {name: [] for name in setups}
         for _ in range(args.rounds):  # a fresh trainer each round: every round starts from the same state
-            for name, (state, flush) in setups.items():
-                timings[name].append(seconds_per_step(trainer(state, cfg), batches, flush))
-        fresh, kept, flushed = (statistics.median(timings[name]) for name in setups)
-        shares = (denormal_share(saved["model"].values()), denormal_share(optimizer_tensors(saved["optimizer"])))
-        print(f"| {path} | {cfg.model} | {saved['epoch']} | {fresh:.3f} | {kept:.3f} | {flushed:.3f} | "
+            for name, (state, config, flush) in setups.items():
+                timings[name].append(seconds_per_step(trainer(state, config), batches, flush))
+        fresh, kept, flagged, zeroed = (statistics.median(timings[name]) for name in setups)
+        print(f"| {path} | {cfg.model} | {saved['epoch']} | {fresh:.3f} | {kept:.3f} | {flagged:.3f} | {zeroed:.3f} | "
               f"{100 * shares[0]:.3f}%, {100 * shares[1]:.3f}% |", flush=True)
     return 0
 

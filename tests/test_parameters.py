@@ -81,6 +81,10 @@ def test_protocol_table_shows_the_settings_that_matter(fake_data_dir):
     assert custom.loc["optimizer", "setting"] == "Adam, lr 0.001, weight decay 0.0005"
     adamw = protocol_table(TrainConfig.for_model("custom_resnet", optimizer="adamw"))
     assert adamw.loc["optimizer", "setting"] == "AdamW, lr 0.001, weight decay 0.0005 (decoupled)"
+    assert "denormals" not in custom.index
+    flushing = protocol_table(training_run("custom_resnet", {"DATA_DIR": str(fake_data_dir),
+                                                             "FLUSH_DENORMALS": True}).config)
+    assert flushing.loc["denormals", "setting"].endswith("in weights and optimizer state (FLUSH_DENORMALS)")
 
 
 @pytest.mark.parametrize("notebook, model", [(nb, m) for nb, m in NOTEBOOKS if m])

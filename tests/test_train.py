@@ -117,6 +117,16 @@ def test_fingerprint_changes_with_every_parameter():
     assert base.fingerprint() == TrainConfig.for_model("dnn", eval_batch_size=100).fingerprint()
 
 
+def test_a_setting_added_later_is_named_only_when_on_so_earlier_runs_keep_their_fingerprint():
+    base = TrainConfig.for_model("custom_resnet")
+    flushing = TrainConfig.for_model("custom_resnet", flush_denormals=True)
+    assert "flush_denormals" not in base.to_dict() and flushing.to_dict()["flush_denormals"] is True
+    assert TrainConfig.from_params(base.to_dict()) == base and TrainConfig.from_params(flushing.to_dict()) == flushing
+    assert base.fingerprint(device="cpu") != flushing.fingerprint(device="cpu")
+    with pytest.raises(ConfigError, match="FLUSH_DENORMALS must be True or False, got 1"):
+        TrainConfig.for_model("dnn", flush_denormals=1)
+
+
 # ----------------------------------------------------------------------------- batches
 
 def small_device_data(n_train=100, n_test=30):
@@ -224,6 +234,23 @@ def test_a_cpu_run_says_once_when_its_weights_have_decayed_into_slow_denormal_nu
     _, lines = quiet_train(your_model_config("Linear", epochs=2), fake_data, tmp_path,
                            model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)))
     assert not [line for line in lines if "denormal numbers" in line]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_flush_denormals_zeroes_decayed_weights_after_every_step_and_is_recorded(optimizer, fake_data, tmp_path):
+    model = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1e-39, -3e-40, 0.5, 2e-38], [1.0, -1e-45, 0.75, -0.25]]))
+    cfg = TrainConfig.for_model("dnn", optimizer=optimizer, lr=1e-30, weight_decay=0.0, flush_denormals=True)
+    step = make_optimizer(cfg, model, torch.device("cpu"))
+    model(torch.tensor([[0.0, 0.0, 1.0, 0.0]])).sum().backward()  # a gradient for the third column only
+    step.step()
+    expected = torch.tensor([[0.0, 0.0, 0.5, 2e-38], [1.0, 0.0, 0.75, -0.25]])  # 2e-38 is a normal number
+    assert torch.equal(model.weight, expected)
+    record, lines = quiet_train(your_model_config("With denormals", epochs=1, flush_denormals=True), fake_data,
+                                tmp_path, model=WithDenormals())
+    assert record["params"]["flush_denormals"] is True
+    assert not [line for line in lines if "denormal numbers" in line]  # none left to note
 
 
 def test_learns_the_fake_data_above_chance(fake_data, tmp_path):

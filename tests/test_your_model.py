@@ -212,7 +212,8 @@ def test_a_finished_run_is_shown_from_its_record_only_for_the_same_model(uninter
 def test_notebook_07_declares_the_training_notebooks_names_with_none_for_the_protocols_values():
     declared = declared_parameters(NOTEBOOK)
     for name in ("SEED", "EPOCHS", "BATCH_SIZE", "LR", "WEIGHT_DECAY", "SUBSET", "DATA_DIR", "DEVICE", "RESULTS_DIR",
-                 "CHECKPOINT_DIR", "STOP_AFTER", "AMP", "DETERMINISTIC", "STEP_MODE", "EVAL_BATCH_SIZE"):
+                 "CHECKPOINT_DIR", "STOP_AFTER", "AMP", "DETERMINISTIC", "STEP_MODE", "EVAL_BATCH_SIZE",
+                 "FLUSH_DENORMALS"):
         assert name in declared, name
     assert declared["MODEL_LABEL"] == "Wide CNN" and declared["PROTOCOL"] == "lecture"
     assert declared["SEED"] == TrainConfig.for_model("cnn").seed

@@ -39,6 +39,10 @@ CUSTOM_RESNET_PROTOCOL: dict[str, Any] = dict(
 )
 # By the name a model's spec gives (models.specs.ModelSpec.protocol).
 PROTOCOLS = {"lecture": LECTURE_PROTOCOL, "custom_resnet": CUSTOM_RESNET_PROTOCOL}
+# Settings added after runs were recorded, at the value those runs had: a run's parameters (and so its
+# fingerprint) name such a setting only when it is not that value, so that every earlier run keeps its name,
+# its checkpoint resumes and its results compare alike with new ones.
+LATER_SETTINGS: dict[str, Any] = {"flush_denormals": False}
 
 
 class ConfigError(WorkbookError, ValueError):
@@ -68,6 +72,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     deterministic: bool = False
     step_mode: str = "eager"  # see cifar_helpers.engine.fast.STEP_MODES
+    flush_denormals: bool = False  # after every step, zero what decayed below float32's normal range (CPU speed)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -94,6 +99,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["subset"] = list(self.subset) if self.subset is not None else None
+        for key, earlier in LATER_SETTINGS.items():
+            if out[key] == earlier:
+                del out[key]
         return out
 
     def architecture(self) -> dict[str, Any]:
@@ -183,6 +191,8 @@ def validate(cfg: TrainConfig) -> None:
     need(isinstance(cfg.augment, bool), f"AUGMENT must be True or False, got {cfg.augment!r}")
     need(isinstance(cfg.amp, bool), f"AMP must be True or False, got {cfg.amp!r}")
     need(isinstance(cfg.deterministic, bool), f"DETERMINISTIC must be True or False, got {cfg.deterministic!r}")
+    need(isinstance(cfg.flush_denormals, bool),
+         f"FLUSH_DENORMALS must be True or False, got {cfg.flush_denormals!r}")
     need(_is_int(cfg.seed) and cfg.seed >= 0, f"SEED must be a whole number >= 0, got {cfg.seed!r}")
     need(isinstance(cfg.model_options, dict), f"model options must be a dict, got {cfg.model_options!r}")
     need(not (yours and cfg.model_options), f"a model of your own takes no model options here, got "

@@ -39,7 +39,7 @@ PROTOCOL_PARAMETERS = {
     "SEED": "seed", "EPOCHS": "epochs", "BATCH_SIZE": "batch_size", "OPTIMIZER": "optimizer", "LR": "lr",
     "WEIGHT_DECAY": "weight_decay", "SCHEDULER": "scheduler", "PATIENCE": "patience", "STEP_SIZE": "step_size",
     "GAMMA": "gamma", "AUGMENT": "augment", "SUBSET": "subset", "AMP": "amp", "DETERMINISTIC": "deterministic",
-    "STEP_MODE": "step_mode", "EVAL_BATCH_SIZE": "eval_batch_size",
+    "STEP_MODE": "step_mode", "EVAL_BATCH_SIZE": "eval_batch_size", "FLUSH_DENORMALS": "flush_denormals",
     **RECIPE_PARAMETERS,  # MOMENTUM, NESTEROV, WARMUP_FRACTION: the fast recipe's, which no notebook need declare
 }
 # Model options (TrainConfig.model_options): name -> the factory's keyword.

@@ -37,7 +37,7 @@ from cifar_helpers.engine.record import (RunIdentity, build_record, made_otherwi
                                          weight_shapes)
 from cifar_helpers.engine.your_model import your_network
 from cifar_helpers.models import build_model, count_parameters
-from cifar_helpers.models.summary import denormal_share
+from cifar_helpers.models.summary import denormal_share, zero_denormals_
 from cifar_helpers.models.your_model import ModelDescription
 
 
@@ -122,11 +122,21 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, device: torch.devic
     # Fused kernels update all parameters in a few launches; graph modes also need a device-tensor lr.
     options = optimizer_options(cfg.step_mode, cfg.optimizer, device, cfg.lr)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay, **options)
-    # "adam": L2 weight decay, as the report's Adam(weight_decay=5e-4); "adamw": decoupled (config.OPTIMIZERS).
-    adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return adam(model.parameters(), weight_decay=cfg.weight_decay, **options)
+        optimizer = torch.optim.SGD(model.parameters(), momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                    weight_decay=cfg.weight_decay, **options)
+    else:  # "adam": L2 weight decay, as the report's Adam(weight_decay=5e-4); "adamw": decoupled (config.OPTIMIZERS)
+        adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = adam(model.parameters(), weight_decay=cfg.weight_decay, **options)
+    if cfg.flush_denormals:  # after every step, in every step mode (a CUDA graph captures it too)
+        optimizer.register_step_post_hook(_zero_denormals)
+    return optimizer
+
+
+def _zero_denormals(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """FLUSH_DENORMALS: after a step, every denormal number in the weights and in the optimizer's state (Adam's
+    first moment decays with its weight) becomes zero."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    zero_denormals_([*params, *(t for p in params for t in optimizer.state.get(p, {}).values())])
 
 
 def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int = 1):
@@ -419,7 +429,7 @@ def _note_denormals(model: torch.nn.Module, log: Callable[[str], None]) -> bool:
         return False
     log(f"Note: {100 * share:.0f}% of the weights have decayed into denormal numbers (below 1.2e-38), which many "
         "CPUs compute several times slower: later epochs may take longer (docs/custom-resnet.md, 'Where the "
-        "capacity went').")
+        "capacity went'). A new run with FLUSH_DENORMALS=True zeroes them after every step and avoids that.")
     return True
 
 

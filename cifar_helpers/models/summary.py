@@ -201,6 +201,17 @@ def denormal_share(tensors) -> float:
     return found / max(total, 1)
 
 
+@torch.no_grad()
+def zero_denormals_(tensors) -> None:
+    """Set every denormal float32 number in `tensors` to zero, in place: what FLUSH_DENORMALS does to the weights
+    and the optimizer's state after each optimizer step (engine.train.make_optimizer). Unlike the CPU's
+    flush-to-zero flag, which `torch.set_flush_denormal` sets for the calling thread only, this reaches every
+    thread and device alike."""
+    for t in tensors:
+        if torch.is_tensor(t) and t.dtype == torch.float32:
+            t.masked_fill_(decayed(t), 0.0)
+
+
 def decayed_weights(state_dict: dict[str, torch.Tensor]) -> pd.DataFrame:
     """Per stage (the first part of a parameter's name), the share of the convolution and linear weights, and of
     the batch-norm scales (a 1-D weight beside a running variance), that `decayed` finds: a zero scale silences

@@ -186,6 +186,8 @@ def protocol_table(config, label: str | None = None) -> WholeTable:
         rows["dropout"] = f"{config.model_options['dropout']:g} at the end of every block"
     if config.step_mode != "eager" or config.deterministic:
         rows["engine"] = f"step {config.step_mode}" + (", deterministic kernels" if config.deterministic else "")
+    if config.flush_denormals:
+        rows["denormals"] = "set to zero after every step, in weights and optimizer state (FLUSH_DENORMALS)"
     # An unnamed index: a named one adds a second header row that holds only its name.
     return WholeTable({"setting": list(rows.values())}, index=pd.Index(list(rows)))
 
