@@ -110,11 +110,11 @@ class Study:
     def models(self) -> set[str]:
         return {candidate.model for candidate in self.candidates.values()}
 
-    def result_path(self, name: str, epochs: int, device: str = "cpu") -> Path:
-        return self.out_dir / f"{run_name(name, epochs, device)}.json"
+    def result_path(self, name: str, epochs: int, device: str = "cpu", flush: bool = False) -> Path:
+        return self.out_dir / f"{run_name(name, epochs, device, flush)}.json"
 
-    def partial_path(self, name: str, epochs: int, device: str = "cpu") -> Path:
-        return self.out_dir / f"{run_name(name, epochs, device)}-partial.json"
+    def partial_path(self, name: str, epochs: int, device: str = "cpu", flush: bool = False) -> Path:
+        return self.out_dir / f"{run_name(name, epochs, device, flush)}-partial.json"
 
     @property
     def table_start(self) -> str:
@@ -124,10 +124,19 @@ class Study:
 TABLE_END = "<!-- end of the study table -->"
 
 
-def run_name(name: str, epochs: int, device: str) -> str:
-    """`K1-e40` on the CPU, `K1-e40-cuda` on a GPU: one candidate's runs on two devices are two runs."""
+FLUSHED = "-flush"  # a run with the engine's FLUSH_DENORMALS: its files and checkpoints are its own
+
+
+def run_name(name: str, epochs: int, device: str, flush: bool = False) -> str:
+    """`K1-e40` on the CPU, `K1-e40-cuda` on a GPU, `K1-e40-flush` with denormals flushed: one candidate's runs
+    on two devices, or with other numerics, are two runs."""
     device_type = device.split(":")[0]
-    return f"{name}-e{epochs}" + ("" if device_type == "cpu" else f"-{device_type}")
+    return f"{name}-e{epochs}" + ("" if device_type == "cpu" else f"-{device_type}") + (FLUSHED if flush else "")
+
+
+def flushed(record: dict) -> bool:
+    """Whether a run zeroed its denormal numbers after every step (absent from records before the setting)."""
+    return bool(record["params"].get("flush_denormals", False))
 
 
 # ------------------------------------------------------------------------------------------- the lecture study
@@ -256,7 +265,7 @@ def _device(row: Row, study: Study) -> str:
                 for span in row.record.get("sessions") or [] if span["first_epoch"] <= row.summary["epochs"]]
     name = device_names(sessions) if sessions else row.record.get("device_name", "?")
     mode = row.record["params"].get("step_mode", "eager")
-    return name + ("" if mode == "eager" else f", {mode}")
+    return name + ("" if mode == "eager" else f", {mode}") + (", denormals flushed" if flushed(row.record) else "")
 
 
 def _custom_resnet_columns() -> tuple[Column, ...]:
@@ -295,7 +304,8 @@ def _save_partial(study: Study, name: str, record: dict, how: str) -> Path | Non
     """Write a candidate's unfinished `record` as `<candidate>-e<planned>-partial.json`, labelled with the command
     that goes on with it (`how`, what follows --epochs), unless the study holds as many epochs of it already."""
     planned = record["epochs_planned"]
-    final, partial = (path(name, planned, record["device"]) for path in (study.result_path, study.partial_path))
+    final, partial = (path(name, planned, record["device"], flushed(record))
+                      for path in (study.result_path, study.partial_path))
     saved = len(json.loads(partial.read_text())["history"]) if partial.exists() else 0
     if record.get("complete") is not False or final.exists() or saved >= len(record["history"]):
         return None
@@ -304,7 +314,8 @@ def _save_partial(study: Study, name: str, record: dict, how: str) -> Path | Non
 
 
 def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: int | None, device: str = "cpu",
-          stop_after: int | None = None, step_mode: str = "eager", subset: int | None = None) -> None:
+          stop_after: int | None = None, step_mode: str = "eager", subset: int | None = None,
+          flush: bool = False) -> None:
     import torch
 
     from cifar_helpers.core.errors import TrainingInterrupted
@@ -316,7 +327,8 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
         torch.set_num_threads(threads)
     data = load_cifar10(data_dir, download=False)
     # Only what differs from the defaults enters the config, so the lecture runs keep their fingerprints.
-    extra = {**({"step_mode": step_mode} if step_mode != "eager" else {}), **({"subset": subset} if subset else {})}
+    extra = {**({"step_mode": step_mode} if step_mode != "eager" else {}), **({"subset": subset} if subset else {}),
+             **({"flush_denormals": True} if flush else {})}
     for name in names:
         candidate = study.candidates[name]
         cfg = candidate.train_config(epochs, **extra)
@@ -325,11 +337,12 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
         flags = "".join(f"--{flag} {value} " for flag, value in
                         (("stop-after", stop_after), ("subset", subset), ("threads", threads)) if value)
         how = f"{flags}--data-dir <the JPEG copy> --device {device}" + (
-            f" --step-mode {step_mode}" if step_mode != "eager" else "")
-        progress = results_file(study.out_dir / ".runs" / name, cfg.model)  # written after every epoch
+            f" --step-mode {step_mode}" if step_mode != "eager" else "") + (" --flush-denormals" if flush else "")
+        folder = name + (FLUSHED if flush else "")  # the run's own progress and checkpoint folders
+        progress = results_file(study.out_dir / ".runs" / folder, cfg.model)  # written after every epoch
         try:
             record = train_model(cfg, data, device=device, results_dir=progress.parent,
-                                 checkpoint_dir=study.checkpoint_dir / name, progress="lines", stop_after=stop_after,
+                                 checkpoint_dir=study.checkpoint_dir / folder, progress="lines", stop_after=stop_after,
                                  log=lambda line: print(line, flush=True))
         except TrainingInterrupted:
             if progress.exists():  # what the finished epochs measured, with the command that goes on
@@ -337,7 +350,7 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
             raise
         _label(study, record, name, epochs, how)
         where = study.result_path if record["complete"] else study.partial_path
-        atomic_write_json(where(name, epochs, record["device"]), record)
+        atomic_write_json(where(name, epochs, record["device"], flush), record)
 
 
 def snapshot(study: Study = LECTURE) -> list[Path]:
@@ -346,9 +359,10 @@ def snapshot(study: Study = LECTURE) -> list[Path]:
     written = []
     for path in sorted((study.out_dir / ".runs").glob("*/*.json")):
         record = json.loads(path.read_text())
-        name = path.parent.name
+        name = path.parent.name.removesuffix(FLUSHED)
         if name in study.candidates:  # nothing is written where train saved as much, with its exact command
-            written.append(_save_partial(study, name, record, "--data-dir <the JPEG copy>"))
+            how = "--data-dir <the JPEG copy>" + (" --flush-denormals" if flushed(record) else "")
+            written.append(_save_partial(study, name, record, how))
     return [path for path in written if path is not None]
 
 
@@ -494,7 +508,7 @@ def study_records(study: Study = LECTURE) -> list[tuple[str, str, dict]]:
     for path in study.out_dir.glob("*.json"):
         record = json.loads(path.read_text())
         if path.stem.endswith("-partial") and study.result_path(record["candidate"]["name"], record["epochs_planned"],
-                                                                 record.get("device", "cpu")).exists():
+                                                                 record.get("device", "cpu"), flushed(record)).exists():
             continue  # the finished run has replaced it
         # a notebook's reference run kept here after its model's default changed says so by its command
         kind = "former reference run" if record["command"].startswith("make run") else "study"
@@ -571,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
                                                           "on a GPU once benchmarks/graph_check.py passed)")
     run.add_argument("--subset", type=int, default=None, metavar="N",
                      help="train and test on N images each (a smoke run of the tool, not a study run)")
+    run.add_argument("--flush-denormals", action="store_true",
+                     help="the engine's FLUSH_DENORMALS: zero what decays below float32's normal range after every "
+                          "step (3x a late Custom ResNet step on the CPU); another run, in files named -flush")
     priced = sub.add_parser("cost", help="seconds a training epoch costs here, per candidate, from a few steps")
     priced.add_argument("names", nargs="*", metavar="CANDIDATE", help="default: every candidate of the study")
     priced.add_argument("--epochs", type=int, default=None, help="for the total (default: the screen length)")
@@ -602,7 +619,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"the {study.name} study needs --epochs")
     if args.command == "train":
         stopped = _until_interrupted(lambda: train(study, names, args.epochs, args.data_dir, args.threads,
-                                                   args.device, args.stop_after, args.step_mode, args.subset))
+                                                   args.device, args.stop_after, args.step_mode, args.subset,
+                                                   args.flush_denormals))
         if stopped:
             print(stopped, file=sys.stderr)
             return 130

@@ -225,6 +225,31 @@ def test_a_custom_resnet_candidate_trains_through_the_tool_and_records_its_name_
 
 
 @pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+def test_a_run_with_denormals_flushed_is_another_run_with_its_own_files_and_says_so(
+        fake_data_dir, tmp_path, custom_study):
+    study, custom = custom_study
+    args = ["--study", "custom-resnet", "train", "K2", "--stop-after", "1", "--subset", "64",
+            "--data-dir", str(fake_data_dir)]
+    study.main(args)
+    study.main([*args, "--flush-denormals"])  # beside the plain run: neither resumes nor replaces the other
+    plain, flush = (json.loads((tmp_path / "study" / f"K2-e40{tag}-partial.json").read_text())
+                    for tag in ("", "-flush"))
+    assert "flush_denormals" not in plain["params"] and flush["params"]["flush_denormals"] is True
+    assert plain["fingerprint"] != flush["fingerprint"]
+    assert flush["command"].endswith("--device cpu --flush-denormals") and len(flush["history"]) == 1
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["K2", "K2-flush"]
+    assert [source for _, source, _ in study.study_records(custom)] == \
+        ["study (K2-e40-flush-partial.json)", "study (K2-e40-partial.json)"]
+    rows = study.table(custom).splitlines()[-2:]
+    assert ["denormals flushed" in row for row in rows] == [True, False]
+    # snapshot labels a flushed run in progress with the flag that goes on with it
+    (tmp_path / "study" / "K2-e40-flush-partial.json").unlink()
+    assert [path.name for path in study.snapshot(custom)] == ["K2-e40-flush-partial.json"]
+    assert json.loads((tmp_path / "study" / "K2-e40-flush-partial.json").read_text())["command"].endswith(
+        "--data-dir <the JPEG copy> --flush-denormals, stopped or still running after epoch 1")
+
+
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
 def test_fit_measures_a_runs_best_weights_on_both_sets_and_refuses_weights_of_another_epoch(
         fake_data_dir, tmp_path, custom_study, capsys):
     from cifar_helpers.models import build_model
