@@ -410,8 +410,7 @@ def fit(record_path: Path, weights: Path, data_dir: str, threads: int | None) ->
     if threads:
         torch.set_num_threads(threads)
     record = json.loads(Path(record_path).read_text())
-    params = {key: value for key, value in record["params"].items() if key in TrainConfig.__dataclass_fields__}
-    cfg = TrainConfig(**params)
+    cfg = TrainConfig.from_params(record["params"])
     data = load_cifar10(data_dir, download=False)
     if cfg.subset is not None:
         data = subset(data, *cfg.subset, seed=cfg.seed)  # as the engine does, and so the same normalisation

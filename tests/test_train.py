@@ -18,7 +18,7 @@ from cifar_helpers.engine import checkpoint
 from cifar_helpers import models
 from cifar_helpers.data.batches import DeviceData, crop_flip, crop_flip_indices, epoch_generator, PAD
 from cifar_helpers.engine.config import ConfigError, TrainConfig
-from cifar_helpers.engine.device import DeviceError, cuda_fp32_math, select_device
+from cifar_helpers.engine.device import DeviceError, cuda_fp32_math, device_name, select_device
 from cifar_helpers.core.paths import require_data_dir
 from cifar_helpers.engine.train import EarlyStopping, make_optimizer, train_model
 from cifar_helpers.engine.your_model import your_model_config
@@ -429,6 +429,35 @@ def test_the_record_names_the_setup_that_trained_each_epoch_not_the_one_that_rea
     read_back = train_as("machine C", "ddd")
     for key in ("device_name", "git_commit", "sessions", "history"):
         assert read_back[key] == finished[key]
+
+
+def test_a_cpu_run_names_the_processor_of_each_span_and_a_new_one_starts_a_new_span(
+        fake_data, tmp_path, monkeypatch):
+    import cifar_helpers.engine.record as record
+
+    def train_on(processor, **kwargs):
+        monkeypatch.setattr(record, "processor_name", lambda: processor)
+        return quiet_train(TrainConfig.for_model("dnn", epochs=3, lr=0.01), fake_data, tmp_path, **kwargs)
+
+    train_on("Intel(R) Xeon(R) Platinum", stop_after=1)
+    train_on("Intel(R) Xeon(R) Platinum", stop_after=2)
+    finished, lines = train_on("AMD EPYC")
+    assert [(s["first_epoch"], s["last_epoch"], s["processor"]) for s in finished["sessions"]] == [
+        (1, 2, "Intel(R) Xeon(R) Platinum"), (3, 3, "AMD EPYC")]
+    _, lines = train_on("AMD EPYC")  # read back: the course says which processor trained which epochs
+    cpu = device_name(torch.device("cpu"))
+    headings = [line.split(", commit")[0] for line in lines if ": trained on CPU" in line]
+    assert headings == [f"epochs 1-2: trained on {cpu}, Intel(R) Xeon(R) Platinum", f"epoch 3: trained on {cpu}, AMD EPYC"]
+
+
+def test_processor_name_reads_the_model_linux_gives_and_falls_back_without_it(tmp_path):
+    from cifar_helpers.engine.device import processor_name
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9554\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 9554\n")
+    assert processor_name(cpuinfo) == "AMD EPYC 9554"
+    assert processor_name(tmp_path / "missing")  # another system: what Python can tell (x86_64 at the least)
 
 
 def test_a_checkpoint_from_before_sessions_were_recorded_still_resumes(fake_data, tmp_path):

@@ -84,7 +84,9 @@ def format_session(session: dict) -> str:
     if session.get("unrecorded"):  # a results file from before sessions were recorded
         return (f"{span}: trained before sessions were recorded; the record was written on "
                 f"{session.get('device_name') or 'an unrecorded device'}, commit {commit}{changed}")
-    return f"{span}: trained on {session.get('device_name') or 'an unrecorded device'}, commit {commit}{changed}"
+    processor = f", {session['processor']}" if session.get("processor") else ""
+    return (f"{span}: trained on {session.get('device_name') or 'an unrecorded device'}{processor}, "
+            f"commit {commit}{changed}")
 
 
 def format_course(history: list[dict], sessions: list[dict], epochs: int) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -58,6 +60,21 @@ def device_name(device: torch.device) -> str:
         return "Apple MPS"
     threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'' if threads == 1 else 's'})"
+
+
+def processor_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model ("AMD EPYC", "Intel(R) Xeon(R) ..."), as Linux names it, else as Python can tell.
+
+    A seeded CPU run repeats its numbers exactly only on the same kind of processor (its kernels differ
+    between instruction sets), so a run's record names the one that trained each span of its epochs."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or None
 
 
 def cuda_fp32_math(device: torch.device) -> dict[str, str] | None:

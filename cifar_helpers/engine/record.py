@@ -30,13 +30,15 @@ import torchvision
 
 from cifar_helpers.core import paths
 from cifar_helpers.engine.config import TrainConfig
-from cifar_helpers.engine.device import cuda_fp32_math, device_name
+from cifar_helpers.engine.device import cuda_fp32_math, device_name, processor_name
 from cifar_helpers.models.specs import SPECS
 from cifar_helpers.models.your_model import ModelDescription
 
 SCHEMA_VERSION = 1
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_seconds")
 SESSION_KEYS = ("first_epoch", "last_epoch", "device_name", "git_commit", "uncommitted_code")  # as records keep them
+# Kept when a session recorded it: sessions from before it was recorded keep the keys above only.
+LATER_SESSION_KEYS = ("processor",)
 
 
 # ----------------------------------------------------------------------------- which run
@@ -266,6 +268,8 @@ def describe(revision: Mapping[str, Any]) -> str:
 def session_facts(device: torch.device) -> dict[str, Any]:
     """What this process trains with, as the record keeps it for the epochs it trains."""
     return {"device_name": device_name(device), "cuda_fp32_math": cuda_fp32_math(device),
+            # the CPU's kernels make its numbers: a change of processor starts a new span of sessions
+            **({"processor": processor_name()} if device.type == "cpu" else {}),
             **code_revision(),  # git_commit, uncommitted_code
             # plain str: the checkpoint holds this, and torch.__version__'s class is no weights_only type
             "versions": {"python": platform.python_version(), "torch": str(torch.__version__),
@@ -374,7 +378,8 @@ def build_record(cfg: TrainConfig, identity: RunIdentity, *, num_parameters: int
         "versions": last["versions"],
         "git_commit": last["git_commit"],
         "uncommitted_code": last.get("uncommitted_code"),  # None in older checkpoints
-        "sessions": [{k: s.get(k) for k in SESSION_KEYS} for s in sessions],
+        "sessions": [{**{k: s.get(k) for k in SESSION_KEYS}, **{k: s[k] for k in LATER_SESSION_KEYS if k in s}}
+                     for s in sessions],
         "history": history,
         "best_loss": best_loss,
         "best_acc": best_acc,
