@@ -300,14 +300,28 @@ def _label(study: Study, record: dict, name: str, epochs: int, how: str) -> dict
     return record
 
 
+def _saved_epochs(path: Path, record: dict) -> int:
+    """How many epochs of `record`'s run `path` holds (0 if none), or raise when it holds another run's: a
+    candidate trained again from epoch 1 (its checkpoint lost, another processor) never replaces a saved run."""
+    if not path.exists():
+        return 0
+    saved, new = json.loads(path.read_text())["history"], record["history"]
+    common = min(len(saved), len(new))
+    if saved[:common] != new[:common]:
+        differs = next(i for i in range(common) if saved[i] != new[i]) + 1
+        raise SystemExit(f"{shown_path(path)} holds {len(saved)} epochs of another run of this candidate (epoch "
+                         f"{differs} differs from this run's): it is not replaced. Move it aside to keep both, "
+                         f"then run the same command again (this run's epochs are in its checkpoint).")
+    return len(saved)
+
+
 def _save_partial(study: Study, name: str, record: dict, how: str) -> Path | None:
     """Write a candidate's unfinished `record` as `<candidate>-e<planned>-partial.json`, labelled with the command
     that goes on with it (`how`, what follows --epochs), unless the study holds as many epochs of it already."""
     planned = record["epochs_planned"]
     final, partial = (path(name, planned, record["device"], flushed(record))
                       for path in (study.result_path, study.partial_path))
-    saved = len(json.loads(partial.read_text())["history"]) if partial.exists() else 0
-    if record.get("complete") is not False or final.exists() or saved >= len(record["history"]):
+    if record.get("complete") is not False or final.exists() or _saved_epochs(partial, record) >= len(record["history"]):
         return None
     _label(study, record, name, planned, f"{how}, stopped or still running after epoch {len(record['history'])}")
     return atomic_write_json(partial, record)
@@ -350,7 +364,9 @@ def train(study: Study, names: list[str], epochs: int, data_dir: str, threads: i
             raise
         _label(study, record, name, epochs, how)
         where = study.result_path if record["complete"] else study.partial_path
-        atomic_write_json(where(name, epochs, record["device"], flush), record)
+        target = where(name, epochs, record["device"], flush)
+        if _saved_epochs(target, record) < len(record["history"]):
+            atomic_write_json(target, record)
 
 
 def snapshot(study: Study = LECTURE) -> list[Path]:

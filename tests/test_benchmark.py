@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -151,6 +152,28 @@ def test_a_study_run_stopped_early_is_saved_as_partial_and_goes_on_when_asked(fa
     # a notebook's reference run, kept in the study after its model's default changed, is not called a study run
     (tmp_path / "study" / "D1-e3.json").write_text(json.dumps({**final, "command": "make run PARAMS=... (01_dnn)"}))
     assert [source for _, source, _ in study.study_records(lecture)] == ["former reference run (D1-e3.json)"]
+
+
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+def test_a_candidate_trained_again_from_epoch_1_never_replaces_the_saved_run(fake_data_dir, tmp_path, monkeypatch):
+    """Its checkpoint lost (a new machine), a candidate trains again from epoch 1: the saved record of the
+    first run, with more epochs, stays as it was, and the tool says what to do."""
+    study = load("lecture_models")
+    lecture = dataclasses.replace(study.LECTURE, out_dir=tmp_path / "study", checkpoint_dir=tmp_path / "checkpoints",
+                                  reference_dir=tmp_path / "no-reference-runs")
+    monkeypatch.setitem(study.STUDIES, "lecture", lecture)
+    args = ["train", "D1", "--epochs", "3", "--data-dir", str(fake_data_dir)]
+    study.main([*args, "--stop-after", "2"])
+    saved = tmp_path / "study" / "D1-e3-partial.json"
+    before = saved.read_bytes()
+    shutil.rmtree(tmp_path / "checkpoints")
+    with pytest.raises(SystemExit, match=r"D1-e3-partial.json holds 2 epochs of another run of this candidate "
+                                         r"\(epoch 1 differs from this run's\): it is not replaced. Move it aside"):
+        study.main([*args, "--stop-after", "1"])  # the same seed, but another run: its timings differ
+    assert saved.read_bytes() == before
+    saved.rename(tmp_path / "study" / "D1-e3-first-machine.json")  # moved aside, the new run goes on
+    study.main([*args, "--stop-after", "2"])
+    assert len(json.loads(saved.read_text())["history"]) == 2
 
 
 @pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
