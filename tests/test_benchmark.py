@@ -455,3 +455,40 @@ def test_cpu_denormals_times_a_checkpoint_beside_fresh_weights_and_counts_its_de
                    if t.dtype == torch.float32)
     # the file's state, not one that the timed steps (which flush some setups' denormals) have changed
     assert row[7] == f"{100 * 100 / total:.3f}%, {100 * 30 / in_state:.3f}% |"
+
+
+@pytest.mark.filterwarnings("ignore::cifar_helpers.data.cifar10.CIFAR10Warning")  # fake data, by design
+def test_cpu_repeat_trains_the_epoch_after_a_checkpoint_and_says_whether_the_record_repeats(
+        fake_data, fake_data_dir, tmp_path, capsys):
+    from cifar_helpers.engine.config import TrainConfig
+    from cifar_helpers.engine.train import train_model
+
+    repeat = load("cpu_repeat")
+    cfg = TrainConfig.for_model("dnn", epochs=2, lr=0.01)
+    train = dict(device="cpu", results_dir=tmp_path / "results", checkpoint_dir=tmp_path / "ckpt", log=lambda _: None)
+    train_model(cfg, fake_data, stop_after=1, **train)
+    after_1 = tmp_path / "last-e1.pt"
+    shutil.copyfile(tmp_path / "ckpt" / "dnn" / "last.pt", after_1)
+    record = train_model(cfg, fake_data, **train)
+    results = tmp_path / "results" / "dnn.json"
+    data = ["--data-dir", str(fake_data_dir), "--threads", str(torch.get_num_threads())]
+
+    assert repeat.main([str(results), str(after_1), *data]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2 from the checkpoint of epoch 1" in out and out.rstrip().endswith("The epoch repeats exactly.")
+    assert out.count("| here: CPU (") == 1 and f"| {record['history'][1]['test_loss']:.6g} |" in out
+
+    changed = json.loads(results.read_text())
+    changed["history"][1]["test_acc"] += 0.01  # as if another processor had trained it
+    results.write_text(json.dumps(changed))
+    assert repeat.main([str(results), str(after_1), *data]) == 1
+    assert "The epoch differs: another processor or thread count" in capsys.readouterr().out
+
+    after_2 = tmp_path / "ckpt" / "dnn" / "last.pt"
+    with pytest.raises(SystemExit, match="records 2 epochs: none after the checkpoint's epoch 2"):
+        repeat.main([str(results), str(after_2), *data])
+    other = TrainConfig.for_model("dnn", epochs=2, lr=0.02)
+    train_model(other, fake_data, stop_after=1,
+                **{**train, "results_dir": tmp_path / "other", "checkpoint_dir": tmp_path / "other"})
+    with pytest.raises(SystemExit, match="is of run .* but .* records run"):
+        repeat.main([str(results), str(tmp_path / "other" / "dnn" / "last.pt"), *data])
