@@ -31,7 +31,7 @@ CONDA_NAMES = {"torch": "pytorch", "typst": "typst-py"}
 
 DOCKERIGNORED = {
     "data", ".venv", "executed", "checkpoints", ".git", "results/smoke", "figures/smoke",
-    ".gpu", ".data", "**/__pycache__", ".pytest_cache",
+    ".gpu", ".data", "**/__pycache__", ".pytest_cache", "reference/*/resume",
 }
 
 
